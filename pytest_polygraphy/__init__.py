@@ -1,0 +1,49 @@
+"""pytest-polygraphy: model accuracy testing for ONNX models as an ordinary pytest suite.
+
+The public API is re-exported here lazily (PEP 562), so that importing the package,
+which pytest does for the plugin entry point, loads neither numpy nor onnxruntime.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_EXPORTS: dict[str, str] = {
+    "PolygraphyError": "pytest_polygraphy.errors",
+    "InputError": "pytest_polygraphy.errors",
+    "ModelError": "pytest_polygraphy.errors",
+    "BackendUnavailableError": "pytest_polygraphy.errors",
+    "OutputMismatchError": "pytest_polygraphy.errors",
+    "TensorMeta": "pytest_polygraphy.metadata",
+    "TensorMetadata": "pytest_polygraphy.metadata",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pytest_polygraphy' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
+
+if TYPE_CHECKING:
+    from pytest_polygraphy.errors import (
+        BackendUnavailableError,
+        InputError,
+        ModelError,
+        OutputMismatchError,
+        PolygraphyError,
+    )
+    from pytest_polygraphy.metadata import TensorMeta, TensorMetadata

@@ -1,0 +1,32 @@
+"""Exception types a user can meet.
+
+Every error a user can cause (bad path, corrupt model, wrong input name, shape or
+dtype, missing backend) is one of these, with a message that names the file, the
+tensor, what was expected and what was given.
+"""
+
+from __future__ import annotations
+
+
+class PolygraphyError(Exception):
+    """Base class of every error raised on purpose by pytest-polygraphy."""
+
+
+class InputError(PolygraphyError, ValueError):
+    """A feed, a data file or an argument does not fit what the model or API expects."""
+
+
+class ModelError(PolygraphyError, ValueError):
+    """A model file is missing, unreadable, corrupt, or cannot be transformed as asked."""
+
+
+class BackendUnavailableError(PolygraphyError, RuntimeError):
+    """A backend (TensorRT, an ONNX Runtime execution provider, CUDA) was asked for but
+    cannot run here. The plugin turns this into a skip that carries the message."""
+
+
+class OutputMismatchError(PolygraphyError, KeyError):
+    """The two sides of a comparison do not hold the same output names."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""

@@ -1,0 +1,41 @@
+"""Package-level guarantees: a light import, the entry point, typing marker."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+import pytest_polygraphy
+
+HEAVY = ("numpy", "onnx", "onnxruntime", "tensorrt", "tensorrt_rtx", "cuda", "hypothesis")
+
+
+def _modules_after(code: str) -> set[str]:
+    out = subprocess.run(
+        [sys.executable, "-c", f"{code}\nimport sys\nprint('\\n'.join(sys.modules))"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return set(out.split())
+
+
+def test_importing_the_plugin_entry_point_loads_nothing_heavy() -> None:
+    loaded = _modules_after("import pytest_polygraphy.plugin")
+    assert not {m for m in loaded if m.split(".")[0] in HEAVY}
+
+
+def test_public_names_resolve_lazily() -> None:
+    for name in pytest_polygraphy.__all__:
+        assert getattr(pytest_polygraphy, name) is not None
+
+
+def test_entry_point_is_registered() -> None:
+    eps = metadata.entry_points(group="pytest11")
+    assert any(ep.name == "polygraphy" and ep.value == "pytest_polygraphy.plugin" for ep in eps)
+
+
+def test_py_typed_is_shipped() -> None:
+    assert (Path(pytest_polygraphy.__file__).parent / "py.typed").is_file()
