@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import numpy as np
 
 #: A dimension: a fixed size, a symbolic name (``"batch"``) or ``None`` for unknown.
-Dim = Union[int, str, None]
+Dim = int | str | None
 
 
 @dataclass(frozen=True)
@@ -50,11 +50,15 @@ class TensorMetadata(Mapping[str, TensorMeta]):
     def of(cls, metas: list[TensorMeta] | tuple[TensorMeta, ...]) -> TensorMetadata:
         return cls({m.name: m for m in metas})
 
-    def add(self, name: str, dtype: object, shape: tuple[Dim, ...] | list[Dim] | None) -> TensorMetadata:
+    def add(
+        self, name: str, dtype: object, shape: tuple[Dim, ...] | list[Dim] | None
+    ) -> TensorMetadata:
         """Add a tensor (dtype anything numpy accepts); returns self to allow chaining."""
         import numpy as np
 
-        self.tensors[name] = TensorMeta(name, np.dtype(dtype), None if shape is None else tuple(shape))
+        self.tensors[name] = TensorMeta(
+            name, np.dtype(dtype), None if shape is None else tuple(shape)
+        )
         return self
 
     def __getitem__(self, name: str) -> TensorMeta:
@@ -67,4 +71,7 @@ class TensorMetadata(Mapping[str, TensorMeta]):
         return len(self.tensors)
 
     def __str__(self) -> str:
-        return "{" + ", ".join(f"{m.name} [dtype={m.dtype}, shape={m.shape_str()}]" for m in self.tensors.values()) + "}"
+        items = (
+            f"{m.name} [dtype={m.dtype}, shape={m.shape_str()}]" for m in self.tensors.values()
+        )
+        return "{" + ", ".join(items) + "}"
