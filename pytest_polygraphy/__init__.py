@@ -20,6 +20,15 @@ _EXPORTS: dict[str, str] = {
     "OutputMismatchError": "pytest_polygraphy.errors",
     "TensorMeta": "pytest_polygraphy.metadata",
     "TensorMetadata": "pytest_polygraphy.metadata",
+    "DataLoader": "pytest_polygraphy.data",
+    "RunResults": "pytest_polygraphy.data",
+    "IterationResult": "pytest_polygraphy.data",
+    "load_inputs": "pytest_polygraphy.data",
+    "save_inputs": "pytest_polygraphy.data",
+    "load_run_results": "pytest_polygraphy.data",
+    "save_run_results": "pytest_polygraphy.data",
+    "load_script_loader": "pytest_polygraphy.data",
+    "validate_feed": "pytest_polygraphy.data",
 }
 
 __all__ = ["__version__", *_EXPORTS]
@@ -39,6 +48,17 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
+    from pytest_polygraphy.data import (
+        DataLoader,
+        IterationResult,
+        RunResults,
+        load_inputs,
+        load_run_results,
+        load_script_loader,
+        save_inputs,
+        save_run_results,
+        validate_feed,
+    )
     from pytest_polygraphy.errors import (
         BackendUnavailableError,
         InputError,

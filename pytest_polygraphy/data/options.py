@@ -1,0 +1,112 @@
+"""Per-input options (value ranges, shapes) as Polygraphy takes them: one value for every
+input, or a dict ``{input name: value}`` where the key ``""`` gives the default."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import TypeVar
+
+import numpy as np
+
+from pytest_polygraphy.data import dtypes
+from pytest_polygraphy.errors import InputError
+from pytest_polygraphy.metadata import TensorMetadata
+
+T = TypeVar("T")
+
+#: A value range: ``(min, max)``, both inclusive; ``None`` in either place takes the default.
+Range = tuple[float | None, float | None] | Sequence[float | None]
+ValRange = Range | Mapping[str, Range] | None
+Shape = Sequence[int]
+InputShapes = Shape | Mapping[str, Shape] | None
+
+#: Polygraphy's default value range, for every dtype (integers inclusive, so 0 or 1).
+DEFAULT_VAL_RANGE: tuple[float, float] = (0.0, 1.0)
+
+
+def per_input(option: T | Mapping[str, T] | None, name: str) -> T | None:
+    """The option's value for input ``name``: its own entry, else the ``""`` entry, else the
+    single value given for all inputs; ``None`` when nothing applies."""
+    if isinstance(option, Mapping):
+        return option.get(name, option.get(""))
+    return option
+
+
+def warn_unknown_names(option: object, metadata: TensorMetadata, option_name: str) -> None:
+    """Warn about per-input entries naming no input of the model (a typo, most likely).
+
+    A warning rather than an error because one option set may serve several models."""
+    if not isinstance(option, Mapping):
+        return
+    unknown = [key for key in option if key != "" and key not in metadata]
+    if unknown:
+        warnings.warn(
+            f"{option_name} names {unknown}, which are not inputs of the model "
+            f"(inputs: {list(metadata)})",
+            stacklevel=3,
+        )
+
+
+def value_range(val_range: ValRange, name: str, dtype: np.dtype) -> tuple[float, float]:
+    """The inclusive ``(min, max)`` to draw input ``name`` of ``dtype`` from.
+
+    Bounds are cast like Polygraphy does: ``int()`` (truncation) for integer inputs,
+    ``bool()`` for boolean inputs, ``float()`` otherwise. Raises InputError for a range
+    that is malformed, reversed, or outside what ``dtype`` can hold.
+    """
+    given = per_input(val_range, name)
+    if given is None:
+        given = DEFAULT_VAL_RANGE
+    if isinstance(given, str | bytes) or not isinstance(given, Sequence) or len(given) != 2:
+        raise InputError(f"val_range for input {name!r}: expected (min, max), got {given!r}")
+    kind = dtypes.kind(dtype)
+    cast = {"int": int, "bool": bool}.get(kind, float)
+    try:
+        low, high = (
+            cast(default if bound is None else bound)
+            for bound, default in zip(given, DEFAULT_VAL_RANGE, strict=True)
+        )
+    except (TypeError, ValueError, OverflowError) as err:
+        raise InputError(
+            f"val_range for input {name!r}: expected two numbers (finite for an integer input), "
+            f"got {given!r}"
+        ) from err
+    if any(isinstance(bound, float) and math.isnan(bound) for bound in (low, high)):
+        raise InputError(f"val_range for input {name!r}: NaN is not a bound, got {given!r}")
+    if not low <= high:
+        raise InputError(
+            f"val_range for input {name!r}: min must not exceed max, got [{low}, {high}]"
+        )
+    if kind in ("int", "float"):
+        dtype_low, dtype_high = dtypes.finite_range(dtype)
+        for bound in (low, high):
+            if math.isfinite(bound) and not dtype_low <= bound <= dtype_high:
+                raise InputError(
+                    f"val_range for input {name!r}: [{low}, {high}] does not fit its dtype "
+                    f"{dtypes.name(dtype)}, whose values lie in [{dtype_low}, {dtype_high}]"
+                )
+    return low, high
+
+
+def given_shape(input_shapes: InputShapes, name: str) -> tuple[int, ...] | None:
+    """The concrete shape given for input ``name``, if any; InputError if it is not one."""
+    shape = per_input(input_shapes, name)
+    if shape is None:
+        return None
+    if isinstance(shape, str | bytes) or not isinstance(shape, Sequence):
+        raise InputError(f"input_shapes for input {name!r}: expected a list of ints, got {shape!r}")
+    if not all(
+        isinstance(d, int | np.integer) and not isinstance(d, bool) and d >= 0 for d in shape
+    ):
+        raise InputError(
+            f"input_shapes for input {name!r}: every dim must be a non-negative int, "
+            f"got {list(shape)!r}"
+        )
+    return tuple(int(d) for d in shape)
+
+
+def is_named(option: object, name: str) -> bool:
+    """True when ``option`` is a dict with an entry of its own for ``name``."""
+    return isinstance(option, Mapping) and name in option
