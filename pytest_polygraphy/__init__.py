@@ -29,6 +29,17 @@ _EXPORTS: dict[str, str] = {
     "save_run_results": "pytest_polygraphy.data",
     "load_script_loader": "pytest_polygraphy.data",
     "validate_feed": "pytest_polygraphy.data",
+    "load_model": "pytest_polygraphy.models",
+    "save_model": "pytest_polygraphy.models",
+    "model_hash": "pytest_polygraphy.models",
+    "infer_shapes": "pytest_polygraphy.models",
+    "input_metadata": "pytest_polygraphy.models",
+    "output_metadata": "pytest_polygraphy.models",
+    "MARK_ALL": "pytest_polygraphy.models",
+    "mark_outputs": "pytest_polygraphy.models",
+    "convert_to_fp16": "pytest_polygraphy.models",
+    "quantize_int8": "pytest_polygraphy.models",
+    "extract_subgraph": "pytest_polygraphy.models",
 }
 
 __all__ = ["__version__", *_EXPORTS]
@@ -67,3 +78,16 @@ if TYPE_CHECKING:
         PolygraphyError,
     )
     from pytest_polygraphy.metadata import TensorMeta, TensorMetadata
+    from pytest_polygraphy.models import (
+        MARK_ALL,
+        convert_to_fp16,
+        extract_subgraph,
+        infer_shapes,
+        input_metadata,
+        load_model,
+        mark_outputs,
+        model_hash,
+        output_metadata,
+        quantize_int8,
+        save_model,
+    )

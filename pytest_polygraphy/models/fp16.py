@@ -1,0 +1,377 @@
+"""float32 -> float16 conversion of an ONNX model, with a block list kept in float32.
+
+The model's interface does not change: graph inputs and outputs stay float32 under their
+own names, with Cast nodes at the boundary. Inside, every node runs in float16 where its
+operator schema allows float16 at that position; the rest stays float32:
+
+- nodes named in ``block_list``, together with the float32 constants and initializers
+  they read (a constant also read by a float16 node gets a float16 copy for that node);
+- nodes of custom domains (no schema to say what they accept), nodes holding subgraphs
+  (If/Loop/Scan: they and their bodies are left as they are, minimal support), and
+  nodes touching sequences or other non-tensor values;
+- single positions an operator fixes to float32, e.g. Resize's ``scales`` or
+  LayerNormalization's ``Mean`` output at opset 17.
+
+Integer and bool tensors are never touched. Attributes that choose a float32 output type
+follow the node (``Cast(to=FLOAT)``, ``dtype=FLOAT``, ConstantOfShape's ``value``).
+Constant values outside float16's range are reported (see ``Fp16RangeWarning``).
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from pytest_polygraphy.errors import ModelError
+from pytest_polygraphy.models import io
+from pytest_polygraphy.models.shapes import elem_type_of, infer_shapes, value_infos
+from pytest_polygraphy.models.subgraph import node_subgraphs, outer_scope_names
+
+FLOAT = onnx.TensorProto.FLOAT
+FLOAT16 = onnx.TensorProto.FLOAT16
+FP16_MAX = float(np.finfo(np.float16).max)  # 65504
+_SUFFIX = {FLOAT: "fp32", FLOAT16: "fp16"}
+_DEFAULT_DOMAINS = ("", "ai.onnx")
+
+
+@dataclass(frozen=True)
+class Fp16RangeIssue:
+    """A float32 constant whose values do not all fit in float16.
+
+    ``overflow``: finite values with magnitude above 65504, stored as +-65504 (as
+    TensorRT clamps weights). ``underflow``: non-zero values that become zero.
+    """
+
+    tensor: str
+    overflow: int
+    underflow: int
+    max_abs: float
+    size: int
+
+    def __str__(self) -> str:
+        return (
+            f"{self.tensor!r}: {self.overflow} of {self.size} values above {FP16_MAX:g} "
+            f"(max |x| = {self.max_abs:g}, clamped), {self.underflow} non-zero values "
+            "flushed to zero"
+        )
+
+
+class Fp16RangeWarning(UserWarning):
+    """Emitted by ``convert_to_fp16`` when constants do not fit in float16; ``issues``
+    lists them so that callers (the precision debugger) can act on them."""
+
+    def __init__(self, message: str, issues: Sequence[Fp16RangeIssue]) -> None:
+        super().__init__(message)
+        self.issues = tuple(issues)
+
+
+def to_fp16_array(values: np.ndarray, name: str) -> tuple[np.ndarray, Fp16RangeIssue | None]:
+    """``values`` as float16, out-of-range magnitudes clamped to 65504, and what did not fit."""
+    finite = np.isfinite(values)
+    too_large = finite & (np.abs(values) > FP16_MAX)
+    converted = np.clip(values, -FP16_MAX, FP16_MAX, where=finite, out=values.copy())
+    converted = converted.astype(np.float16)
+    flushed = (values != 0) & (converted == 0)
+    overflow, underflow = int(too_large.sum()), int(flushed.sum())
+    if not overflow and not underflow:
+        return converted, None
+    max_abs = float(np.abs(values[finite]).max()) if finite.any() else 0.0
+    return converted, Fp16RangeIssue(name, overflow, underflow, max_abs, int(values.size))
+
+
+def _allowed_types(schema: onnx.defs.OpSchema, formal: Sequence, index: int) -> set[str]:
+    """Type strings (``"tensor(float16)"``) the schema accepts at one input/output index."""
+    if index < len(formal):
+        param = formal[index]
+    elif formal and formal[-1].option == onnx.defs.OpSchema.FormalParameterOption.Variadic:
+        param = formal[-1]
+    else:
+        return set()
+    constraints = {c.type_param_str: c.allowed_type_strs for c in schema.type_constraints}
+    return set(constraints.get(param.type_str, [param.type_str]))
+
+
+@dataclass
+class _NodePlan:
+    """Wanted element type per float32 input position and produced type per output."""
+
+    inputs: dict[int, int]
+    outputs: dict[int, int]
+
+    @property
+    def runs_fp16(self) -> bool:
+        return FLOAT16 in self.inputs.values() or FLOAT16 in self.outputs.values()
+
+
+class _Converter:
+    def __init__(self, model: onnx.ModelProto, block_list: Sequence[str]) -> None:
+        self.model = model
+        self.graph = model.graph
+        self.block = set(block_list)
+        self.opset = next(
+            (op.version for op in model.opset_import if op.domain in _DEFAULT_DOMAINS), 1
+        )
+        self.known = value_infos(infer_shapes(model))
+        self.issues: list[Fp16RangeIssue] = []
+        self.extra_initializers: list[onnx.TensorProto] = []
+        # (original name, element type) -> name of the tensor holding that version
+        self.versions: dict[tuple[str, int], str] = {}
+        self.names = {name for node in self.graph.node for name in [*node.input, *node.output]}
+        self.names |= set(self.known)
+        inputs = {value.name for value in self.graph.input}
+        # float32 constants, which get float16 copies instead of Casts
+        self.initializers = {
+            init.name: init
+            for init in self.graph.initializer
+            if init.name not in inputs and init.data_type == FLOAT
+        }
+        self.constant_nodes = {
+            node.output[0]: node
+            for node in self.graph.node
+            if node.op_type == "Constant"
+            and node.domain in _DEFAULT_DOMAINS
+            and len(node.attribute) == 1
+            and node.attribute[0].name in ("value", "value_float", "value_floats")
+            and elem_type_of(self.known.get(node.output[0])) == FLOAT
+        }
+        # tensors whose own name must stay float32: outputs, and names subgraphs read
+        self.keep_name = {value.name for value in self.graph.output}
+        for node in self.graph.node:
+            for subgraph in node_subgraphs(node):
+                self.keep_name |= outer_scope_names(subgraph)
+
+    def elem_type(self, name: str, node: onnx.NodeProto) -> int | None:
+        value = self.known.get(name)
+        if value is None:
+            raise ModelError(
+                f"cannot convert to fp16: shape inference found no type for tensor {name!r} "
+                f"(read or written by node {node.name!r}, op {node.op_type})"
+            )
+        return elem_type_of(value)
+
+    def plan(self, node: onnx.NodeProto) -> _NodePlan:
+        in_types = {i: self.elem_type(n, node) for i, n in enumerate(node.input) if n}
+        out_types = {i: self.elem_type(n, node) for i, n in enumerate(node.output) if n}
+        plan = _NodePlan(
+            {i: FLOAT for i, t in in_types.items() if t == FLOAT},
+            {i: FLOAT for i, t in out_types.items() if t == FLOAT},
+        )
+        if (
+            node.name in self.block
+            or node.domain not in _DEFAULT_DOMAINS
+            or node.op_type == "Constant"
+            or any(True for _ in node_subgraphs(node))
+            or None in in_types.values()
+            or None in out_types.values()
+        ):
+            return plan
+        try:
+            schema = onnx.defs.get_schema(node.op_type, self.opset, node.domain)
+        except onnx.defs.SchemaError:
+            return plan
+        for index in plan.inputs:
+            if "tensor(float16)" in _allowed_types(schema, schema.inputs, index):
+                plan.inputs[index] = FLOAT16
+        for index in plan.outputs:
+            if "tensor(float16)" in _allowed_types(schema, schema.outputs, index):
+                plan.outputs[index] = FLOAT16
+        return plan
+
+    def convert(self) -> onnx.ModelProto:
+        plans = [self.plan(node) for node in self.graph.node]
+        constant_wants: dict[str, set[int]] = {}
+        for node, plan in zip(self.graph.node, plans, strict=True):
+            for index, want in plan.inputs.items():
+                constant_wants.setdefault(node.input[index], set()).add(want)
+        blocked_constants = {
+            name for name, node in self.constant_nodes.items() if node.name in self.block
+        }
+        for value in self.graph.input:
+            if elem_type_of(value) == FLOAT:
+                self.versions[(value.name, FLOAT)] = value.name
+        in_place: set[str] = set()
+        for name in [*self.initializers, *self.constant_nodes]:
+            if (
+                constant_wants.get(name) == {FLOAT16}
+                and name not in self.keep_name
+                and name not in blocked_constants
+            ):
+                in_place.add(name)
+                self.versions[(name, FLOAT16)] = name
+            else:
+                self.versions[(name, FLOAT)] = name
+
+        new_nodes: list[onnx.NodeProto] = []
+        for node, plan in zip(self.graph.node, plans, strict=True):
+            if node.op_type == "Constant" and node.output[0] in in_place:
+                new_nodes.append(self.constant_node(node.output[0], node.output[0]))
+                continue
+            converted = onnx.NodeProto()
+            converted.CopyFrom(node)
+            for index, want in plan.inputs.items():
+                converted.input[index] = self.version(node.input[index], want, new_nodes)
+            late_casts = []
+            for index, produced in plan.outputs.items():
+                name = node.output[index]
+                if produced == FLOAT16 and name in self.keep_name:
+                    inner = self.fresh_name(name, FLOAT16)
+                    converted.output[index] = inner
+                    late_casts.append(self.cast(inner, name, FLOAT))
+                    self.versions[(name, FLOAT)] = name
+                self.versions[(name, produced)] = converted.output[index]
+            if plan.runs_fp16:
+                self.retarget_attributes(converted, plan)
+            new_nodes.append(converted)
+            new_nodes.extend(late_casts)
+
+        initializers = []
+        for init in self.graph.initializer:
+            if init.name in in_place:
+                initializers.append(self.fp16_initializer(init, init.name))
+            else:
+                initializers.append(init)
+        initializers.extend(self.extra_initializers)
+        return self.assemble(new_nodes, initializers)
+
+    def version(self, name: str, want: int, new_nodes: list[onnx.NodeProto]) -> str:
+        """The tensor holding ``name`` as ``want``, making it (copy or Cast) on first use."""
+        if (name, want) in self.versions:
+            return self.versions[(name, want)]
+        target = self.fresh_name(name, want)
+        if name in self.initializers and want == FLOAT16:
+            self.extra_initializers.append(self.fp16_initializer(self.initializers[name], target))
+        elif name in self.constant_nodes and want == FLOAT16:
+            new_nodes.append(self.constant_node(name, target))
+        else:
+            other = FLOAT if want == FLOAT16 else FLOAT16
+            source = self.versions.get((name, other), name)
+            new_nodes.append(self.cast(source, target, want))
+        self.versions[(name, want)] = target
+        return target
+
+    def fresh_name(self, name: str, elem_type: int) -> str:
+        candidate, suffix = f"{name}__{_SUFFIX[elem_type]}", 0
+        while candidate in self.names:
+            suffix += 1
+            candidate = f"{name}__{_SUFFIX[elem_type]}{suffix}"
+        self.names.add(candidate)
+        return candidate
+
+    def cast(self, source: str, target: str, to: int) -> onnx.NodeProto:
+        return onnx.helper.make_node("Cast", [source], [target], name=f"{target}_cast", to=to)
+
+    def fp16_values(self, values: np.ndarray, name: str) -> np.ndarray:
+        converted, issue = to_fp16_array(values, name)
+        if issue is not None:
+            self.issues.append(issue)
+        return converted
+
+    def fp16_initializer(self, init: onnx.TensorProto, target: str) -> onnx.TensorProto:
+        values = numpy_helper.to_array(init)
+        return numpy_helper.from_array(self.fp16_values(values, init.name), target)
+
+    def constant_node(self, name: str, target: str) -> onnx.NodeProto:
+        """A Constant node producing ``target``: the float16 version of Constant ``name``."""
+        node = self.constant_nodes[name]
+        values = onnx.numpy_helper.to_array(
+            onnx.helper.get_attribute_value(node.attribute[0])
+            if node.attribute[0].name == "value"
+            else numpy_helper.from_array(
+                np.asarray(onnx.helper.get_attribute_value(node.attribute[0]), np.float32)
+            )
+        )
+        tensor = numpy_helper.from_array(self.fp16_values(values, name), target)
+        copy_name = node.name if target == name or not node.name else f"{node.name}_fp16"
+        return onnx.helper.make_node("Constant", [], [target], name=copy_name, value=tensor)
+
+    def retarget_attributes(self, node: onnx.NodeProto, plan: _NodePlan) -> None:
+        """Make attributes that choose a float32 output type choose float16."""
+        if FLOAT16 not in plan.outputs.values():
+            return
+        names = {attr.name for attr in node.attribute}
+        for attr in node.attribute:
+            if attr.name in ("to", "dtype") and attr.i == FLOAT:
+                attr.i = FLOAT16
+            elif (
+                attr.name == "value"
+                and node.op_type == "ConstantOfShape"
+                and attr.t.data_type == FLOAT
+            ):
+                fp16 = self.fp16_values(numpy_helper.to_array(attr.t), node.output[0])
+                attr.t.CopyFrom(numpy_helper.from_array(fp16))
+        if node.op_type in ("RandomNormal", "RandomUniform") and "dtype" not in names:
+            node.attribute.append(onnx.helper.make_attribute("dtype", FLOAT16))
+        if node.op_type == "ConstantOfShape" and "value" not in names:
+            zero = numpy_helper.from_array(np.zeros([1], np.float16))
+            node.attribute.append(onnx.helper.make_attribute("value", zero))
+
+    def assemble(
+        self, nodes: list[onnx.NodeProto], initializers: list[onnx.TensorProto]
+    ) -> onnx.ModelProto:
+        result = onnx.ModelProto()
+        result.CopyFrom(self.model)
+        graph = result.graph
+        del graph.node[:]
+        graph.node.extend(nodes)
+        del graph.initializer[:]
+        graph.initializer.extend(initializers)
+        del graph.value_info[:]
+        # every intermediate tensor gets its (possibly new) type and its inferred shape
+        holders = {holder: key for key, holder in self.versions.items()}
+        skip = {value.name for value in [*graph.input, *graph.output]}
+        skip |= {init.name for init in initializers}
+        for name in dict.fromkeys(out for node in nodes for out in node.output if out):
+            original, elem_type = holders.get(name, (name, None))
+            if name in skip or original not in self.known:
+                continue
+            value = onnx.ValueInfoProto()
+            value.CopyFrom(self.known[original])
+            value.name = name
+            if elem_type is not None:
+                value.type.tensor_type.elem_type = elem_type
+            graph.value_info.append(value)
+        return result
+
+
+def convert_to_fp16(
+    model: onnx.ModelProto | str | os.PathLike[str],
+    block_list: Sequence[str] = (),
+    *,
+    on_out_of_range: Literal["warn", "error"] = "warn",
+) -> onnx.ModelProto:
+    """A new model computing in float16 except for the nodes named in ``block_list``.
+
+    See the module docstring for what stays float32. Constants with values outside
+    float16's range (magnitude above 65504, clamped to it like TensorRT does; non-zero
+    values that become zero) are reported: ``on_out_of_range="warn"`` emits one
+    ``Fp16RangeWarning`` naming each tensor and its counts, ``"error"`` raises ``ModelError``.
+    Unknown node names in ``block_list`` and tensors whose dtype shape inference cannot
+    find raise ``ModelError``.
+    """
+    if on_out_of_range not in ("warn", "error"):
+        raise ValueError(f"on_out_of_range must be 'warn' or 'error', not {on_out_of_range!r}")
+    source = io.load_model(model)
+    node_names = [node.name for node in source.graph.node if node.name]
+    unknown = [name for name in dict.fromkeys(block_list) if name not in set(node_names)]
+    if unknown:
+        shown = ", ".join(repr(name) for name in node_names[:30])
+        raise ModelError(
+            f"block_list names {unknown} are not nodes of the model's main graph; "
+            f"its named nodes are: [{shown}{', ...' if len(node_names) > 30 else ''}]"
+        )
+    converter = _Converter(source, block_list)
+    result = converter.convert()
+    if converter.issues:
+        listing = "\n  ".join(str(issue) for issue in converter.issues)
+        message = f"float16 conversion: constants outside the float16 range:\n  {listing}"
+        if on_out_of_range == "error":
+            raise ModelError(message)
+        warnings.warn(Fp16RangeWarning(message, converter.issues), stacklevel=2)
+    return result

@@ -1,0 +1,161 @@
+"""Static int8 quantization (QDQ) through ``onnxruntime.quantization``."""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING
+
+import onnx
+
+from pytest_polygraphy.errors import InputError, ModelError
+from pytest_polygraphy.models import io
+from pytest_polygraphy.models.metadata import input_metadata
+from pytest_polygraphy.models.subgraph import node_subgraphs
+
+if TYPE_CHECKING:
+    import numpy as np
+
+
+# onnxruntime.quantization names what it adds after the tensor it quantizes
+# ("<tensor>_scale", "<tensor>_QuantizeLinear_Output", ...) without checking that the name is
+# free: an existing tensor of that name is silently taken as the scale.
+_ORT_ADDED_SUFFIX = re.compile(
+    r"(_quantized|_convert|_clone)*"
+    r"(_scale|_zero_point|_quantized|_(De)?[Qq]uantizeLinear(_Input|_Output)?)(_convert)?"
+)
+
+
+def _rename_clashing_initializers(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy of ``model`` where initializers whose names onnxruntime.quantization would
+    also give to a tensor it adds are renamed. A clash with a tensor that is not an
+    initializer cannot be renamed away behind the user's back: ``ModelError``."""
+    graph = model.graph
+    names = {value.name for value in [*graph.input, *graph.output]}
+    names |= {init.name for init in graph.initializer}
+    names |= {name for node in graph.node for name in [*node.input, *node.output] if name}
+    clashes = {}
+    for name in names:
+        for cut in (i for i, char in enumerate(name) if char == "_" and i):
+            if name[:cut] in names and _ORT_ADDED_SUFFIX.fullmatch(name[cut:]):
+                clashes[name] = name[:cut]
+                break
+    if not clashes:
+        return model
+    interface = {value.name for value in [*graph.input, *graph.output]}
+    initializers = {init.name for init in graph.initializer}
+    fixed = [name for name in clashes if name not in initializers or name in interface]
+    if fixed:
+        raise ModelError(
+            f"tensors {sorted(fixed)} are named like what onnxruntime.quantization adds for "
+            f"tensors {sorted({clashes[n] for n in fixed})} (suffixes _scale, _zero_point, "
+            "_quantized, ...), which would make it use them as quantization parameters; "
+            "rename them in the model"
+        )
+    renamed = {}
+    for name in sorted(clashes):
+        suffix = 0
+        while f"{name}__w{suffix}" in names:
+            suffix += 1
+        renamed[name] = f"{name}__w{suffix}"
+        names.add(renamed[name])
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    for init in copy.graph.initializer:
+        init.name = renamed.get(init.name, init.name)
+    _rename_inputs(copy.graph, renamed)
+    return copy
+
+
+def _rename_inputs(graph: onnx.GraphProto, renamed: dict[str, str]) -> None:
+    """Rename what the nodes of ``graph`` and of its subgraphs read."""
+    for node in graph.node:
+        for index, name in enumerate(node.input):
+            node.input[index] = renamed.get(name, name)
+        for subgraph in node_subgraphs(node):
+            _rename_inputs(subgraph, renamed)
+
+
+def _checked_feeds(
+    feeds: Iterable[Mapping[str, np.ndarray]], names: list[str]
+) -> Iterator[dict[str, np.ndarray]]:
+    count = 0
+    for count, feed in enumerate(feeds, start=1):
+        missing = [name for name in names if name not in feed]
+        unknown = [name for name in feed if name not in names]
+        if missing or unknown:
+            raise InputError(
+                f"calibration feed #{count - 1} does not match the model inputs {names}: "
+                f"missing {missing}, unknown {unknown}"
+            )
+        yield dict(feed)
+    if count == 0:
+        raise InputError("quantize_int8 needs at least one calibration feed; none was given")
+
+
+def quantize_int8(
+    model: onnx.ModelProto | str | os.PathLike[str],
+    feeds: Iterable[Mapping[str, np.ndarray]],
+    exclude: Sequence[str] = (),
+    *,
+    per_channel: bool = False,
+) -> onnx.ModelProto:
+    """A new model with QuantizeLinear/DequantizeLinear pairs (QDQ format, int8 weights and
+    activations), calibrated with min/max ranges observed on ``feeds`` (for example a
+    ``DataLoader`` bound to the model's inputs).
+
+    Nodes named in ``exclude`` stay in float. Initializers whose names clash with those
+    onnxruntime.quantization gives to the tensors it adds (``<tensor>_scale`` ...) are
+    renamed first, as it would otherwise take them for quantization parameters. The work
+    goes through temporary files (``onnxruntime.quantization`` reads and writes paths);
+    the model passed in, or the file it came from, is not touched. Feeds whose input names
+    do not match the model raise ``InputError``, unknown node names ``ModelError``.
+    """
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+
+    source = io.load_model(model)
+    node_names = {node.name for node in source.graph.node if node.name}
+    unknown = [name for name in dict.fromkeys(exclude) if name not in node_names]
+    if unknown:
+        raise ModelError(
+            f"nodes to exclude {unknown} are not nodes of the model; "
+            f"its named nodes are: {sorted(node_names)[:30]}"
+        )
+    batches = _checked_feeds(feeds, list(input_metadata(source)))
+    source = _rename_clashing_initializers(source)
+
+    class _Reader(CalibrationDataReader):
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return next(batches, None)
+
+    with tempfile.TemporaryDirectory(prefix="pytest_polygraphy_int8_") as tmp:
+        float_path = os.path.join(tmp, "model.onnx")
+        quant_path = os.path.join(tmp, "model.int8.onnx")
+        io.save_model(source, float_path)
+        large = source.ByteSize() > io.PROTOBUF_LIMIT
+        try:
+            quantize_static(
+                float_path,
+                quant_path,
+                _Reader(),
+                quant_format=QuantFormat.QDQ,
+                activation_type=QuantType.QInt8,
+                weight_type=QuantType.QInt8,
+                per_channel=per_channel,
+                nodes_to_exclude=list(exclude),
+                calibrate_method=CalibrationMethod.MinMax,
+                use_external_data_format=large,
+            )
+        except (InputError, ModelError):
+            raise
+        except Exception as err:
+            raise ModelError(f"onnxruntime.quantization failed on the model: {err}") from err
+        return io.load_model(quant_path)

@@ -1,0 +1,298 @@
+"""float16 conversion: structure, numerics on ONNX Runtime and the reference evaluator."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from pytest_polygraphy.errors import ModelError
+from pytest_polygraphy.models import (
+    Fp16RangeWarning,
+    convert_to_fp16,
+    input_metadata,
+    output_metadata,
+)
+from tests.models import builders
+from tests.models.helpers import run_ort, run_reference
+
+FLOAT, FLOAT16 = TensorProto.FLOAT, TensorProto.FLOAT16
+
+
+def _strictly_checked(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Run onnx's checker with strict, type-checking shape inference: every Cast and
+    converted constant must leave each node with the types its schema accepts."""
+    onnx.checker.check_model(model, full_check=True)
+    return onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
+
+
+def _initializer_types(model: onnx.ModelProto) -> dict[str, int]:
+    return {init.name: init.data_type for init in model.graph.initializer}
+
+
+@pytest.mark.parametrize(
+    "build",
+    [builders.conv_chain, builders.matmul_softmax, builders.layernorm_model, builders.mixed_chain],
+)
+def test_conversion_is_close_to_fp32_but_not_identical(build) -> None:
+    model = build()
+    fp16 = convert_to_fp16(model)
+    _strictly_checked(fp16)
+    assert input_metadata(fp16) == input_metadata(model)
+    assert output_metadata(fp16) == output_metadata(model)
+    assert set(_initializer_types(fp16).values()) <= {FLOAT16, TensorProto.INT64}
+    for seed in range(3):
+        feed = builders.random_feed(model, seed=seed)
+        expected = run_ort(model, feed)
+        for run in (run_ort, run_reference):
+            actual = run(fp16, feed)
+            for name, values in expected.items():
+                assert actual[name].dtype == np.float32
+                scale = float(np.abs(values).max())
+                # float16 keeps ~3 decimal digits: relative error of a few 1e-3 of the range
+                np.testing.assert_allclose(actual[name], values, atol=5e-3 * scale, rtol=1e-2)
+                assert not np.array_equal(actual[name], values), name
+
+
+def test_integer_and_bool_tensors_are_untouched() -> None:
+    model = builders.int64_bool_model()
+    fp16 = convert_to_fp16(_strictly_checked(model))
+    _strictly_checked(fp16)
+    assert _initializer_types(fp16) == {
+        "table": FLOAT16,
+        "last_axis": TensorProto.INT64,
+        "zero": FLOAT16,
+        "seq_axis": TensorProto.INT64,
+    }
+    feed = builders.random_feed(model)
+    expected, actual = run_ort(model, feed), run_ort(fp16, feed)
+    np.testing.assert_array_equal(actual["count"], expected["count"])
+    np.testing.assert_allclose(actual["pooled"], expected["pooled"], rtol=2e-3, atol=2e-3)
+
+
+def test_outputs_read_inside_the_graph_keep_their_name_and_dtype() -> None:
+    model = builders.multi_output_model()
+    fp16 = convert_to_fp16(model)
+    _strictly_checked(fp16)
+    assert [v.name for v in fp16.graph.output] == ["sum", "sig"]
+    assert output_metadata(fp16) == output_metadata(model)
+    feed = builders.random_feed(model)
+    expected = run_reference(model, feed)
+    actual = run_reference(fp16, feed)
+    for name in ("sum", "sig"):
+        np.testing.assert_allclose(actual[name], expected[name], rtol=2e-3, atol=1e-3)
+        assert not np.array_equal(actual[name], expected[name])
+
+
+def test_blocking_every_node_changes_nothing_numerically() -> None:
+    model = builders.mixed_chain()
+    fp16 = convert_to_fp16(model, block_list=[node.name for node in model.graph.node])
+    assert _initializer_types(fp16) == _initializer_types(model)
+    assert not [node for node in fp16.graph.node if node.op_type == "Cast"]
+    feed = builders.random_feed(model)
+    np.testing.assert_array_equal(run_ort(fp16, feed)["scores"], run_ort(model, feed)["scores"])
+
+
+def test_blocked_nodes_keep_their_constants_and_get_casts() -> None:
+    model = builders.mixed_chain()
+    fp16 = convert_to_fp16(model, block_list=["matmul"])
+    _strictly_checked(fp16)
+    types = _initializer_types(fp16)
+    assert types["W"] == FLOAT  # read only by the blocked MatMul
+    assert types["cw"] == FLOAT16 and types["gamma"] == FLOAT16
+    matmul = next(node for node in fp16.graph.node if node.name == "matmul")
+    producer = {out: node for node in fp16.graph.node for out in node.output}
+    cast_in = producer[matmul.input[0]]
+    assert cast_in.op_type == "Cast" and cast_in.attribute[0].i == FLOAT
+    consumers = [node for node in fp16.graph.node if matmul.output[0] in node.input]
+    assert [node.op_type for node in consumers] == ["Cast"]
+    assert consumers[0].attribute[0].i == FLOAT16
+    feed = builders.random_feed(model)
+    np.testing.assert_allclose(
+        run_ort(fp16, feed)["scores"], run_ort(model, feed)["scores"], atol=5e-3
+    )
+
+
+def test_a_constant_shared_with_a_blocked_node_gets_a_float16_copy() -> None:
+    nodes = [
+        helper.make_node("Mul", ["x", "k"], ["a"], name="mul_blocked"),
+        helper.make_node("Add", ["a", "k"], ["b"], name="add"),
+        helper.make_node("Constant", [], ["c"], name="const", value_float=0.5),
+        helper.make_node("Mul", ["b", "c"], ["y"], name="mul_const"),
+    ]
+    k = numpy_helper.from_array(np.array([1.5, -2.25, 3.0], np.float32), "k")
+    model = builders.make_model(
+        nodes, [builders.float_input("x", [3])], [builders.float_input("y", [3])], [k]
+    )
+    fp16 = convert_to_fp16(model, block_list=["mul_blocked"])
+    _strictly_checked(fp16)
+    assert _initializer_types(fp16) == {"k": FLOAT, "k__fp16": FLOAT16}
+    add = next(node for node in fp16.graph.node if node.name == "add")
+    assert add.input[1] == "k__fp16"
+    const = next(node for node in fp16.graph.node if node.name == "const")
+    assert const.attribute[0].t.data_type == FLOAT16
+    feed = {"x": np.array([0.1, 0.2, 0.3], np.float32)}
+    expected = (feed["x"] * k_values() + k_values()) * 0.5
+    np.testing.assert_allclose(run_ort(fp16, feed)["y"], expected, rtol=2e-3)
+
+
+def k_values() -> np.ndarray:
+    return np.array([1.5, -2.25, 3.0], np.float32)
+
+
+def test_cast_to_float_and_float_typed_attributes_follow_the_node() -> None:
+    nodes = [
+        helper.make_node("Cast", ["ids"], ["f"], name="cast", to=FLOAT),
+        helper.make_node("Shape", ["ids"], ["shape"], name="shape"),
+        helper.make_node(
+            "ConstantOfShape",
+            ["shape"],
+            ["fill"],
+            name="fill",
+            value=numpy_helper.from_array(np.array([0.125], np.float32)),
+        ),
+        helper.make_node("Add", ["f", "fill"], ["y"], name="add"),
+    ]
+    model = builders.make_model(
+        nodes,
+        [helper.make_tensor_value_info("ids", TensorProto.INT64, [4])],
+        [builders.float_input("y", [4])],
+    )
+    fp16 = convert_to_fp16(model)
+    _strictly_checked(fp16)
+    cast = next(node for node in fp16.graph.node if node.name == "cast")
+    assert cast.attribute[0].i == FLOAT16
+    fill = next(node for node in fp16.graph.node if node.name == "fill")
+    assert fill.attribute[0].t.data_type == FLOAT16
+    feed = {"ids": np.array([1, 2, 3, 2049], np.int64)}  # 2049 is not a float16 value
+    # float16 arithmetic: 2049 -> 2048, and 2048 + 0.125 rounds back to 2048.
+    # (ONNX Runtime's CPU provider computes such nodes in float32, so only its dtype and
+    # closeness are checked.)
+    np.testing.assert_array_equal(run_reference(fp16, feed)["y"], [1.125, 2.125, 3.125, 2048.0])
+    y = run_ort(fp16, feed)["y"]
+    assert y.dtype == np.float32
+    np.testing.assert_allclose(y, [1.125, 2.125, 3.125, 2049.125], rtol=1e-3)
+
+
+def test_integer_constant_nodes_keep_their_type() -> None:
+    target = numpy_helper.from_array(np.array([2, 3], np.int64))
+    nodes = [
+        helper.make_node("Constant", [], ["target"], name="target", value=target),
+        helper.make_node("Reshape", ["x", "target"], ["y"], name="reshape"),
+    ]
+    model = builders.make_model(
+        nodes, [builders.float_input("x", [6])], [builders.float_input("y", [2, 3])]
+    )
+    fp16 = convert_to_fp16(model)
+    _strictly_checked(fp16)
+    constant = next(node for node in fp16.graph.node if node.name == "target")
+    assert constant.attribute[0].t.data_type == TensorProto.INT64
+    feed = {"x": np.arange(6, dtype=np.float32)}
+    np.testing.assert_array_equal(run_ort(fp16, feed)["y"], feed["x"].reshape(2, 3))
+
+
+def test_resize_scales_stay_float32() -> None:
+    nodes = [helper.make_node("Resize", ["x", "", "scales"], ["y"], name="resize", mode="nearest")]
+    scales = numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "scales")
+    model = builders.make_model(
+        nodes,
+        [builders.float_input("x", [1, 1, 2, 2])],
+        [builders.float_input("y", [1, 1, 4, 4])],
+        [scales],
+    )
+    fp16 = convert_to_fp16(model)
+    _strictly_checked(fp16)
+    assert _initializer_types(fp16) == {"scales": FLOAT}
+    feed = {"x": np.array([[[[1.0, 2.0], [3.0, 4.0]]]], np.float32)}
+    np.testing.assert_array_equal(run_ort(fp16, feed)["y"], run_ort(model, feed)["y"])
+
+
+def test_out_of_range_constants_are_reported_and_clamped() -> None:
+    nodes = [helper.make_node("Mul", ["x", "big"], ["y"], name="mul")]
+    big = numpy_helper.from_array(np.array([1e5, -7e4, 1.0, 1e-9], np.float32), "big")
+    model = builders.make_model(
+        nodes, [builders.float_input("x", [4])], [builders.float_input("y", [4])], [big]
+    )
+    with pytest.warns(Fp16RangeWarning, match=r"'big': 2 of 4 values above 65504") as record:
+        fp16 = convert_to_fp16(model)
+    (issue,) = record[0].message.issues
+    assert (issue.tensor, issue.overflow, issue.underflow, issue.max_abs) == ("big", 2, 1, 1e5)
+    values = numpy_helper.to_array(fp16.graph.initializer[0])
+    np.testing.assert_array_equal(values, np.array([65504, -65504, 1, 0], np.float16))
+    with pytest.raises(ModelError, match=r"'big'"):
+        convert_to_fp16(model, on_out_of_range="error")
+
+
+def test_in_range_models_emit_no_warning() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        convert_to_fp16(builders.mixed_chain())
+
+
+def test_dynamic_batch_runs_at_any_batch() -> None:
+    model = builders.dynamic_batch_model()
+    fp16 = convert_to_fp16(model)
+    assert input_metadata(fp16)["x"].shape == ("batch", 8)
+    feed = builders.random_feed(model, batch=5)
+    np.testing.assert_allclose(run_ort(fp16, feed)["y"], run_ort(model, feed)["y"], atol=1e-2)
+
+
+def test_if_nodes_and_their_outer_tensors_stay_float32() -> None:
+    then_branch = helper.make_graph(
+        [helper.make_node("Add", ["scaled", "one"], ["t"], name="then_add")],
+        "then",
+        [],
+        [builders.float_input("t", [3])],
+    )
+    else_branch = helper.make_graph(
+        [helper.make_node("Neg", ["scaled"], ["e"], name="else_neg")],
+        "else",
+        [],
+        [builders.float_input("e", [3])],
+    )
+    nodes = [
+        helper.make_node("Mul", ["x", "two"], ["scaled"], name="scale"),
+        helper.make_node("ReduceSum", ["x"], ["total"], name="sum", keepdims=0),
+        helper.make_node("Greater", ["total", "zero"], ["positive"], name="greater"),
+        helper.make_node(
+            "If", ["positive"], ["y"], name="if", then_branch=then_branch, else_branch=else_branch
+        ),
+    ]
+    model = builders.make_model(
+        nodes,
+        [builders.float_input("x", [3])],
+        [builders.float_input("y", [3])],
+        [
+            numpy_helper.from_array(np.array(2.0, np.float32), "two"),
+            numpy_helper.from_array(np.array(1.0, np.float32), "one"),
+            numpy_helper.from_array(np.array(0.0, np.float32), "zero"),
+        ],
+    )
+    fp16 = convert_to_fp16(model)
+    _strictly_checked(fp16)
+    types = _initializer_types(fp16)
+    assert types["two"] == FLOAT16 and types["one"] == FLOAT  # "one" is read in a branch
+    for x in ([0.1, 0.2, 0.3], [-1.0, 0.2, 0.3]):
+        feed = {"x": np.array(x, np.float32)}
+        np.testing.assert_allclose(run_ort(fp16, feed)["y"], run_ort(model, feed)["y"], atol=1e-3)
+
+
+def test_unknown_block_list_names_are_model_errors() -> None:
+    with pytest.raises(ModelError, match=r"\['nope'\].*'matmul'"):
+        convert_to_fp16(builders.matmul_softmax(), block_list=["nope"])
+
+
+def test_the_file_and_the_argument_are_unchanged(tmp_path: Path) -> None:
+    path = builders.external_data_model(tmp_path)
+    before = {name: (tmp_path / name).read_bytes() for name in ("model.onnx", "model.data")}
+    fp16 = convert_to_fp16(path)
+    assert _initializer_types(fp16) == {"W": FLOAT16, "b": FLOAT16}
+    assert {name: (tmp_path / name).read_bytes() for name in before} == before
+    model = builders.conv_chain()
+    serialized = model.SerializeToString()
+    convert_to_fp16(model)
+    assert model.SerializeToString() == serialized

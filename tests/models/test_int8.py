@@ -1,0 +1,123 @@
+"""Static int8 QDQ quantization, run on ONNX Runtime's CPU provider."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import helper
+
+from pytest_polygraphy.errors import InputError, ModelError
+from pytest_polygraphy.models import quantize_int8
+from tests.models import builders
+from tests.models.helpers import run_ort
+
+
+def _feeds(model: onnx.ModelProto, count: int = 8) -> list[dict[str, np.ndarray]]:
+    return [builders.random_feed(model, seed=seed) for seed in range(count)]
+
+
+def _quantized_weights(model: onnx.ModelProto) -> set[str]:
+    """Names of the nodes whose weight (input 1) comes out of a DequantizeLinear: in QDQ
+    format these are the nodes that run in int8."""
+    dq_outputs = {
+        out
+        for node in model.graph.node
+        if node.op_type == "DequantizeLinear"
+        for out in node.output
+    }
+    return {
+        node.name
+        for node in model.graph.node
+        if len(node.input) > 1 and node.input[1] in dq_outputs
+    }
+
+
+@pytest.fixture(scope="module")
+def mixed_chain_int8() -> tuple[onnx.ModelProto, onnx.ModelProto]:
+    model = builders.mixed_chain()
+    return model, quantize_int8(model, _feeds(model, 32))
+
+
+def test_quantized_model_differs_from_fp32_within_bounds(mixed_chain_int8) -> None:
+    model, int8 = mixed_chain_int8
+    ops = {node.op_type for node in int8.graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    assert {"conv", "matmul", "layernorm"} <= _quantized_weights(int8)
+    for seed in (100, 101):  # feeds not seen during calibration
+        feed = builders.random_feed(model, seed=seed)
+        expected, actual = run_ort(model, feed)["scores"], run_ort(int8, feed)["scores"]
+        diff = np.abs(actual - expected)
+        assert diff.max() > 1e-4  # really quantized
+        # int8 with min/max calibration on 32 feeds: errors of a few percent
+        assert diff.mean() < 0.05 * float(np.abs(expected).mean())
+        assert diff.max() < 0.1 * float(np.abs(expected).max())
+        assert np.corrcoef(actual.ravel(), expected.ravel())[0, 1] > 0.99
+
+
+def test_excluded_nodes_are_not_quantized() -> None:
+    model = builders.mixed_chain()
+    partial = quantize_int8(model, _feeds(model), exclude=["matmul"])
+    assert "matmul" not in _quantized_weights(partial)
+    assert "conv" in _quantized_weights(partial)
+    everything = quantize_int8(model, _feeds(model, 2), exclude=[n.name for n in model.graph.node])
+    assert not _quantized_weights(everything)
+    feed = builders.random_feed(model, seed=7)
+    np.testing.assert_array_equal(
+        run_ort(everything, feed)["scores"], run_ort(model, feed)["scores"]
+    )
+
+
+def test_feeds_must_match_the_inputs() -> None:
+    model = builders.matmul_softmax()
+    with pytest.raises(InputError, match=r"missing \['x'\], unknown \['y'\]"):
+        quantize_int8(model, [{"y": np.zeros((2, 16), np.float32)}])
+    with pytest.raises(InputError, match=r"at least one calibration feed"):
+        quantize_int8(model, [])
+    with pytest.raises(ModelError, match=r"\['nope'\]"):
+        quantize_int8(model, _feeds(model, 1), exclude=["nope"])
+
+
+def test_the_file_is_unchanged(tmp_path: Path) -> None:
+    path = builders.external_data_model(tmp_path)
+    before = {name: (tmp_path / name).read_bytes() for name in ("model.onnx", "model.data")}
+    int8 = quantize_int8(path, _feeds(builders.matmul_softmax(), 2))
+    assert any(node.op_type == "QuantizeLinear" for node in int8.graph.node)
+    assert {name: (tmp_path / name).read_bytes() for name in before} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.data", "model.onnx"]
+
+
+def _layernorm_named(output: str, scale: str) -> onnx.ModelProto:
+    nodes = [
+        helper.make_node("LayerNormalization", ["x", scale, "bias"], [output], name="ln"),
+        helper.make_node("MatMul", [output, "W"], ["y"], name="matmul"),
+    ]
+    return builders.make_model(
+        nodes,
+        [builders.float_input("x", [2, 8])],
+        [builders.float_input("y", [2, 4])],
+        [
+            builders.weights(scale, [8], 1, scale=1.0),
+            builders.weights("bias", [8], 2),
+            builders.weights("W", [8, 4], 3),
+        ],
+    )
+
+
+def test_initializers_named_like_quantization_parameters_are_renamed() -> None:
+    # onnxruntime.quantization would name the scale of tensor "ln" "ln_scale", and take the
+    # LayerNorm weight of that name for it: the quantized model would fail to run.
+    model = _layernorm_named("ln", "ln_scale")
+    int8 = quantize_int8(model, _feeds(model, 16))
+    feed = builders.random_feed(model, seed=50)
+    expected, actual = run_ort(model, feed)["y"], run_ort(int8, feed)["y"]
+    assert 0 < np.abs(actual - expected).max() < 0.1 * np.abs(expected).max()
+    assert "ln_scale" in {init.name for init in model.graph.initializer}  # argument unchanged
+
+
+def test_activations_named_like_quantization_parameters_are_refused() -> None:
+    model = _layernorm_named("x_scale", "gamma")  # "x_scale" would be the scale of input "x"
+    with pytest.raises(ModelError, match=r"\['x_scale'\].*\['x'\]"):
+        quantize_int8(model, _feeds(model, 1))
