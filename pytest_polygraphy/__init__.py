@@ -13,6 +13,17 @@ __version__ = "0.1.0"
 
 # public name -> module that defines it
 _EXPORTS: dict[str, str] = {
+    "CompareFunc": "pytest_polygraphy.compare",
+    "CompareResult": "pytest_polygraphy.compare",
+    "OutputCompareResult": "pytest_polygraphy.compare",
+    "OutputResult": "pytest_polygraphy.compare",
+    "IndicesResult": "pytest_polygraphy.compare",
+    "DistanceResult": "pytest_polygraphy.compare",
+    "QualityResult": "pytest_polygraphy.compare",
+    "PRECISION_TOLERANCES": "pytest_polygraphy.compare",
+    "Tolerance": "pytest_polygraphy.compare",
+    "default_tolerances": "pytest_polygraphy.compare",
+    "assert_outputs_close": "pytest_polygraphy.assertions",
     "PolygraphyError": "pytest_polygraphy.errors",
     "InputError": "pytest_polygraphy.errors",
     "ModelError": "pytest_polygraphy.errors",
@@ -59,6 +70,19 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
+    from pytest_polygraphy.assertions import assert_outputs_close
+    from pytest_polygraphy.compare import (
+        PRECISION_TOLERANCES,
+        CompareFunc,
+        CompareResult,
+        DistanceResult,
+        IndicesResult,
+        OutputCompareResult,
+        OutputResult,
+        QualityResult,
+        Tolerance,
+        default_tolerances,
+    )
     from pytest_polygraphy.data import (
         DataLoader,
         IterationResult,
