@@ -13,6 +13,18 @@ __version__ = "0.1.0"
 
 # public name -> module that defines it
 _EXPORTS: dict[str, str] = {
+    "OnnxrtRunner": "pytest_polygraphy.runners",
+    "OnnxrefRunner": "pytest_polygraphy.runners",
+    "TrtRunner": "pytest_polygraphy.runners",
+    "GoldenRunner": "pytest_polygraphy.runners",
+    "BaseRunner": "pytest_polygraphy.runners",
+    "Runner": "pytest_polygraphy.runners",
+    "RunStream": "pytest_polygraphy.runners",
+    "RunComparison": "pytest_polygraphy.runners",
+    "RunnerNotActiveError": "pytest_polygraphy.runners",
+    "cuda_available": "pytest_polygraphy.runners",
+    "tensorrt_available": "pytest_polygraphy.runners",
+    "ArtifactCache": "pytest_polygraphy.cache",
     "CompareFunc": "pytest_polygraphy.compare",
     "CompareResult": "pytest_polygraphy.compare",
     "OutputCompareResult": "pytest_polygraphy.compare",
@@ -71,6 +83,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:
     from pytest_polygraphy.assertions import assert_outputs_close
+    from pytest_polygraphy.cache import ArtifactCache
     from pytest_polygraphy.compare import (
         PRECISION_TOLERANCES,
         CompareFunc,
@@ -114,4 +127,17 @@ if TYPE_CHECKING:
         output_metadata,
         quantize_int8,
         save_model,
+    )
+    from pytest_polygraphy.runners import (
+        BaseRunner,
+        GoldenRunner,
+        OnnxrefRunner,
+        OnnxrtRunner,
+        RunComparison,
+        Runner,
+        RunnerNotActiveError,
+        RunStream,
+        TrtRunner,
+        cuda_available,
+        tensorrt_available,
     )

@@ -32,6 +32,22 @@ def test_public_names_resolve_lazily() -> None:
         assert getattr(pytest_polygraphy, name) is not None
 
 
+def test_no_public_name_is_shadowed_by_a_submodule() -> None:
+    """``import pytest_polygraphy.x`` sets attribute ``x``: an export named like a
+    subpackage would change meaning once that subpackage is imported."""
+    import importlib
+    import types
+
+    for name in pytest_polygraphy.__all__:
+        value = getattr(pytest_polygraphy, name)
+        assert not isinstance(value, types.ModuleType), name
+        try:
+            importlib.import_module(f"pytest_polygraphy.{name}")
+        except ModuleNotFoundError:
+            continue
+        raise AssertionError(f"{name} is both an export and a submodule")
+
+
 def test_entry_point_is_registered() -> None:
     eps = metadata.entry_points(group="pytest11")
     assert any(ep.name == "polygraphy" and ep.value == "pytest_polygraphy.plugin" for ep in eps)

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Everything the GPU machine should check for the runners, in one command.
+#
+# Run from the project root on the GPU machine, after the parts staged by
+# bench/gpu/stage_gpu_bundle.sh were copied to /tmp/stage (see its command plan):
+#     bash bench/gpu/run_gpu_checks.sh
+# It unpacks the staged site (onnxruntime-gpu, TensorRT-RTX, filelock) into /tmp/site,
+# puts it first on PYTHONPATH, then:
+#   1. records the environment (GPU, driver, library versions, ORT providers);
+#   2. runs the runner and cache tests (CUDA EP vs CPU, tf32, cuda-python buffers,
+#      TensorRT parse/build/cache; inference tests skip where TensorRT-RTX refuses the GPU);
+#   3. runs bench/gpu/gpu_checks.py, which prints a short table;
+#   4. runs bench/runner_overhead.py (a quieter CPU than the dev machines).
+# Logs and the table go to $OUT (or ./gpu-out when $OUT is unset). Steps do not stop
+# each other: a failure in one is logged and the next step still runs.
+set -uo pipefail
+OUT=${OUT:-$PWD/gpu-out}
+SITE=${SITE:-/tmp/site}
+STAGE=${STAGE:-/tmp/stage}
+mkdir -p "$OUT"
+PY=${PYTHON:-python3}
+start=$(date +%s)
+step() { echo; echo "=== $* ($(( $(date +%s) - start )) s)"; }
+
+step "unpack staged site"
+if [ ! -d "$SITE/onnxruntime" ]; then
+  mkdir -p "$SITE"
+  if ls "$STAGE"/chunk_* >/dev/null 2>&1; then
+    if command -v xz >/dev/null; then
+      cat "$STAGE"/chunk_* | xz -dc | tar -x -C "$SITE" || echo "unpack FAILED"
+    else
+      cat "$STAGE"/chunk_* | $PY -c "import sys, tarfile; tarfile.open(fileobj=sys.stdin.buffer, mode='r|xz').extractall(sys.argv[1])" "$SITE" || echo "unpack FAILED"
+    fi
+  fi
+  # wheels staged by ../shared/device/stage_wheels.sh instead
+  if ls "$STAGE"/*.whl >/dev/null 2>&1; then
+    $PY -m pip install -q --no-index --no-deps --no-compile --target "$SITE" "$STAGE"/*.whl
+  fi
+fi
+ls "$SITE" | head -20
+export PYTHONPATH="$SITE:$PWD${PYTHONPATH:+:$PYTHONPATH}"
+
+# ONNX Runtime's CUDA provider dlopens cuBLAS/cuDNN: add the folders where they live
+# (system CUDA, or the nvidia-* wheels PyTorch brings) to the loader path.
+extra_libs=$($PY - <<'EOF'
+import glob, os, site
+roots = site.getsitepackages() + ["/usr/local/cuda/lib64", "/usr/lib/x86_64-linux-gnu"]
+found = set()
+for root in roots:
+    for pattern in ("nvidia/*/lib", "nvidia/cu13/lib", ""):
+        for lib in ("libcublasLt.so*", "libcudnn.so*", "libcufft.so*", "libcurand.so*", "libcudart.so*"):
+            for path in glob.glob(os.path.join(root, pattern, lib)):
+                found.add(os.path.dirname(path))
+print(":".join(sorted(found)))
+EOF
+)
+export LD_LIBRARY_PATH="${extra_libs}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+
+step "environment"
+{
+  nvidia-smi --query-gpu=name,compute_cap,driver_version,memory.total --format=csv 2>&1
+  echo "LD_LIBRARY_PATH additions: $extra_libs"
+  $PY - <<'EOF'
+import sys, importlib
+print("python", sys.version.split()[0])
+for name in ("numpy", "onnx", "onnxruntime", "filelock", "cuda.bindings", "tensorrt_rtx_bindings", "tensorrt"):
+    try:
+        module = importlib.import_module(name)
+        print(f"{name:24} {getattr(module, '__version__', '?'):12} {getattr(module, '__file__', '')}")
+    except Exception as err:
+        print(f"{name:24} unavailable: {type(err).__name__}: {err}")
+import onnxruntime as ort
+print("ORT available providers:", ort.get_available_providers())
+from pytest_polygraphy.runners import cuda_unavailable_reason, tensorrt_unavailable_reason
+from pytest_polygraphy.runners.cuda import gpu_identity
+print("cuda:", cuda_unavailable_reason() or gpu_identity())
+print("tensorrt:", tensorrt_unavailable_reason() or "available")
+EOF
+} 2>&1 | tee "$OUT/env.txt"
+
+step "runner and cache tests"
+export PYTEST_POLYGRAPHY_CACHE_DIR=/tmp/pp-cache
+$PY -m pytest tests/runners tests/test_cache.py -q -rs -p no:cacheprovider \
+  --junitxml="$OUT/junit.xml" 2>&1 | tee "$OUT/pytest.log" | tail -60
+
+step "GPU table"
+$PY bench/gpu/gpu_checks.py --out "$OUT" > "$OUT/gpu_checks.log" 2>&1
+cat "$OUT/gpu_table.md" 2>/dev/null || tail -40 "$OUT/gpu_checks.log"
+
+step "runner overhead benchmark (CPU)"
+$PY bench/runner_overhead.py --calls 200 2>&1 | tee "$OUT/runner_overhead.txt"
+
+step "done"

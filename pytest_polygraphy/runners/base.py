@@ -1,0 +1,170 @@
+"""The runner protocol shared by every backend, and a base class that implements its
+bookkeeping (activation state, feed validation, timing) once.
+
+A runner turns one feed ``{input name: ndarray}`` into outputs ``{output name: ndarray}``.
+Expensive setup (an ONNX Runtime session, a TensorRT engine and its CUDA buffers) happens
+in ``activate()``, not in the constructor, so runners are cheap to create (e.g. as pytest
+parameters) and hold resources only while in a ``with runner:`` block.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from pytest_polygraphy.errors import PolygraphyError
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    import numpy as np
+
+    from pytest_polygraphy.metadata import TensorMetadata
+
+
+class RunnerNotActiveError(PolygraphyError, RuntimeError):
+    """``infer()`` was called on a runner outside ``with runner:`` / ``activate()``."""
+
+
+@runtime_checkable
+class Runner(Protocol):
+    """What the rest of the package needs from a backend."""
+
+    name: str
+
+    def activate(self) -> None: ...
+
+    def deactivate(self) -> None: ...
+
+    def __enter__(self) -> Runner: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+    @property
+    def is_active(self) -> bool: ...
+
+    @property
+    def input_metadata(self) -> TensorMetadata: ...
+
+    @property
+    def output_metadata(self) -> TensorMetadata: ...
+
+    def infer(self, feed: Mapping[str, Any]) -> dict[str, np.ndarray]: ...
+
+    def last_inference_time(self) -> float | None: ...
+
+
+class BaseRunner:
+    """Implements the protocol around three hooks a backend provides:
+
+    * ``_activate()`` / ``_deactivate()``: acquire and release backend resources;
+    * ``_infer(feed)``: run one inference on an already validated feed.
+
+    ``infer()`` checks the runner is active, validates the feed against
+    ``input_metadata`` (names, ranks, dims, safe dtype casts; a clear ``InputError``
+    otherwise), then times only the backend call: ``last_inference_time()`` is the
+    backend's time, not the validation's.
+
+    ``activate()`` on an active runner and ``deactivate()`` on an inactive one do nothing,
+    so a runner activated by a fixture can still be used in a ``with`` block safely...
+    except that leaving that block deactivates it, as with Polygraphy.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._active = False
+        self._inference_time: float | None = None
+
+    def __repr__(self) -> str:
+        state = "active" if self._active else "inactive"
+        return f"<{type(self).__name__} {self.name!r} ({state})>"
+
+    # -- lifecycle ---------------------------------------------------------------------
+    @property
+    def is_active(self) -> bool:
+        return self._active
+
+    def activate(self) -> None:
+        """Acquire the backend (session, engine, buffers). Errors surface here."""
+        if self._active:
+            return
+        self._activate()
+        self._active = True
+
+    def deactivate(self) -> None:
+        """Release everything ``activate()`` acquired."""
+        if not self._active:
+            return
+        try:
+            self._deactivate()
+        finally:
+            self._active = False
+
+    def __enter__(self) -> BaseRunner:
+        self.activate()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.deactivate()
+
+    # -- metadata ----------------------------------------------------------------------
+    @property
+    def input_metadata(self) -> TensorMetadata:
+        raise NotImplementedError
+
+    @property
+    def output_metadata(self) -> TensorMetadata:
+        raise NotImplementedError
+
+    # -- inference ---------------------------------------------------------------------
+    def infer(self, feed: Mapping[str, Any], *, check_feed: bool = True) -> dict[str, np.ndarray]:
+        """Run one inference and return ``{output name: ndarray}`` in the model's order.
+
+        ``check_feed=False`` skips validation for callers that already validated the feed
+        (saves a few microseconds in tight loops); a wrong feed then fails in the backend.
+        """
+        if not self._active:
+            raise RunnerNotActiveError(
+                f"runner {self.name!r} is not active: use `with runner:` or call "
+                "runner.activate() before runner.infer()"
+            )
+        if check_feed:
+            from pytest_polygraphy.data import validate_feed
+
+            feed = validate_feed(feed, self.input_metadata, source=f"runner {self.name!r}")
+        start = time.perf_counter()
+        outputs = self._infer(feed)
+        self._inference_time = time.perf_counter() - start
+        return outputs
+
+    def last_inference_time(self) -> float | None:
+        """Seconds the backend spent in the last ``infer()``; None before the first one."""
+        return self._inference_time
+
+    # -- hooks -------------------------------------------------------------------------
+    def _activate(self) -> None:
+        raise NotImplementedError
+
+    def _deactivate(self) -> None:
+        raise NotImplementedError
+
+    def _infer(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+
+def model_display_name(model: object) -> str:
+    """A short description of a model argument for error messages: the path, or the
+    graph name of an in-memory ``onnx.ModelProto``."""
+    import os
+
+    if isinstance(model, str | os.PathLike):
+        return os.fspath(model)
+    graph = getattr(model, "graph", None)
+    name = getattr(graph, "name", "") or "unnamed graph"
+    return f"<in-memory ONNX model {name!r}>"

@@ -1,0 +1,78 @@
+"""Runner on onnx's own ``ReferenceEvaluator``: a plain-numpy implementation of the ONNX
+operators, independent of ONNX Runtime, so two real backends can be compared on any
+machine. It is slow and meant for small models and reference outputs."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from pytest_polygraphy.errors import ModelError
+from pytest_polygraphy.runners.base import BaseRunner, model_display_name
+
+if TYPE_CHECKING:
+    import numpy as np
+    import onnx
+
+    from pytest_polygraphy.metadata import TensorMetadata
+
+
+class OnnxrefRunner(BaseRunner):
+    """Runs a model (path or ``onnx.ModelProto``) with ``onnx.reference.ReferenceEvaluator``.
+
+    Outputs are returned as numpy arrays in the model's output order; numpy scalars
+    that the evaluator sometimes produces are turned into 0-d arrays.
+    """
+
+    def __init__(
+        self, model: str | os.PathLike[str] | onnx.ModelProto, name: str | None = None
+    ) -> None:
+        super().__init__(name or "onnxref")
+        self.model = model
+        self._evaluator: Any = None
+        self._output_names: list[str] = []
+        self._input_metadata: TensorMetadata | None = None
+        self._output_metadata: TensorMetadata | None = None
+
+    @property
+    def input_metadata(self) -> TensorMetadata:
+        if self._input_metadata is None:
+            from pytest_polygraphy.models import input_metadata
+
+            self._input_metadata = input_metadata(self.model)
+        return self._input_metadata
+
+    @property
+    def output_metadata(self) -> TensorMetadata:
+        if self._output_metadata is None:
+            from pytest_polygraphy.models import output_metadata
+
+            self._output_metadata = output_metadata(self.model)
+        return self._output_metadata
+
+    def _activate(self) -> None:
+        from onnx.reference import ReferenceEvaluator
+
+        from pytest_polygraphy.models import load_model
+
+        proto = load_model(self.model)
+        try:
+            self._evaluator = ReferenceEvaluator(proto)
+        except Exception as err:  # the evaluator raises many types for unsupported ops
+            raise ModelError(
+                f"onnx's reference evaluator cannot load {model_display_name(self.model)}: "
+                f"{type(err).__name__}: {err}"
+            ) from err
+        self._output_names = [o.name for o in proto.graph.output]
+
+    def _deactivate(self) -> None:
+        self._evaluator = None
+
+    def _infer(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        import numpy as np
+
+        values = self._evaluator.run(None, dict(feed))
+        return {
+            name: np.asarray(value) for name, value in zip(self._output_names, values, strict=True)
+        }

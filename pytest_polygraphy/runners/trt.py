@@ -1,0 +1,383 @@
+"""TensorRT runner: ONNX -> engine (cached on disk) -> inference through cuda-python.
+
+Activation builds (or loads from the engine cache, see ``trt_build``) a serialized
+engine, deserializes it, and creates an execution context, one CUDA stream, and an
+output allocator. Inference copies each input into a pinned host buffer, then to a
+device buffer (both reused across calls and grown only when a larger input comes),
+runs ``execute_async_v3`` on the stream, and copies outputs back through pinned host
+buffers. Outputs are allocated by an ``IOutputAllocator`` so data-dependent output
+shapes (NonZero, NMS...) work: TensorRT reports each output's real shape to it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from pytest_polygraphy.errors import BackendUnavailableError, InputError
+from pytest_polygraphy.runners import trt_build, trt_settings
+from pytest_polygraphy.runners.base import BaseRunner, model_display_name
+from pytest_polygraphy.runners.trt_module import import_tensorrt
+
+if TYPE_CHECKING:
+    import numpy as np
+    import onnx
+
+    from pytest_polygraphy.cache import ArtifactCache
+    from pytest_polygraphy.metadata import TensorMetadata
+    from pytest_polygraphy.runners.trt_module import TensorRT
+
+
+def _make_output_allocator(trt: TensorRT) -> Any:
+    """An ``IOutputAllocator`` over growable device buffers, recording reported shapes."""
+    from pytest_polygraphy.runners.cuda import DeviceBuffer
+
+    class OutputAllocator(trt.module.IOutputAllocator):  # type: ignore[misc, name-defined]
+        def __init__(self) -> None:
+            trt.module.IOutputAllocator.__init__(self)
+            self.buffers: dict[str, DeviceBuffer] = {}
+            self.shapes: dict[str, tuple[int, ...]] = {}
+
+        def reallocate_output(self, tensor_name: str, memory: Any, size: int, alignment: int):
+            buffer = self.buffers.setdefault(tensor_name, DeviceBuffer())
+            return buffer.ensure(int(size))
+
+        def reallocate_output_async(
+            self, tensor_name: str, memory: Any, size: int, alignment: int, stream: Any
+        ):
+            return self.reallocate_output(tensor_name, memory, size, alignment)
+
+        def notify_shape(self, tensor_name: str, shape: Any) -> None:
+            self.shapes[tensor_name] = tuple(int(d) for d in shape)
+
+        def free(self) -> None:
+            for buffer in self.buffers.values():
+                buffer.free()
+            self.buffers.clear()
+
+    return OutputAllocator()
+
+
+def numpy_dtype(trt: TensorRT, trt_dtype: Any) -> np.dtype:
+    """The numpy dtype of a ``trt.DataType``; bfloat16 and fp8 map to ``ml_dtypes`` types
+    (installed with onnx), which TensorRT's own ``nptype`` does not know."""
+    import numpy as np
+
+    module = trt.module
+    try:
+        return np.dtype(module.nptype(trt_dtype))
+    except TypeError:
+        import ml_dtypes
+
+        extra = {"bfloat16": ml_dtypes.bfloat16, "fp8": ml_dtypes.float8_e4m3fn}
+        for attr, dtype in extra.items():
+            if hasattr(module, attr) and trt_dtype == getattr(module, attr):
+                return np.dtype(dtype)
+        raise
+
+
+def _tensorrt_quantization_options() -> dict[str, Any]:
+    """What TensorRT's Q/DQ support needs from ``models.quantize_int8``: per-channel
+    weights, symmetric (zero-point 0) scales, and float bias (TensorRT's parser refuses
+    an int32 DequantizeLinear, as found on TensorRT-RTX). Only the options the installed
+    ``quantize_int8`` accepts are passed."""
+    import inspect
+
+    from pytest_polygraphy.models import quantize_int8
+
+    wanted = {"per_channel": True, "symmetric": True, "quantize_bias": False}
+    accepted = inspect.signature(quantize_int8).parameters
+    return {k: v for k, v in wanted.items() if k in accepted}
+
+
+class TrtRunner(BaseRunner):
+    """Builds and runs a TensorRT engine for an ONNX model.
+
+    Args:
+        model: ``.onnx`` path (external data found next to it) or ``onnx.ModelProto``.
+        precision: ``fp32`` (TF32 off), ``tf32``, ``fp16``, ``bf16``, ``int8``, ``fp8``:
+            the builder flag allowing that precision. For ``int8`` a model without Q/DQ
+            nodes is first quantized with ``models.quantize_int8`` (calibrated with
+            ``calibration_data``, default ``DataLoader()``): explicit quantization, as
+            TensorRT 10 recommends.
+        shapes: ``{input: shape}`` or ``{input: (min, opt, max)}`` for the optimization
+            profile; dynamic inputs not named are built for dims of 1 (with a warning).
+        cache_dir: engine cache folder (default: ``cache.default_cache_dir()``); pass
+            ``use_cache=False`` to always build.
+        mark_all: mark every layer output as a network output (Polygraphy's rules).
+        layer_precisions: ``{TensorRT layer name: precision}``; enables
+            ``precision_constraints="obey"`` unless given.
+        precision_constraints: ``"obey"``, ``"prefer"`` or None.
+        strongly_typed: build a strongly typed network (precisions from the model).
+        workspace: workspace memory pool limit in bytes.
+        optimization_level: builder optimization level (0-5).
+        name: runner name; default ``trt``, ``trt[fp16]``, ``trt[int8,mark-all]``...
+
+    Constructing the runner imports TensorRT (``BackendUnavailableError`` with install
+    instructions if absent); building, CUDA and the GPU are needed only by ``activate()``.
+    """
+
+    def __init__(
+        self,
+        model: str | os.PathLike[str] | onnx.ModelProto,
+        precision: str = "fp32",
+        shapes: Mapping[str, Any] | None = None,
+        cache_dir: str | os.PathLike[str] | None = None,
+        *,
+        mark_all: bool = False,
+        layer_precisions: Mapping[str, str] | None = None,
+        precision_constraints: str | None = None,
+        strongly_typed: bool = False,
+        workspace: int | None = None,
+        optimization_level: int | None = None,
+        calibration_data: Iterable[Mapping[str, Any]] | Any = None,
+        use_cache: bool = True,
+        name: str | None = None,
+    ) -> None:
+        self.trt = import_tensorrt()
+        self.settings = trt_settings.EngineSettings(
+            precision=precision,
+            shapes=trt_settings.normalize_shapes(shapes),
+            mark_all=mark_all,
+            layer_precisions=dict(layer_precisions or {}),
+            precision_constraints=precision_constraints,
+            strongly_typed=strongly_typed,
+            workspace=workspace,
+            optimization_level=optimization_level,
+        )
+        super().__init__(name or trt_settings.default_name(precision, mark_all))
+        self.model = model
+        self.cache_dir = cache_dir
+        self.use_cache = use_cache
+        self.calibration_data = calibration_data
+        #: True when the last activation built the engine, False when it came from cache.
+        self.engine_was_built: bool | None = None
+        self._input_metadata: TensorMetadata | None = None
+        self._reset_state()
+
+    def _reset_state(self) -> None:
+        self.engine: Any = None
+        self.context: Any = None
+        self._stream: Any = None
+        self._allocator: Any = None
+        self._device_inputs: dict[str, Any] = {}
+        self._host_inputs: dict[str, Any] = {}
+        self._host_outputs: dict[str, Any] = {}
+        self._input_names: list[str] = []
+        self._output_names: list[str] = []
+        self._logger: Any = None
+        self._runtime: Any = None
+
+    # -- metadata ----------------------------------------------------------------------
+    @property
+    def input_metadata(self) -> TensorMetadata:
+        """The ONNX model's inputs, with ``shape_range`` set from ``shapes`` so a
+        ``DataLoader`` draws feeds of the profile's opt shape."""
+        if self._input_metadata is None:
+            from pytest_polygraphy.metadata import TensorMetadata
+            from pytest_polygraphy.models import input_metadata
+
+            metas = []
+            for meta in input_metadata(self.model).values():
+                triple = self.settings.shapes.get(meta.name)
+                metas.append(dataclasses.replace(meta, shape_range=triple) if triple else meta)
+            self._input_metadata = TensorMetadata.of(metas)
+        return self._input_metadata
+
+    @property
+    def output_metadata(self) -> TensorMetadata:
+        """The engine's outputs while active (all marked tensors with ``mark_all``), else
+        the ONNX model's outputs."""
+        from pytest_polygraphy.metadata import TensorMetadata
+
+        if self.engine is None:
+            from pytest_polygraphy.models import output_metadata
+
+            return output_metadata(self.model)
+        metadata = TensorMetadata()
+        for name in self._output_names:
+            dtype = numpy_dtype(self.trt, self.engine.get_tensor_dtype(name))
+            metadata.add(name, dtype, tuple(self.engine.get_tensor_shape(name)))
+        return metadata
+
+    # -- engine ------------------------------------------------------------------------
+    def _artifact_cache(self) -> ArtifactCache:
+        from pytest_polygraphy.cache import ArtifactCache
+
+        return ArtifactCache(self.cache_dir)
+
+    def _build_inputs_and_extra_key(self) -> tuple[trt_build.BuildInputs, dict[str, Any]]:
+        description = model_display_name(self.model)
+        if self.settings.precision != "int8":
+            return trt_build.model_build_inputs(self.model, description), {}
+        from pytest_polygraphy import models
+
+        proto = models.load_model(self.model)
+        if trt_build.has_qdq(proto):
+            return trt_build.model_build_inputs(self.model, description), {}
+        feeds = list(self._calibration_feeds())
+        quantized = models.quantize_int8(proto, feeds, **_tensorrt_quantization_options())
+        extra = {"int8_calibration": trt_settings.feeds_fingerprint(feeds)}
+        return trt_build.model_build_inputs(self.model, description, quantized), extra
+
+    def _calibration_feeds(self) -> Iterable[Mapping[str, Any]]:
+        data = self.calibration_data
+        if data is None:
+            from pytest_polygraphy.data import DataLoader
+
+            data = DataLoader()
+        return data.bind(self.input_metadata) if hasattr(data, "bind") else data
+
+    def _load_engine(self) -> Any:
+        from pytest_polygraphy.models import model_hash
+        from pytest_polygraphy.runners.cuda import gpu_identity
+
+        trt = self.trt
+        logger = self._logger
+        source, extra = self._build_inputs_and_extra_key()
+
+        def load(data: bytes) -> Any:
+            try:
+                if self._runtime is None:
+                    self._runtime = trt.module.Runtime(logger)
+                return self._runtime.deserialize_cuda_engine(data)
+            except Exception as err:  # some builds raise instead of returning None
+                logger.messages.append(("ERROR", f"deserialize_cuda_engine: {err}"))
+                return None
+
+        if not self.use_cache:
+            engine = load(
+                trt_build.build_serialized_engine(trt, source, self.settings, logger=logger)
+            )
+            self.engine_was_built = True
+            return engine
+
+        cache = self._artifact_cache()
+        gpu = gpu_identity()
+        timing_key = trt_settings.timing_cache_key_parts(trt, gpu)
+
+        def build() -> bytes:
+            return trt_build.build_serialized_engine(
+                trt,
+                source,
+                self.settings,
+                logger=logger,
+                timing_cache=cache.get(timing_key, namespace="trt-timing-cache"),
+                save_timing_cache=lambda merge: cache.update(
+                    timing_key, merge, namespace="trt-timing-cache"
+                ),
+            )
+
+        key = trt_settings.engine_key_parts(model_hash(self.model), self.settings, trt, gpu, extra)
+        try:
+            engine, built = trt_settings.obtain_engine(cache, key, build, load)
+        except BackendUnavailableError as err:
+            raise BackendUnavailableError(
+                f"{err} ({trt.describe()}, GPU {gpu['name']} with compute capability "
+                f"{gpu['compute_capability']}):\n{logger.errors()}"
+            ) from None
+        self.engine_was_built = built
+        return engine
+
+    # -- lifecycle ---------------------------------------------------------------------
+    def _activate(self) -> None:
+        from pytest_polygraphy.runners.cuda import Stream, cuda_unavailable_reason, cudart
+
+        reason = cuda_unavailable_reason()
+        if reason:
+            raise BackendUnavailableError(f"TensorRT needs a CUDA GPU: {reason}")
+        cudart()  # BackendUnavailableError when cuda-python is missing
+        self._logger = trt_build.make_logger(self.trt)
+        try:
+            engine = self._load_engine()
+            if engine is None:
+                raise BackendUnavailableError(
+                    f"{self.trt.describe()} could not load the engine:\n{self._logger.errors()}"
+                )
+            context = engine.create_execution_context()
+            if context is None:
+                raise BackendUnavailableError(
+                    f"{self.trt.describe()} could not create an execution context:\n"
+                    f"{self._logger.errors()}"
+                )
+            self.engine, self.context = engine, context
+            mode = self.trt.module.TensorIOMode
+            names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
+            self._input_names = [n for n in names if engine.get_tensor_mode(n) == mode.INPUT]
+            self._output_names = [n for n in names if engine.get_tensor_mode(n) == mode.OUTPUT]
+            self._stream = Stream()
+            self._allocator = _make_output_allocator(self.trt)
+            for name in self._output_names:
+                if not context.set_output_allocator(name, self._allocator):
+                    raise BackendUnavailableError(f"could not set the output allocator of {name!r}")
+        except BaseException:
+            self._deactivate()
+            raise
+
+    def _deactivate(self) -> None:
+        for buffers in (self._device_inputs, self._host_inputs, self._host_outputs):
+            for buffer in buffers.values():
+                buffer.free()
+        if self._allocator is not None:
+            self._allocator.free()
+        if self._stream is not None:
+            self._stream.free()
+        self._reset_state()
+
+    # -- inference ---------------------------------------------------------------------
+    def _infer(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        import numpy as np
+
+        from pytest_polygraphy.runners.cuda import CudaError, DeviceBuffer, HostBuffer
+
+        engine, context, stream = self.engine, self.context, self._stream
+        trt = self.trt
+        keep_alive = []
+        for name in self._input_names:
+            dtype = numpy_dtype(trt, engine.get_tensor_dtype(name))
+            array = np.ascontiguousarray(feed[name], dtype=dtype)
+            shape_changed = tuple(context.get_tensor_shape(name)) != array.shape
+            if shape_changed and not context.set_input_shape(name, array.shape):
+                raise InputError(
+                    f"TensorRT refused shape {array.shape} for input {name!r}; the "
+                    f"engine's profile allows {self._profile_text(name)}"
+                )
+            if engine.is_shape_inference_io(name):  # shape tensors live in host memory
+                keep_alive.append(array)
+                ptr = array.ctypes.data
+            else:
+                host = self._host_inputs.setdefault(name, HostBuffer())
+                host.ensure(array.nbytes)
+                np.copyto(host.view(array.dtype, array.shape), array)
+                device = self._device_inputs.setdefault(name, DeviceBuffer())
+                ptr = device.ensure(array.nbytes)
+                device.copy_from_host(host, array.nbytes, stream)
+            context.set_tensor_address(name, ptr)
+
+        if not context.execute_async_v3(stream.handle):
+            raise CudaError(
+                f"TensorRT execute_async_v3 failed for runner {self.name!r}:\n"
+                f"{self._logger.errors()}"
+            )
+        views = {}
+        for name in self._output_names:
+            shape = self._allocator.shapes.get(name, tuple(context.get_tensor_shape(name)))
+            dtype = numpy_dtype(trt, engine.get_tensor_dtype(name))
+            nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+            host = self._host_outputs.setdefault(name, HostBuffer())
+            host.ensure(nbytes)
+            if nbytes:
+                host.copy_from_device(self._allocator.buffers[name].ptr, nbytes, stream)
+            views[name] = (host, dtype, shape)
+        stream.synchronize()
+        del keep_alive
+        return {name: np.array(h.view(d, s)) for name, (h, d, s) in views.items()}
+
+    def _profile_text(self, name: str) -> str:
+        try:
+            lo, opt, hi = self.engine.get_tensor_profile_shape(name, 0)
+        except Exception:
+            return "(no profile information)"
+        return f"min={tuple(lo)}, opt={tuple(opt)}, max={tuple(hi)}"

@@ -1,0 +1,332 @@
+"""Building TensorRT engines from ONNX: parse, configure, mark outputs, build.
+
+Written against TensorRT's documented 10.x Python API (``trt.Builder``,
+``trt.OnnxParser``, ``IBuilderConfig``, ``IOptimizationProfile``); TensorRT-RTX shares
+it for everything used here, but builds strongly typed networks only (it has no
+fp16/int8/bf16/fp8 builder flags), so those precisions are refused there with a reason.
+The tactic timing cache is seeded from and merged back into the artifact cache (a no-op
+on TensorRT-RTX, which picks kernels at run time). What identifies an engine, and the
+engine cache protocol, live in ``trt_settings``.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pytest_polygraphy.errors import BackendUnavailableError, InputError, ModelError
+from pytest_polygraphy.runners.trt_settings import (
+    LAYER_DTYPES,
+    EngineSettings,
+    ShapeTriple,
+    supports_timing_cache,
+)
+
+if TYPE_CHECKING:
+    from pytest_polygraphy.runners.trt_module import TensorRT
+
+#: Precision -> the builder flag that enables it (fp32 needs none; TF32 is cleared).
+_PRECISION_FLAGS = {"tf32": "TF32", "fp16": "FP16", "bf16": "BF16", "int8": "INT8", "fp8": "FP8"}
+
+
+# -- mark all --------------------------------------------------------------------------
+#: Layers whose outputs are never marked: shape computations and constants (Polygraphy).
+_SKIP_LAYER_TYPES = frozenset({"SHAPE", "CONSTANT"})
+#: Layer types that open / close a loop or conditional body, inside which nothing can be
+#: marked as a network output.
+_BODY_START = frozenset({"TRIP_LIMIT", "ITERATOR", "RECURRENCE", "CONDITION", "CONDITIONAL_INPUT"})
+_BODY_END = frozenset({"LOOP_OUTPUT", "CONDITIONAL_OUTPUT"})
+
+
+def layerwise_output_names(layers: Iterable[Any]) -> list[str]:
+    """Tensors to mark for ``mark_all``, in layer order, following Polygraphy's rules:
+    skip shape and constant layers, and layers inside loop/conditional bodies (the
+    network is topologically sorted); then skip tensors that are shape tensors or not
+    execution tensors (TensorRT cannot output them as ordinary outputs)."""
+    names: list[str] = []
+    depth = 0
+    for layer in layers:
+        type_name = layer.type.name
+        if type_name in _BODY_START:
+            depth += 1
+            continue
+        if type_name in _BODY_END:
+            depth = max(0, depth - 1)
+            continue
+        if depth or type_name in _SKIP_LAYER_TYPES:
+            continue
+        for index in range(layer.num_outputs):
+            tensor = layer.get_output(index)
+            if tensor is None or getattr(tensor, "is_shape_tensor", False):
+                continue
+            if not getattr(tensor, "is_execution_tensor", True):
+                continue
+            if tensor.name not in names:
+                names.append(tensor.name)
+    return names
+
+
+# -- building --------------------------------------------------------------------------
+def make_logger(trt: TensorRT, echo_level: str = "WARNING") -> Any:
+    """A ``trt.ILogger`` that keeps every message (for error reports) and echoes those at
+    ``echo_level`` or worse to stderr."""
+    module = trt.module
+    order = ["INTERNAL_ERROR", "ERROR", "WARNING", "INFO", "VERBOSE"]
+
+    class CapturingLogger(module.ILogger):  # type: ignore[misc, name-defined]
+        def __init__(self) -> None:
+            module.ILogger.__init__(self)
+            self.messages: list[tuple[str, str]] = []
+
+        def log(self, severity: Any, msg: str) -> None:
+            level = getattr(severity, "name", str(severity)).split(".")[-1].removeprefix("k")
+            self.messages.append((level, msg))
+            if level in order and order.index(level) <= order.index(echo_level):
+                import sys
+
+                sys.stderr.write(f"[TensorRT] {level}: {msg}\n")
+
+        def errors(self) -> str:
+            picked = [m for lvl, m in self.messages if lvl in ("INTERNAL_ERROR", "ERROR")]
+            return "\n".join(picked[-20:])
+
+    return CapturingLogger()
+
+
+@dataclass
+class BuildInputs:
+    """What to parse: a path (``parse_from_file``, external data found next to it) or
+    serialized bytes (plus the original path, if any, for external data)."""
+
+    description: str
+    path: str | None = None
+    data: bytes | None = None
+
+
+def _parse(trt: TensorRT, builder: Any, logger: Any, source: BuildInputs, strongly_typed: bool):
+    module = trt.module
+    flags = 0
+    if strongly_typed:
+        flag = getattr(module.NetworkDefinitionCreationFlag, "STRONGLY_TYPED", None)
+        if flag is None:
+            raise BackendUnavailableError(f"{trt.describe()} has no strongly typed networks")
+        flags |= 1 << int(flag)
+    network = builder.create_network(flags)
+    parser = module.OnnxParser(network, logger)
+    if source.data is not None:
+        ok = parser.parse(source.data, source.path) if source.path else parser.parse(source.data)
+    else:
+        ok = parser.parse_from_file(source.path)
+    if parser.num_errors or not ok:
+        errors = []
+        for index in range(parser.num_errors):
+            error = parser.get_error(index)
+            node = ""
+            if hasattr(error, "node_name"):
+                node = f" (node {error.node_name()!r}, op {error.node_operator()!r})"
+            errors.append(f"  - {error.desc()}{node}")
+        listing = "\n".join(errors) or "  (the parser reported no details)"
+        raise ModelError(
+            f"TensorRT's ONNX parser ({trt.describe()}) cannot parse {source.description}:\n"
+            f"{listing}"
+        )
+    return network, parser
+
+
+def _set_flag(trt: TensorRT, config: Any, name: str, why: str) -> None:
+    flag = getattr(trt.module.BuilderFlag, name, None)
+    if flag is None:
+        extra = (
+            " (it builds strongly typed networks only: give it a model already in that "
+            "precision, e.g. from models.convert_to_fp16 or models.quantize_int8, with "
+            "precision='fp32')"
+            if trt.is_rtx
+            else ""
+        )
+        raise BackendUnavailableError(
+            f"{trt.describe()} has no BuilderFlag.{name}{extra}, needed for {why}"
+        )
+    config.set_flag(flag)
+
+
+def _add_profile(
+    trt: TensorRT, builder: Any, network: Any, config: Any, shapes: Mapping[str, ShapeTriple]
+) -> None:
+    inputs = [network.get_input(i) for i in range(network.num_inputs)]
+    known = {t.name for t in inputs}
+    unknown = sorted(set(shapes) - known)
+    if unknown:
+        raise InputError(
+            f"shapes name unknown inputs {unknown}; the network's inputs are {sorted(known)}"
+        )
+    profile = builder.create_optimization_profile()
+    needed = False
+    for tensor in inputs:
+        dims = tuple(tensor.shape)
+        if getattr(tensor, "is_shape_tensor", False):
+            if tensor.name not in shapes:
+                raise InputError(
+                    f"input {tensor.name!r} is a shape tensor: give its (min, opt, max) "
+                    "values in shapes="
+                )
+            profile.set_shape_input(tensor.name, *shapes[tensor.name])
+            needed = True
+            continue
+        dynamic = any(d < 0 for d in dims)
+        if tensor.name in shapes:
+            lo, opt, hi = shapes[tensor.name]
+            for shape in (lo, opt, hi):
+                if len(shape) != len(dims) or any(
+                    d >= 0 and d != s for d, s in zip(dims, shape, strict=False)
+                ):
+                    raise InputError(
+                        f"shape {shape} for input {tensor.name!r} does not fit the model's "
+                        f"dims {list(dims)} (-1 = dynamic)"
+                    )
+        elif dynamic:
+            fixed = tuple(d if d >= 0 else 1 for d in dims)
+            warnings.warn(
+                f"input {tensor.name!r} has dynamic dims {list(dims)} and no shapes were "
+                f"given; building the engine for {fixed} only",
+                stacklevel=4,
+            )
+            lo = opt = hi = fixed
+        else:
+            continue
+        profile.set_shape(tensor.name, lo, opt, hi)
+        needed = True
+    if needed:
+        config.add_optimization_profile(profile)
+
+
+def _apply_layer_precisions(trt: TensorRT, network: Any, wanted: Mapping[str, str]) -> None:
+    layers = {network.get_layer(i).name: network.get_layer(i) for i in range(network.num_layers)}
+    missing = sorted(set(wanted) - set(layers))
+    if missing:
+        import difflib
+
+        hints = {m: difflib.get_close_matches(m, list(layers), n=3) for m in missing}
+        raise InputError(
+            f"layer_precisions name layers the network does not have: {hints} "
+            "(name -> closest TensorRT layer names)"
+        )
+    for name, precision in wanted.items():
+        layers[name].precision = getattr(trt.module, LAYER_DTYPES[precision])
+
+
+def make_network(
+    trt: TensorRT, builder: Any, source: BuildInputs, settings: EngineSettings, logger: Any
+) -> tuple[Any, Any]:
+    """Parse ``source`` into a network, mark all outputs and set layer precisions as
+    ``settings`` ask. Returns ``(network, parser)``: keep the parser alive while the
+    network is used (it owns the weights)."""
+    network, parser = _parse(trt, builder, logger, source, settings.strongly_typed)
+    if settings.mark_all:
+        existing = {network.get_output(i).name for i in range(network.num_outputs)}
+        layers = [network.get_layer(i) for i in range(network.num_layers)]
+        tensors = {}
+        for layer in layers:
+            for j in range(layer.num_outputs):
+                out = layer.get_output(j)
+                if out is not None:
+                    tensors[out.name] = out
+        for name in layerwise_output_names(layers):
+            if name not in existing:
+                network.mark_output(tensors[name])
+    if settings.layer_precisions:
+        _apply_layer_precisions(trt, network, settings.layer_precisions)
+    return network, parser
+
+
+def build_serialized_engine(
+    trt: TensorRT,
+    source: BuildInputs,
+    settings: EngineSettings,
+    *,
+    logger: Any,
+    timing_cache: bytes | None = None,
+    save_timing_cache: Callable[[Callable[[bytes | None], bytes]], Any] | None = None,
+) -> bytes:
+    """Parse ``source`` and build a serialized engine with ``settings``.
+
+    ``timing_cache`` seeds the tactic timing cache; ``save_timing_cache(merge)`` is
+    called after a successful build with a function merging the build's timing cache
+    into whatever is stored (run under the artifact cache's lock).
+    """
+    module = trt.module
+    builder = module.Builder(logger)
+    network, _parser = make_network(trt, builder, source, settings, logger)
+
+    config = builder.create_builder_config()
+    if settings.precision != "tf32" and hasattr(module.BuilderFlag, "TF32"):
+        config.clear_flag(module.BuilderFlag.TF32)  # on by default: fp32 means fp32
+    if settings.precision in _PRECISION_FLAGS:
+        _set_flag(
+            trt, config, _PRECISION_FLAGS[settings.precision], f"precision {settings.precision!r}"
+        )
+    constraints = settings.effective_constraints()
+    if constraints is not None:
+        flag = (
+            "OBEY_PRECISION_CONSTRAINTS"
+            if constraints == "obey"
+            else "PREFER_PRECISION_CONSTRAINTS"
+        )
+        _set_flag(trt, config, flag, f"precision_constraints={constraints!r}")
+    if settings.workspace is not None:
+        config.set_memory_pool_limit(module.MemoryPoolType.WORKSPACE, int(settings.workspace))
+    if settings.optimization_level is not None:
+        config.builder_optimization_level = int(settings.optimization_level)
+    _add_profile(trt, builder, network, config, settings.shapes)
+
+    has_timing_cache = supports_timing_cache(trt) and hasattr(config, "create_timing_cache")
+    if has_timing_cache:
+        cache = config.create_timing_cache(timing_cache or b"")
+        config.set_timing_cache(cache, ignore_mismatch=True)
+
+    serialized = builder.build_serialized_network(network, config)
+    if serialized is None:
+        raise ModelError(
+            f"{trt.describe()} could not build an engine for {source.description} "
+            f"(precision {settings.precision}):\n{logger.errors() or '(no error was logged)'}"
+        )
+    engine = bytes(memoryview(serialized))
+
+    if has_timing_cache and save_timing_cache is not None:
+
+        def merge(current: bytes | None) -> bytes:
+            built = config.get_timing_cache()
+            if current:
+                built.combine(config.create_timing_cache(current), True)
+            return bytes(memoryview(built.serialize()))
+
+        save_timing_cache(merge)
+    return engine
+
+
+def model_build_inputs(
+    model: str | os.PathLike[str] | Any, description: str, transformed: Any = None
+) -> BuildInputs:
+    """``BuildInputs`` for a model path or proto; ``transformed`` (a ModelProto made from
+    the model, e.g. int8 QDQ) takes precedence."""
+    path = os.fspath(model) if isinstance(model, str | os.PathLike) else None
+    proto = transformed if transformed is not None else (None if path else model)
+    if proto is None:
+        if not os.path.isfile(path or ""):
+            raise ModelError(f"model file {path!r} does not exist")
+        return BuildInputs(description, path=path)
+    try:
+        data = proto.SerializeToString()
+    except ValueError as err:
+        raise ModelError(
+            f"{description} is over protobuf's 2 GiB limit in memory; save it with external "
+            "data and pass the path instead"
+        ) from err
+    return BuildInputs(description, path=path, data=data)
+
+
+def has_qdq(model: Any) -> bool:
+    """True when an ONNX model already holds QuantizeLinear/DequantizeLinear nodes."""
+    return any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in model.graph.node)

@@ -1,0 +1,203 @@
+"""What identifies a TensorRT engine, and how engines are looked up in the artifact cache.
+
+``EngineSettings`` holds every builder knob that changes an engine; ``engine_key_parts``
+adds the model's content hash, the TensorRT flavour and version and the GPU (name and
+compute capability) to make the cache key. ``obtain_engine`` is the cache protocol:
+build once per key across processes, and rebuild an entry the runtime rejects.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from pytest_polygraphy.errors import BackendUnavailableError, InputError
+
+if TYPE_CHECKING:
+    from pytest_polygraphy.cache import ArtifactCache
+    from pytest_polygraphy.runners.trt_module import TensorRT
+
+#: Bumped when what this module puts into an engine changes (invalidates old entries).
+BUILD_SCHEMA = 1
+
+TRT_PRECISIONS = ("fp32", "tf32", "fp16", "bf16", "int8", "fp8")
+#: Precision names -> ``trt.DataType`` attribute names, for per-layer precisions.
+LAYER_DTYPES = {
+    "fp32": "float32",
+    "fp16": "float16",
+    "bf16": "bfloat16",
+    "int8": "int8",
+    "fp8": "fp8",
+}
+
+ShapeTriple = tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]
+
+
+def normalize_shapes(
+    shapes: Mapping[str, Any] | None,
+) -> dict[str, ShapeTriple]:
+    """``{input: (min, opt, max)}`` from ``{input: shape}`` or ``{input: (min, opt, max)}``."""
+    normalized: dict[str, ShapeTriple] = {}
+    for name, value in (shapes or {}).items():
+        items = list(value)
+        if items and all(isinstance(d, int) for d in items):
+            shape = tuple(int(d) for d in items)
+            normalized[name] = (shape, shape, shape)
+        elif len(items) == 3 and all(not isinstance(s, int | str) for s in items):
+            lo, opt, hi = (tuple(int(d) for d in s) for s in items)
+            if not len(lo) == len(opt) == len(hi):
+                raise InputError(f"shapes for input {name!r} have different ranks: {items}")
+            if not all(a <= b <= c for a, b, c in zip(lo, opt, hi, strict=True)):
+                raise InputError(
+                    f"shapes for input {name!r} must satisfy min <= opt <= max in every "
+                    f"dim; got min={lo}, opt={opt}, max={hi}"
+                )
+            normalized[name] = (lo, opt, hi)
+        else:
+            raise InputError(
+                f"shapes[{name!r}] must be a shape like (1, 3, 224, 224) or a (min, opt, max) "
+                f"triple of shapes; got {value!r}"
+            )
+    return normalized
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """Every knob that changes the built engine; ``key_parts()`` goes into cache keys."""
+
+    precision: str = "fp32"
+    shapes: dict[str, ShapeTriple] = field(default_factory=dict)
+    mark_all: bool = False
+    layer_precisions: dict[str, str] = field(default_factory=dict)
+    precision_constraints: str | None = None
+    strongly_typed: bool = False
+    workspace: int | None = None
+    optimization_level: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.precision not in TRT_PRECISIONS:
+            raise InputError(
+                f"unknown precision {self.precision!r} for TensorRT; expected one of "
+                f"{TRT_PRECISIONS}"
+            )
+        if self.precision_constraints not in (None, "obey", "prefer"):
+            raise InputError(
+                "precision_constraints must be 'obey', 'prefer' or None; got "
+                f"{self.precision_constraints!r}"
+            )
+        bad = {k: v for k, v in self.layer_precisions.items() if v not in LAYER_DTYPES}
+        if bad:
+            raise InputError(
+                f"layer_precisions {bad} use unknown precisions; expected {list(LAYER_DTYPES)}"
+            )
+        if self.strongly_typed and (
+            self.precision not in ("fp32", "tf32") or self.layer_precisions
+        ):
+            raise InputError(
+                "a strongly typed network takes its precisions from the model's tensor types; "
+                "use precision='fp32' (or 'tf32') and no layer_precisions with strongly_typed=True"
+            )
+
+    def key_parts(self) -> dict[str, Any]:
+        return {
+            "precision": self.precision,
+            "shapes": {k: [list(s) for s in v] for k, v in sorted(self.shapes.items())},
+            "mark_all": self.mark_all,
+            "layer_precisions": dict(sorted(self.layer_precisions.items())),
+            "precision_constraints": self.effective_constraints(),
+            "strongly_typed": self.strongly_typed,
+            "workspace": self.workspace,
+            "optimization_level": self.optimization_level,
+        }
+
+    def effective_constraints(self) -> str | None:
+        """Layer precisions only take effect with constraints on: default to ``obey``."""
+        if self.precision_constraints is None and self.layer_precisions:
+            return "obey"
+        return self.precision_constraints
+
+
+def engine_key_parts(
+    model_hash: str,
+    settings: EngineSettings,
+    trt: TensorRT,
+    gpu: Mapping[str, str],
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The cache key of an engine: model content, settings, TensorRT build, GPU."""
+    return {
+        "kind": "trt-engine",
+        "schema": BUILD_SCHEMA,
+        "model": model_hash,
+        "settings": settings.key_parts(),
+        "tensorrt": {"flavour": trt.flavour, "version": trt.version},
+        "gpu": dict(gpu),
+        **(dict(extra) if extra else {}),
+    }
+
+
+def supports_timing_cache(trt: TensorRT) -> bool:
+    """TensorRT-RTX picks kernels at run time: its timing cache calls are deprecated no-ops."""
+    return not trt.is_rtx
+
+
+def timing_cache_key_parts(trt: TensorRT, gpu: Mapping[str, str]) -> dict[str, Any]:
+    return {
+        "kind": "trt-timing-cache",
+        "tensorrt": {"flavour": trt.flavour, "version": trt.version},
+        "gpu": dict(gpu),
+    }
+
+
+def feeds_fingerprint(feeds: Iterable[Mapping[str, Any]]) -> str:
+    """A hash of calibration feeds (names, dtypes, shapes, bytes) for int8 cache keys."""
+    import numpy as np
+
+    digest = hashlib.sha256()
+    for feed in feeds:
+        for name in sorted(feed):
+            array = np.ascontiguousarray(feed[name])
+            digest.update(f"{name}|{array.dtype.str}|{array.shape}|".encode())
+            digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+# -- cache orchestration ---------------------------------------------------------------
+def obtain_engine(
+    cache: ArtifactCache,
+    key_parts: Mapping[str, Any],
+    build: Callable[[], bytes],
+    load: Callable[[bytes], Any],
+) -> tuple[Any, bool]:
+    """Engine bytes from the cache (building them if absent) and ``load``-ed.
+
+    ``load`` returns None when the backend rejects the bytes (a corrupt or incompatible
+    entry that passed the checksum, e.g. written by a TensorRT build with the same
+    version string): the entry is dropped and rebuilt once. Returns ``(engine, built)``.
+    """
+    entry = cache.get_or_create(key_parts, build, namespace="trt-engine")
+    engine = load(entry.data)
+    if engine is not None:
+        return engine, entry.built
+    if entry.built:
+        raise BackendUnavailableError("TensorRT could not deserialize the engine it just built")
+    cache.invalidate(key_parts, namespace="trt-engine")
+    entry = cache.get_or_create(key_parts, build, namespace="trt-engine")
+    engine = load(entry.data)
+    if engine is None:
+        raise BackendUnavailableError(
+            "TensorRT could not deserialize a freshly rebuilt engine (the cached one was "
+            "rejected too)"
+        )
+    return engine, True
+
+
+def default_name(precision: str, mark_all: bool, extra: Sequence[str] = ()) -> str:
+    """Stable runner names: ``trt``, ``trt[fp16]``, ``trt[fp16,mark-all]``."""
+    tags = [] if precision == "fp32" else [precision]
+    if mark_all:
+        tags.append("mark-all")
+    tags.extend(extra)
+    return "trt" + (f"[{','.join(tags)}]" if tags else "")

@@ -1,0 +1,394 @@
+"""TrtRunner: the missing-TensorRT error here; engine cache orchestration and build
+settings with fakes (clearly named); and, where TensorRT (or TensorRT-RTX) and a GPU are
+present, the real parse/build/cache path and inference against ONNX Runtime."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pytest
+from onnx import TensorProto, helper
+
+from pytest_polygraphy.cache import ArtifactCache, cache_key
+from pytest_polygraphy.errors import BackendUnavailableError, InputError, ModelError
+from pytest_polygraphy.runners import (
+    OnnxrtRunner,
+    TrtRunner,
+    cuda_unavailable_reason,
+    import_tensorrt,
+    tensorrt_unavailable_reason,
+    trt_build,
+    trt_settings,
+)
+from pytest_polygraphy.runners.trt_module import FLAVOUR_ENV, TensorRT
+from tests.models.builders import (
+    conv_chain,
+    dynamic_batch_model,
+    int64_bool_model,
+    make_model,
+    matmul_softmax,
+    mixed_chain,
+    random_feed,
+)
+
+TRT_REASON = tensorrt_unavailable_reason()
+GPU_REASON = TRT_REASON or cuda_unavailable_reason()
+needs_trt_gpu = pytest.mark.skipif(GPU_REASON is not None, reason=str(GPU_REASON))
+
+
+# -- without TensorRT --------------------------------------------------------------------
+@pytest.mark.skipif(TRT_REASON is None, reason="TensorRT is installed here")
+def test_constructing_without_tensorrt_says_how_to_install_it() -> None:
+    with pytest.raises(BackendUnavailableError, match=r"pip install 'pytest-polygraphy\[trt\]'"):
+        TrtRunner(conv_chain())
+
+
+def test_forcing_an_unknown_flavour_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    import_tensorrt.cache_clear()
+    monkeypatch.setenv(FLAVOUR_ENV, "tensorflow")
+    try:
+        with pytest.raises(BackendUnavailableError, match="not a TensorRT flavour"):
+            import_tensorrt()
+    finally:
+        import_tensorrt.cache_clear()
+
+
+# -- build settings and cache keys (no TensorRT needed) ----------------------------------
+FAKE_TRT_10 = TensorRT(module=None, flavour="tensorrt", version="10.9.0.34")
+GPU_H100 = {"name": "NVIDIA H100", "compute_capability": "9.0"}
+
+
+def test_shapes_normalize_to_min_opt_max() -> None:
+    shapes = trt_settings.normalize_shapes({"x": (4, 8), "y": [(1, 8), (4, 8), (16, 8)]})
+    assert shapes == {"x": ((4, 8), (4, 8), (4, 8)), "y": ((1, 8), (4, 8), (16, 8))}
+    with pytest.raises(InputError, match="min <= opt <= max"):
+        trt_settings.normalize_shapes({"x": [(4, 8), (2, 8), (16, 8)]})
+    with pytest.raises(InputError, match="different ranks"):
+        trt_settings.normalize_shapes({"x": [(4, 8), (4, 8, 1), (16, 8)]})
+    with pytest.raises(InputError, match=r"shapes\['x'\]"):
+        trt_settings.normalize_shapes({"x": "4x8"})
+
+
+def test_engine_settings_refuse_contradictions() -> None:
+    with pytest.raises(InputError, match="unknown precision 'fp64'"):
+        trt_settings.EngineSettings(precision="fp64")
+    with pytest.raises(InputError, match="strongly typed"):
+        trt_settings.EngineSettings(precision="fp16", strongly_typed=True)
+    with pytest.raises(InputError, match="precision_constraints"):
+        trt_settings.EngineSettings(precision_constraints="always")
+    with pytest.raises(InputError, match="unknown precisions"):
+        trt_settings.EngineSettings(layer_precisions={"conv1": "fp64"})
+    # layer precisions alone would be ignored by TensorRT: constraints default to obey
+    settings = trt_settings.EngineSettings(layer_precisions={"conv1": "fp32"})
+    assert settings.effective_constraints() == "obey"
+    assert trt_settings.EngineSettings().effective_constraints() is None
+
+
+def _key(**overrides: Any) -> str:
+    parts = {"model": "hash-a", "settings": trt_settings.EngineSettings(), "trt": FAKE_TRT_10}
+    parts["gpu"] = GPU_H100
+    parts.update(overrides)
+    return cache_key(
+        trt_settings.engine_key_parts(parts["model"], parts["settings"], parts["trt"], parts["gpu"])
+    )
+
+
+def test_engine_cache_key_covers_model_settings_tensorrt_and_gpu() -> None:
+    base = _key()
+    assert base == _key()  # stable
+    variants = {
+        "model": _key(model="hash-b"),
+        "precision": _key(settings=trt_settings.EngineSettings(precision="fp16")),
+        "shapes": _key(
+            settings=trt_settings.EngineSettings(
+                shapes=trt_settings.normalize_shapes({"x": (2, 8)})
+            )
+        ),
+        "mark_all": _key(settings=trt_settings.EngineSettings(mark_all=True)),
+        "workspace": _key(settings=trt_settings.EngineSettings(workspace=1 << 20)),
+        "version": _key(trt=TensorRT(None, "tensorrt", "10.10.0.31")),
+        "flavour": _key(trt=TensorRT(None, "tensorrt_rtx", "10.9.0.34")),
+        "gpu": _key(gpu={"name": "NVIDIA H200", "compute_capability": "9.0"}),
+        "cc": _key(gpu={"name": "NVIDIA H100", "compute_capability": "8.9"}),
+    }
+    assert len({base, *variants.values()}) == len(variants) + 1
+    parts = trt_settings.engine_key_parts("h", trt_settings.EngineSettings(), FAKE_TRT_10, GPU_H100)
+    json.dumps(parts)  # key parts are stored as JSON metadata
+
+
+class FakeEngineBackendForOrchestration:
+    """Stands in for TensorRT's builder and runtime to test the cache orchestration only:
+    'engines' are bytes, and ``load`` accepts only bytes it built this session."""
+
+    def __init__(self) -> None:
+        self.builds = 0
+        self.accepted: set[bytes] = set()
+
+    def build(self) -> bytes:
+        self.builds += 1
+        engine = f"engine #{self.builds}".encode()
+        self.accepted.add(engine)
+        return engine
+
+    def load(self, data: bytes) -> Any:
+        return SimpleNamespace(data=data) if data in self.accepted else None
+
+
+def test_engine_is_built_once_then_loaded_from_the_cache(tmp_path: Path) -> None:
+    cache, fake = ArtifactCache(tmp_path), FakeEngineBackendForOrchestration()
+    key = trt_settings.engine_key_parts("h", trt_settings.EngineSettings(), FAKE_TRT_10, GPU_H100)
+    engine, built = trt_settings.obtain_engine(cache, key, fake.build, fake.load)
+    assert built and engine.data == b"engine #1"
+    engine, built = trt_settings.obtain_engine(cache, key, fake.build, fake.load)
+    assert not built and engine.data == b"engine #1" and fake.builds == 1
+
+
+def test_a_cached_engine_the_runtime_rejects_is_rebuilt(tmp_path: Path) -> None:
+    cache = ArtifactCache(tmp_path)
+    key = trt_settings.engine_key_parts("h", trt_settings.EngineSettings(), FAKE_TRT_10, GPU_H100)
+    # an entry with a valid checksum that the runtime does not accept (e.g. another build)
+    cache.get_or_create(key, lambda: b"stale engine", namespace="trt-engine")
+    fake = FakeEngineBackendForOrchestration()
+    engine, built = trt_settings.obtain_engine(cache, key, fake.build, fake.load)
+    assert built and engine.data == b"engine #1"
+    assert cache.get(key, namespace="trt-engine") == b"engine #1"
+
+
+def test_an_engine_the_runtime_rejects_right_after_building_is_an_error(tmp_path: Path) -> None:
+    cache = ArtifactCache(tmp_path)
+    key = trt_settings.engine_key_parts("h", trt_settings.EngineSettings(), FAKE_TRT_10, GPU_H100)
+    with pytest.raises(BackendUnavailableError, match="just built"):
+        trt_settings.obtain_engine(cache, key, lambda: b"engine", lambda data: None)
+
+
+def _fake_layer(type_name: str, *outputs: Any) -> Any:
+    return SimpleNamespace(
+        type=SimpleNamespace(name=type_name),
+        num_outputs=len(outputs),
+        get_output=lambda i: outputs[i],
+    )
+
+
+def _fake_tensor(name: str, *, shape_tensor: bool = False, execution: bool = True) -> Any:
+    return SimpleNamespace(name=name, is_shape_tensor=shape_tensor, is_execution_tensor=execution)
+
+
+def test_mark_all_follows_polygraphy_layer_rules_on_a_fake_network() -> None:
+    """Fake TensorRT layers, to test only the selection rules."""
+    layers = [
+        _fake_layer("CONVOLUTION", _fake_tensor("conv")),
+        _fake_layer("CONSTANT", _fake_tensor("weights")),
+        _fake_layer("SHAPE", _fake_tensor("shape_of_conv", shape_tensor=True)),
+        _fake_layer("GATHER", _fake_tensor("dims", shape_tensor=True)),
+        _fake_layer("ELEMENTWISE", _fake_tensor("cond_flag", execution=False)),
+        _fake_layer("TRIP_LIMIT"),
+        _fake_layer("ELEMENTWISE", _fake_tensor("in_loop_body")),
+        _fake_layer("LOOP_OUTPUT", _fake_tensor("loop_out")),
+        _fake_layer("ACTIVATION", _fake_tensor("relu"), None),
+        _fake_layer("SOFTMAX", _fake_tensor("probs")),
+    ]
+    assert trt_build.layerwise_output_names(layers) == ["conv", "relu", "probs"]
+
+
+def test_default_names_are_stable_test_ids() -> None:
+    assert trt_settings.default_name("fp32", False) == "trt"
+    assert trt_settings.default_name("fp16", False) == "trt[fp16]"
+    assert trt_settings.default_name("int8", True) == "trt[int8,mark-all]"
+
+
+# -- with TensorRT (or TensorRT-RTX) and a GPU -------------------------------------------
+def _activate_or_skip(runner: TrtRunner) -> TrtRunner:
+    """Inference needs the TensorRT runtime on this GPU; TensorRT-RTX refuses some
+    compute capabilities (9.0 among them): then the test is skipped with its message."""
+    try:
+        runner.activate()
+    except BackendUnavailableError as err:
+        pytest.skip(f"TensorRT runtime unavailable here: {err}")
+    return runner
+
+
+@needs_trt_gpu
+def test_build_path_parses_builds_serializes_and_caches(tmp_path: Path) -> None:
+    trt = import_tensorrt()
+    logger = trt_build.make_logger(trt, echo_level="ERROR")
+    source = trt_build.model_build_inputs(mixed_chain(), "mixed_chain")
+    settings = trt_settings.EngineSettings()
+    cache = ArtifactCache(tmp_path)
+    timing_key = trt_settings.timing_cache_key_parts(trt, {"name": "test-gpu"})
+
+    def build() -> bytes:
+        return trt_build.build_serialized_engine(
+            trt,
+            source,
+            settings,
+            logger=logger,
+            save_timing_cache=lambda merge: cache.update(timing_key, merge, namespace="timing"),
+        )
+
+    key = {"model": "mixed_chain", **settings.key_parts()}
+    first = cache.get_or_create(key, build, namespace="trt-engine")
+    assert first.built and len(first.data) > 1000
+    again = cache.get_or_create(key, build, namespace="trt-engine")
+    assert not again.built and again.data == first.data
+    stored = cache.get(timing_key, namespace="timing")
+    if trt_settings.supports_timing_cache(trt):
+        assert stored  # the timing cache was kept
+    else:
+        assert stored is None  # TensorRT-RTX: no timing cache to keep
+
+
+@needs_trt_gpu
+def test_mark_all_marks_layer_outputs_in_the_network() -> None:
+    trt = import_tensorrt()
+    logger = trt_build.make_logger(trt, echo_level="ERROR")
+    builder = trt.module.Builder(logger)
+    source = trt_build.model_build_inputs(mixed_chain(), "mixed_chain")
+    network, _parser = trt_build.make_network(
+        trt, builder, source, trt_settings.EngineSettings(mark_all=True), logger
+    )
+    outputs = {network.get_output(i).name for i in range(network.num_outputs)}
+    layers = [network.get_layer(i) for i in range(network.num_layers)]
+    assert "scores" in outputs
+    assert set(trt_build.layerwise_output_names(layers)) <= outputs
+    assert len(outputs) > 1
+
+
+@needs_trt_gpu
+def test_parse_errors_name_the_node() -> None:
+    model = make_model(
+        [helper.make_node("FancyOp", ["x"], ["y"], name="fancy_node", domain="custom.ops")],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])],
+        check=False,
+    )
+    model.opset_import.append(helper.make_opsetid("custom.ops", 1))
+    with pytest.raises(ModelError, match="ONNX parser") as info:
+        TrtRunner(model, use_cache=False).activate()
+    assert "FancyOp" in str(info.value) or "fancy_node" in str(info.value)
+
+
+@needs_trt_gpu
+def test_dynamic_inputs_build_with_a_profile(tmp_path: Path) -> None:
+    runner = TrtRunner(
+        dynamic_batch_model(), shapes={"x": [(1, 8), (4, 8), (16, 8)]}, cache_dir=tmp_path
+    )
+    assert runner.input_metadata["x"].shape_range == ((1, 8), (4, 8), (16, 8))
+    trt = runner.trt
+    logger = trt_build.make_logger(trt, echo_level="ERROR")
+    source = trt_build.model_build_inputs(dynamic_batch_model(), "dynamic_batch")
+    engine = trt_build.build_serialized_engine(trt, source, runner.settings, logger=logger)
+    assert len(engine) > 1000
+    with pytest.raises(InputError, match="unknown inputs"):
+        bad = trt_settings.EngineSettings(shapes=trt_settings.normalize_shapes({"nope": (1, 8)}))
+        trt_build.build_serialized_engine(trt, source, bad, logger=logger)
+
+
+@needs_trt_gpu
+@pytest.mark.skipif(TRT_REASON is None and not import_tensorrt().is_rtx, reason="TensorRT-RTX only")
+def test_rtx_refuses_weakly_typed_precisions_with_a_reason(tmp_path: Path) -> None:
+    with pytest.raises(BackendUnavailableError, match="strongly typed"):
+        TrtRunner(conv_chain(), precision="fp16", cache_dir=tmp_path).activate()
+
+
+@needs_trt_gpu
+def test_activation_runs_or_refuses_with_tensorrts_reason(tmp_path: Path) -> None:
+    runner = TrtRunner(conv_chain(), cache_dir=tmp_path)
+    try:
+        runner.activate()
+    except BackendUnavailableError as err:
+        # TensorRT-RTX on an unsupported GPU: the engine was still built and cached
+        assert "deserialize" in str(err)
+        assert list((tmp_path / "trt-engine").rglob("*.bin"))
+    else:
+        assert runner.engine_was_built
+        runner.deactivate()
+
+
+@needs_trt_gpu
+@pytest.mark.parametrize("builder", [conv_chain, mixed_chain, matmul_softmax, int64_bool_model])
+def test_tensorrt_matches_onnxruntime(builder: Any, tmp_path: Path) -> None:
+    model = builder()
+    feed = random_feed(model, seed=11)
+    with _activate_or_skip(TrtRunner(model, cache_dir=tmp_path)) as trt_runner:
+        actual = trt_runner.infer(feed)
+        again = trt_runner.infer(feed)  # buffers reused
+    with OnnxrtRunner(model) as ort_runner:
+        expected = ort_runner.infer(feed)
+    for name, value in expected.items():
+        assert actual[name].dtype == value.dtype
+        np.testing.assert_allclose(actual[name], value, rtol=1e-4, atol=1e-4)
+        np.testing.assert_array_equal(again[name], actual[name])
+
+
+@needs_trt_gpu
+def test_dynamic_batch_inference_and_engine_cache_hit(tmp_path: Path) -> None:
+    model = dynamic_batch_model()
+    shapes = {"x": [(1, 8), (4, 8), (16, 8)]}
+    with _activate_or_skip(TrtRunner(model, shapes=shapes, cache_dir=tmp_path)) as runner:
+        assert runner.engine_was_built
+        for batch in (1, 16, 3):
+            feed = random_feed(model, seed=batch, batch=batch)
+            with OnnxrtRunner(model) as ort_runner:
+                expected = ort_runner.infer(feed)["y"]
+            np.testing.assert_allclose(runner.infer(feed)["y"], expected, rtol=1e-4, atol=1e-4)
+        with pytest.raises(InputError, match="refused shape"):
+            runner.infer(random_feed(model, batch=17), check_feed=False)
+    second = TrtRunner(model, shapes=shapes, cache_dir=tmp_path)
+    with second:
+        assert second.engine_was_built is False
+
+
+@needs_trt_gpu
+def test_data_dependent_output_shape_uses_the_output_allocator(tmp_path: Path) -> None:
+    model = make_model(
+        [helper.make_node("NonZero", ["x"], ["idx"], name="nonzero")],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 5])],
+        [helper.make_tensor_value_info("idx", TensorProto.INT64, [2, None])],
+    )
+    x = np.zeros((4, 5), np.float32)
+    x[1, 2] = x[3, 0] = x[3, 4] = 1.0
+    try:
+        runner = _activate_or_skip(TrtRunner(model, cache_dir=tmp_path))
+    except ModelError as err:
+        if "plugin" not in str(err):
+            raise
+        pytest.skip(f"this TensorRT parses NonZero through a plugin it lacks: {err}")
+    with runner:
+        idx = runner.infer({"x": x})["idx"]
+    np.testing.assert_array_equal(idx, np.array(np.nonzero(x)))
+
+
+@needs_trt_gpu
+def test_mark_all_outputs_match_onnxruntime_intermediates(tmp_path: Path) -> None:
+    from pytest_polygraphy.models import MARK_ALL, mark_outputs
+
+    model = mixed_chain()
+    feed = random_feed(model, seed=2)
+    with _activate_or_skip(TrtRunner(model, mark_all=True, cache_dir=tmp_path)) as runner:
+        actual = runner.infer(feed)
+    with OnnxrtRunner(mark_outputs(model, MARK_ALL)) as ort_runner:
+        expected = ort_runner.infer(feed)
+    common = set(actual) & set(expected)
+    assert "scores" in common and len(common) > 1
+    for name in common:
+        np.testing.assert_allclose(actual[name], expected[name], rtol=1e-3, atol=1e-3)
+
+
+@needs_trt_gpu
+def test_a_corrupt_cached_engine_is_rebuilt(tmp_path: Path) -> None:
+    model = conv_chain()
+    with _activate_or_skip(TrtRunner(model, cache_dir=tmp_path)):
+        pass
+    (engine_file,) = (tmp_path / "trt-engine").rglob("*.bin")
+    engine_file.write_bytes(b"garbage" + engine_file.read_bytes()[7:])
+    runner = TrtRunner(model, cache_dir=tmp_path)
+    with runner:
+        assert runner.engine_was_built
+        feed = random_feed(model)
+        with OnnxrtRunner(model) as ort_runner:
+            expected = ort_runner.infer(feed)["output"]
+        np.testing.assert_allclose(runner.infer(feed)["output"], expected, rtol=1e-4, atol=1e-4)
