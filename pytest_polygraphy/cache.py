@@ -26,12 +26,13 @@ import contextlib
 import hashlib
 import json
 import os
-import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from pytest_polygraphy.files import write_bytes_atomically
 
 #: Environment variable that overrides the default cache root.
 CACHE_DIR_ENV = "PYTEST_POLYGRAPHY_CACHE_DIR"
@@ -71,20 +72,6 @@ class CachedArtifact:
     path: Path
     key: str
     built: bool
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 class ArtifactCache:
@@ -147,8 +134,8 @@ class ArtifactCache:
             "size": len(data),
             "created": time.time(),
         }
-        _atomic_write(data_path, data)
-        _atomic_write(meta_path, json.dumps(meta, indent=1, sort_keys=True).encode())
+        write_bytes_atomically(data_path, data)
+        write_bytes_atomically(meta_path, json.dumps(meta, indent=1, sort_keys=True).encode())
 
     def get_or_create(
         self,

@@ -166,7 +166,10 @@ def _load_npz(path: Path) -> RunResults:
     arrays, manifest = npz.read(path)
     if manifest is None or manifest.get("format") != "run_results":
         found = "plain arrays" if manifest is None else f"{manifest.get('format')!r} data"
-        raise InputError(f"{path}: holds {found}, not run results written by save_run_results")
+        raise InputError(
+            f"{path}: holds {found}, not run results (it was not written by pytest-polygraphy's "
+            "save_run_results)"
+        )
     try:
         runners = [(str(r["name"]), list(r["runtimes"])) for r in manifest["runners"]]
     except (KeyError, TypeError) as err:

@@ -1,0 +1,50 @@
+"""Atomic file writes: every file the project writes (data files, golden outputs, cached
+engines, reports) goes through here, so a reader sees the old file or the complete new
+one, never a partial write, even with many xdist workers writing side by side."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO
+
+PathLike = str | os.PathLike[str]
+
+
+def write_atomically(path: PathLike, write: Callable[[IO[bytes]], None]) -> Path:
+    """Write a new file at ``path`` through ``write(file)``: into a temporary file in the
+    same folder, synced, then renamed over ``path``. A failed write leaves no file behind
+    and the old one intact. Parent folders are created. Returns the path written.
+
+    Raises OSError when the file cannot be written; callers turn it into their own error."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as file:
+            write(file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.chmod(tmp_name, 0o666 & ~_umask())  # mkstemp's 0600 would hide the file from others
+        os.replace(tmp_name, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp_name)
+        raise
+    return path
+
+
+def write_bytes_atomically(path: PathLike, data: bytes) -> Path:
+    """``write_atomically`` for bytes already in memory."""
+    return write_atomically(path, lambda file: file.write(data))
+
+
+@functools.cache
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
