@@ -1,8 +1,31 @@
 """pytest entry point (``pytest11: polygraphy``).
 
 Kept light on purpose: it imports neither numpy, onnx, onnxruntime nor tensorrt, so
-``pytest --co`` on an unrelated project stays fast. The heavy work lives in the sibling
-modules, imported only when a test needs them.
+``pytest --co`` on an unrelated project stays fast. ``pytest_addoption`` registers the
+options; ``pytest_configure`` parses them and registers the plugin's other modules
+(fixtures, model-file collection, parametrization, reports, xdist), which import the
+heavy libraries only inside the functions that need them.
 """
 
 from __future__ import annotations
+
+import pytest
+
+from pytest_polygraphy.plugin.options import pytest_addoption
+
+__all__ = ["pytest_addoption", "pytest_configure", "pytest_load_initial_conftests"]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
+    """Pin ``--polygraphy-gpus`` before conftest files load: one that starts CUDA on import
+    would otherwise see every GPU."""
+    from pytest_polygraphy.plugin.xdist import pin_gpu_before_conftests
+
+    pin_gpu_before_conftests(early_config)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    from pytest_polygraphy.plugin.hooks import configure
+
+    configure(config)

@@ -1,0 +1,270 @@
+"""Running a model on the selected backends and comparing them with the reference: what a
+model-file test does, and what the ``accuracy`` fixture does for a hand-written test.
+
+The reference runs at fp32; the backends under test run at the test's precision. With
+one backend selected and a reduced precision, that backend at fp32 is the reference. With
+reference ``golden`` every selected backend is compared with the test's golden file
+(written, under ``--polygraphy-update-golden``, from the first selected backend at fp32).
+Iterations are compared one at a time, so outputs are not kept past their iteration.
+
+Every compared output becomes a record in the item's ``user_properties`` (``records``);
+a failure is reported with the compare function's report, never a traceback into the
+plugin (``outcomes.fail``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from pytest_polygraphy.errors import BackendUnavailableError, OutputMismatchError, PolygraphyError
+from pytest_polygraphy.plugin.backends import FULL_PRECISION, RunnerCache
+from pytest_polygraphy.plugin.golden import GoldenFile, update_command
+from pytest_polygraphy.plugin.outcomes import fail
+from pytest_polygraphy.plugin.records import COMPARE_PROPERTY, compare_record
+from pytest_polygraphy.plugin.settings import AccuracySettings, nonfinite_report
+from pytest_polygraphy.plugin.syntax import OptionValueError, shape_set_id
+
+NO_BACKEND = (
+    "no backend selected: pass --onnxrt, --onnxref and/or --trt "
+    "(or set polygraphy_backends in the ini file)"
+)
+
+
+@dataclass
+class Comparer:
+    """Compares outputs for one test and records every compared output."""
+
+    config: pytest.Config
+    nodeid: str
+    user_properties: list[tuple[str, object]]
+    settings: AccuracySettings
+    failures: list[str] = field(default_factory=list)
+    _compare_func: Any = None
+
+    @property
+    def compare_func(self) -> Any:
+        if self._compare_func is None:
+            try:
+                self._compare_func = self.settings.make_compare_func()
+            except OptionValueError as err:
+                fail(f"{self.nodeid}: {err}")
+        return self._compare_func
+
+    def compare(
+        self,
+        actual: Mapping[str, Any],
+        expected: Mapping[str, Any],
+        *,
+        actual_name: str,
+        reference_name: str,
+        iteration: int,
+    ) -> bool:
+        """Compare, record, and remember a failure's report; True when everything matched."""
+        header = f"{actual_name} vs {reference_name}, iteration {iteration}"
+        try:
+            result = self.compare_func(actual, expected)
+        except OutputMismatchError as err:
+            self.failures.append(f"{header}: {err}")
+            return False
+        for name in result:
+            output = result[name]
+            rtol, atol = self.settings.tolerance(name)
+            record = compare_record(
+                self.nodeid,
+                output,
+                actual=actual_name,
+                reference=reference_name,
+                iteration=iteration,
+                precision=self.settings.precision,
+                rtol=rtol,
+                atol=atol,
+                rule=self.settings.rule,
+            )
+            if not output.passed:
+                self._save_artifact(record, actual.get(name), expected.get(name))
+            self.user_properties.append((COMPARE_PROPERTY, record))
+        if not result:
+            self.failures.append(f"{header}:\n{result.report()}")
+        return bool(result)
+
+    def validate(self, outputs: Mapping[str, Any], runner: str, iteration: int) -> None:
+        """Under ``--polygraphy-validate``: a failure for every output with NaN or Inf."""
+        if self.settings.validate:
+            self.failures.extend(nonfinite_report(outputs, runner, iteration))
+
+    def fail_if_any(self, what: str) -> None:
+        """Fail the test with every failure's report, under a line saying what ran."""
+        if self.failures:
+            count = len(self.failures)
+            fail(
+                f"{what}: {count} comparison{'s' if count > 1 else ''} failed "
+                f"({describe(self.settings)})\n\n" + "\n\n".join(self.failures)
+            )
+
+    def _save_artifact(self, record: dict[str, Any], actual: Any, expected: Any) -> None:
+        if (
+            actual is None
+            or expected is None
+            or getattr(actual, "shape", None) != getattr(expected, "shape", None)
+        ):
+            return
+        from pytest_polygraphy.plugin.report import save_artifact
+
+        path = save_artifact(self.config, record, actual, expected)
+        if path is not None:
+            record["artifact"] = path
+
+
+def describe(settings: AccuracySettings) -> str:
+    """``precision fp16, shapes x=2x4, seed 1, 2 iterations``: what a failure came from."""
+    parts = [f"precision {settings.precision}"]
+    if settings.input_shapes:
+        parts.append(f"shapes {shape_set_id(settings.input_shapes)}")
+    if settings.load_inputs:
+        parts.append("inputs from " + ", ".join(str(p) for p in settings.load_inputs))
+    else:
+        parts.append(f"seed {settings.seed}")
+        if settings.iterations != 1:
+            parts.append(f"{settings.iterations} iterations")
+    return ", ".join(parts)
+
+
+def plan(
+    backends: Sequence[str], reference: str, precision: str
+) -> tuple[tuple[str, str] | None, list[tuple[str, str]]]:
+    """``(reference (backend, precision) or None for golden, [(backend, precision)])``."""
+    if reference == "golden":
+        return None, [(backend, precision) for backend in backends]
+    under_test = [(backend, precision) for backend in backends if backend != reference]
+    if not under_test and precision != FULL_PRECISION:
+        under_test = [(reference, precision)]
+    return (reference, FULL_PRECISION), under_test
+
+
+def feeds_for(settings: AccuracySettings, runners: Sequence[Any]) -> Any:
+    """The test's inputs: loaded feeds, or a DataLoader bound to the model's inputs."""
+    loader = settings.data_loader()
+    if hasattr(loader, "bind"):
+        return loader.bind(runners[0].input_metadata)
+    return loader
+
+
+def check_accuracy(
+    comparer: Comparer,
+    model: Any,
+    *,
+    backends: Sequence[str],
+    reference: str | None,
+    cache: RunnerCache,
+    golden: GoldenFile | None = None,
+    update_golden: bool = False,
+) -> None:
+    """Run ``model`` on ``backends`` and compare with ``reference`` (module docstring).
+
+    Skips when no backend is selected or one is unavailable; fails with the comparison
+    reports, or with the command that creates a missing golden file."""
+    settings = comparer.settings
+    if settings.skip:
+        pytest.skip(settings.skip)
+    if not backends or reference is None:
+        pytest.skip(NO_BACKEND)
+    reference_spec, under_test = plan(backends, reference, settings.precision)
+    try:
+        reference_runner = (
+            None
+            if reference_spec is None
+            else cache.get(reference_spec[0], model, FULL_PRECISION, settings)
+        )
+        runners = [cache.get(b, model, p, settings) for b, p in under_test]
+        source = reference_runner
+        if golden is not None and update_golden:
+            source = cache.get(backends[0], model, FULL_PRECISION, settings)
+    except BackendUnavailableError as err:
+        pytest.skip(str(err))
+    except PolygraphyError as err:
+        fail(f"{type(err).__name__}: {err}")
+
+    try:
+        _compare_iterations(comparer, reference_runner, runners, source, golden, update_golden)
+    except PolygraphyError as err:
+        fail(f"{type(err).__name__}: {err}")
+    comparer.fail_if_any(comparer.nodeid)
+
+
+def _compare_iterations(
+    comparer: Comparer,
+    reference_runner: Any,
+    runners: Sequence[Any],
+    source: Any,
+    golden: GoldenFile | None,
+    update_golden: bool,
+) -> None:
+    settings = comparer.settings
+    saved: list[dict[str, Any]] | None = None
+    if golden is not None and not update_golden:
+        saved = read_golden(comparer.config, golden, comparer.nodeid)
+    written: list[dict[str, Any]] = []
+    known = [r for r in (reference_runner, *runners, source) if r is not None]
+    count = 0
+    for iteration, feed in enumerate(feeds_for(settings, known)):
+        count += 1
+        if golden is None:
+            expected = reference_runner.infer(feed)
+            reference_name = reference_runner.name
+        elif update_golden:
+            expected = source.infer(feed)
+            written.append(expected)
+            reference_name = "golden"
+        else:
+            assert saved is not None
+            if iteration >= len(saved):
+                continue  # counted: the mismatch in iteration counts is reported below
+            expected = saved[iteration]
+            reference_name = "golden"
+        comparer.validate(expected, reference_name, iteration)
+        for runner in runners:
+            actual = runner.infer(feed)
+            comparer.validate(actual, runner.name, iteration)
+            comparer.compare(
+                actual,
+                expected,
+                actual_name=runner.name,
+                reference_name=reference_name,
+                iteration=iteration,
+            )
+    if golden is not None and update_golden:
+        golden.write(written, golden_info(comparer, source.name, FULL_PRECISION))
+    elif saved is not None and len(saved) != count:
+        comparer.failures.append(
+            f"golden file {golden.path if golden else ''} holds {len(saved)} iteration(s), "
+            f"the test ran {count}; recreate it with:\n  "
+            f"{update_command(comparer.config, comparer.nodeid)}"
+        )
+
+
+def golden_info(comparer: Comparer, backend: str | None, precision: str) -> dict[str, Any]:
+    """The sidecar of a golden file written by this test."""
+    settings = comparer.settings
+    return {
+        "test": comparer.nodeid,
+        "backend": backend,
+        "precision": precision,
+        "seed": settings.seed,
+        "input_shapes": {k: list(v) for k, v in (settings.input_shapes or {}).items()},
+        "load_inputs": [str(p) for p in settings.load_inputs],
+    }
+
+
+def read_golden(config: pytest.Config, golden: GoldenFile, nodeid: str) -> list[dict[str, Any]]:
+    """The golden iterations, or a test failure that says how to (re)create the file."""
+    command = update_command(config, nodeid)
+    if not golden.exists():
+        fail(f"golden file {golden.path} does not exist; create it with:\n  {command}")
+    try:
+        return golden.read()
+    except PolygraphyError as err:
+        fail(f"{err}\nrecreate it with:\n  {command}")

@@ -1,0 +1,110 @@
+"""What the ``accuracy`` and ``golden`` fixtures return: the objects whose ``check()``
+compares a test's outputs (with the selected backends' reference, or with the test's
+golden file) and records every compared output for the reports."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_polygraphy.errors import PolygraphyError
+from pytest_polygraphy.plugin.accuracy import (
+    Comparer,
+    check_accuracy,
+    golden_info,
+    read_golden,
+)
+from pytest_polygraphy.plugin.golden import GoldenFile, golden_path, iterations_of, update_command
+from pytest_polygraphy.plugin.hooks import runner_cache
+from pytest_polygraphy.plugin.options import get_options
+from pytest_polygraphy.plugin.outcomes import fail
+from pytest_polygraphy.plugin.settings import AccuracySettings
+
+
+def golden_file_path(request: pytest.FixtureRequest, name: str | None) -> Path:
+    """The golden file of the requesting test (``name`` tells several of one test apart)."""
+    test_name = request.node.name if name is None else f"{request.node.name}.{name}"
+    options = get_options(request.config)
+    return golden_path(request.node.path, test_name, options.golden_dir, request.config.rootpath)
+
+
+class Golden:
+    """What the ``golden`` fixture returns; see ``check``."""
+
+    def __init__(self, request: pytest.FixtureRequest, settings: AccuracySettings) -> None:
+        self._request = request
+        self.settings = settings
+        self.update = get_options(request.config).update_golden
+
+    def path(self, name: str | None = None) -> Path:
+        """The golden file ``check(..., name=name)`` reads or writes."""
+        return golden_file_path(self._request, name)
+
+    def check(self, outputs: Any, *, name: str | None = None, backend: str | None = None) -> None:
+        """Compare ``outputs`` (``{output: array}``, or a list of those, one per iteration)
+        with the test's golden file using the test's tolerances; under
+        ``--polygraphy-update-golden`` write the file instead. ``name`` tells several
+        golden files of one test apart; ``backend`` is recorded in the sidecar and reports.
+        """
+        request = self._request
+        golden = GoldenFile(self.path(name))
+        nodeid = request.node.nodeid
+        comparer = Comparer(request.config, nodeid, request.node.user_properties, self.settings)
+        try:
+            iterations = list(iterations_of(outputs))
+            if self.update:
+                golden.write(iterations, golden_info(comparer, backend, self.settings.precision))
+                return
+        except PolygraphyError as err:
+            fail(str(err))
+        saved = read_golden(request.config, golden, nodeid)
+        if len(saved) != len(iterations):
+            fail(
+                f"golden file {golden.path} holds {len(saved)} iteration(s), the test gave "
+                f"{len(iterations)}; recreate it with:\n  {update_command(request.config, nodeid)}"
+            )
+        for index, (actual, expected) in enumerate(zip(iterations, saved, strict=True)):
+            comparer.compare(
+                actual,
+                expected,
+                actual_name=backend or "outputs",
+                reference_name="golden",
+                iteration=index,
+            )
+        comparer.fail_if_any(f"{nodeid} vs golden file {golden.path}")
+
+
+class Accuracy:
+    """What the ``accuracy`` fixture returns; see ``check``."""
+
+    def __init__(self, request: pytest.FixtureRequest, settings: AccuracySettings) -> None:
+        self._request = request
+        self.settings = settings
+
+    def check(self, model: Any = None) -> None:
+        """Run ``model`` (default: the ``model`` fixture) on every selected backend and
+        compare every output with the reference, iteration by iteration, with the test's
+        tolerances; fail with the comparison report. Every compared output is recorded for
+        the accuracy summary and reports."""
+        request = self._request
+        if model is None:
+            model = request.getfixturevalue("model")
+        options = get_options(request.config)
+        reference = self.settings.reference
+        golden = None
+        if reference == "golden":
+            golden = GoldenFile(golden_file_path(request, None))
+        comparer = Comparer(
+            request.config, request.node.nodeid, request.node.user_properties, self.settings
+        )
+        check_accuracy(
+            comparer,
+            model,
+            backends=options.backends,
+            reference=reference,
+            cache=runner_cache(request.config),
+            golden=golden,
+            update_golden=options.update_golden,
+        )

@@ -1,0 +1,346 @@
+"""The ``--polygraphy-report`` files: a self-contained HTML page and its JSON twin.
+
+The HTML lists every compared output (failing first) with its metrics and, for each failing
+output whose arrays were saved (``write_artifact``, through ``report.save_artifact``), an
+error histogram and an error heatmap drawn with matplotlib when it is installed; without it
+the page says so. Images are embedded as base64 PNG, so the file can be mailed or archived.
+
+Artifact files (``.npz``) hold a bounded summary of one failing comparison, whatever the
+output's size: ``absdiff_sample`` and ``reldiff_sample`` (evenly spaced elements, at most
+SAMPLE_LIMIT), ``absdiff_map`` (the absolute error as a 2-D grid, block-max-pooled to at most
+MAP_LIMIT x MAP_LIMIT, NaN errors stored as +inf, padding as NaN), ``map_block`` (pooling
+block rows, cols) and ``shape`` (the output's shape).
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import html
+import importlib.util
+import io
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pytest_polygraphy.files import write_bytes_atomically
+from pytest_polygraphy.plugin.report import OutputRow, aggregate, failing_first, format_number
+
+SAMPLE_LIMIT = 100_000
+MAP_LIMIT = 256
+MAX_IMAGED_OUTPUTS = 50
+REPORT_FORMAT = "pytest-polygraphy-report"
+REPORT_VERSION = 1
+NO_MATPLOTLIB = (
+    "matplotlib is not installed: no error histograms or heatmaps "
+    "(pip install matplotlib, or pytest-polygraphy[report])."
+)
+
+
+def _pooled_map(absdiff: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
+    """The error as a 2-D grid (leading dims collapsed; 1-D wrapped into a near square),
+    reduced by block maxima to at most MAP_LIMIT per side so the worst errors stay visible."""
+    errors = np.where(np.isnan(absdiff), np.inf, absdiff)
+    if errors.ndim == 0:
+        grid = errors.reshape(1, 1)
+    elif errors.ndim == 1:
+        width = max(1, math.ceil(math.sqrt(errors.size)))
+        height = max(1, math.ceil(errors.size / width))
+        grid = np.full(height * width, np.nan, dtype=errors.dtype)
+        grid[: errors.size] = errors
+        grid = grid.reshape(height, width)
+    else:
+        grid = errors.reshape(-1, errors.shape[-1])
+    rows, cols = grid.shape
+    if rows == 0 or cols == 0:
+        return np.zeros((0, 0), dtype=np.float32), (1, 1)
+    block = (math.ceil(rows / MAP_LIMIT), math.ceil(cols / MAP_LIMIT))
+    padded = np.full(
+        (math.ceil(rows / block[0]) * block[0], math.ceil(cols / block[1]) * block[1]),
+        np.nan,
+        dtype=grid.dtype,
+    )
+    padded[:rows, :cols] = grid
+    blocks = padded.reshape(padded.shape[0] // block[0], block[0], padded.shape[1] // block[1], -1)
+    return np.fmax.reduce(np.fmax.reduce(blocks, axis=3), axis=1), block
+
+
+def write_artifact(path: Path, actual: np.ndarray, expected: np.ndarray) -> Path:
+    """Save the bounded summary of one failing comparison (see the module docstring)."""
+    actual, expected = np.asarray(actual), np.asarray(expected)
+    if actual.shape != expected.shape:
+        raise ValueError(
+            f"cannot save {path.name}: actual shape {actual.shape} != expected {expected.shape}"
+        )
+    single = all(a.dtype.kind == "f" and a.dtype.itemsize <= 4 for a in (actual, expected))
+    work = np.float32 if single else np.float64
+    absdiff = np.abs(np.subtract(actual, expected, dtype=work))
+    flat = absdiff.reshape(-1)
+    if flat.size > SAMPLE_LIMIT:
+        picked: Any = np.linspace(0, flat.size - 1, SAMPLE_LIMIT).round().astype(np.int64)
+    else:
+        picked = slice(None)
+    abs_sample = flat[picked]
+    magnitude = np.abs(expected.reshape(-1)[picked].astype(work))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rel_sample = np.where(abs_sample == 0, 0, abs_sample / magnitude)
+    absdiff_map, block = _pooled_map(absdiff)
+    buffer = io.BytesIO()
+    np.savez_compressed(
+        buffer,
+        absdiff_sample=abs_sample,
+        reldiff_sample=rel_sample.astype(work),
+        absdiff_map=absdiff_map.astype(np.float32),
+        map_block=np.array(block, dtype=np.int64),
+        shape=np.array(actual.shape, dtype=np.int64),
+    )
+    write_bytes_atomically(path, buffer.getvalue())
+    return path
+
+
+def load_artifact(path: str | Path) -> dict[str, np.ndarray]:
+    with np.load(path, allow_pickle=False) as data:
+        return {name: data[name] for name in data.files}
+
+
+def matplotlib_installed() -> bool:
+    try:
+        return importlib.util.find_spec("matplotlib") is not None
+    except ValueError:  # present in sys.modules without a spec: treat as absent
+        return False
+
+
+def _png(figure: Any) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def _histogram(
+    axes: Any, sample: np.ndarray, tolerance: float | None, label: str, tol_name: str
+) -> None:
+    finite = sample[np.isfinite(sample)].astype(np.float64)
+    positive = finite[finite > 0]
+    notes = [f"{sample.size} elements"]
+    if finite.size < sample.size:
+        notes.append(f"{sample.size - finite.size} non-finite not shown")
+    counts = np.zeros(0)
+    logscale = positive.size > 0 and positive.max() > 1e3 * positive.min()
+    if logscale:
+        if positive.size < finite.size:
+            notes.append(f"{finite.size - positive.size} exact zeros not shown")
+        bins = np.geomspace(positive.min(), positive.max(), 50)
+        counts, _, _ = axes.hist(positive, bins=bins, color="#4c72b0")
+        axes.set_xscale("log")
+    elif finite.size:
+        low, high = float(finite.min()), float(finite.max())
+        if high - low <= 1e-9 * abs(high):  # (nearly) constant error: give it a visible bar
+            pad = max(abs(high) * 0.05, 1e-12)
+            low, high = low - pad, high + pad
+        counts, _, _ = axes.hist(finite, bins=np.linspace(low, high, 51), color="#4c72b0")
+    if tolerance is not None and math.isfinite(tolerance) and tolerance > 0:
+        axes.axvline(tolerance, color="#c44e52", linestyle="--", label=f"{tol_name}={tolerance:g}")
+        axes.legend(loc="upper right", fontsize="small")
+    if counts.size and counts.max() > 20 * max(counts[counts > 0].min(), 1):  # long tails
+        axes.set_yscale("log")
+        axes.set_ylim(bottom=0.5)
+    axes.set_xlabel(label)
+    axes.set_ylabel("elements")
+    axes.set_title("; ".join(notes), fontsize="small")
+
+
+def render_images(artifact: Mapping[str, np.ndarray], row: OutputRow) -> list[tuple[str, bytes]]:
+    """(caption, PNG) pairs: the error histograms, then the error heatmap."""
+    import matplotlib
+    from matplotlib.figure import Figure
+
+    images = []
+    figure = Figure(figsize=(9, 3.2), dpi=90, layout="constrained")
+    abs_axes, rel_axes = figure.subplots(1, 2)
+    _histogram(abs_axes, artifact["absdiff_sample"], row.atol, "absolute error", "atol")
+    _histogram(rel_axes, artifact["reldiff_sample"], row.rtol, "relative error", "rtol")
+    images.append(("Error histograms (dashed: tolerance)", _png(figure)))
+
+    grid = artifact["absdiff_map"]
+    if grid.size:
+        finite = grid[np.isfinite(grid)]
+        vmax = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
+        colormap = matplotlib.colormaps["viridis"].with_extremes(bad="#dddddd", over="#ff00ff")
+        figure = Figure(figsize=(6.5, 4.5), dpi=90, layout="constrained")
+        axes = figure.subplots()
+        # Inf must be finite to get the "over" colour; NaN (padding) is masked to "bad".
+        shown = np.where(np.isposinf(grid), 2 * vmax + 1, grid)
+        image = axes.imshow(
+            np.ma.masked_where(np.isnan(shown), shown),
+            cmap=colormap,
+            vmin=0.0,
+            vmax=vmax,
+            aspect="auto",
+            interpolation="nearest",
+        )
+        figure.colorbar(image, ax=axes, extend="max" if np.isposinf(grid).any() else "neither")
+        shape = "x".join(str(int(dim)) for dim in artifact["shape"]) or "scalar"
+        block_rows, block_cols = (int(value) for value in artifact["map_block"])
+        pooled = (
+            f", max over {block_rows}x{block_cols} blocks" if block_rows * block_cols > 1 else ""
+        )
+        axes.set_title(f"|actual - expected|, shape {shape}{pooled}", fontsize="small")
+        axes.set_xlabel("last axis" if artifact["shape"].size > 1 else "flat index (wrapped)")
+        axes.set_ylabel("leading axes, flattened" if artifact["shape"].size > 1 else "")
+        images.append(("Error heatmap (magenta: NaN or Inf; grey: padding)", _png(figure)))
+    return images
+
+
+def _json_safe(value: Any) -> Any:
+    """JSON without NaN/Infinity literals, which strict parsers reject: they become strings."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return format_number(value)
+    if isinstance(value, Mapping):
+        return {str(key): _json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(item) for item in value]
+    return value
+
+
+def report_data(records: Sequence[Mapping[str, Any]], rows: Sequence[OutputRow]) -> dict:
+    failed = sum(1 for row in rows if not row.passed)
+    return _json_safe(
+        {
+            "format": REPORT_FORMAT,
+            "version": REPORT_VERSION,
+            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "matplotlib": matplotlib_installed(),
+            "summary": {
+                "tests": len({row.test for row in rows}),
+                "compared_outputs": len(rows),
+                "passed": len(rows) - failed,
+                "failed": failed,
+                "records": len(records),
+            },
+            "outputs": [asdict(row) for row in rows],
+            "records": list(records),
+        }
+    )
+
+
+_STYLE = """
+body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}
+table{border-collapse:collapse;font-size:.9em}
+th,td{border:1px solid #ccc;padding:.25em .5em;text-align:left;vertical-align:top}
+th{background:#f0f0f0}td.num{text-align:right;font-variant-numeric:tabular-nums}
+tr.fail td{background:#fde8e8}td.verdict{font-weight:bold}tr.fail td.verdict{color:#b00}
+tr.pass td.verdict{color:#070}.note{background:#fff6d6;border:1px solid #e6c200;padding:.5em}
+section{border-top:2px solid #ddd;margin-top:1.5em}figure{display:inline-block;margin:.5em}
+figcaption{font-size:.85em;color:#555}code{word-break:break-all}
+"""
+
+
+def _cells(row: OutputRow, anchor: str | None) -> str:
+    verdict = "ok" if row.passed else "FAIL"
+    if anchor is not None:
+        verdict = f'<a href="#{anchor}">{verdict}</a>'
+    text = [row.test, row.output, row.backends, row.precision]
+    numbers = [
+        format_number(row.max_absdiff),
+        format_number(row.atol),
+        format_number(row.max_reldiff),
+        format_number(row.rtol),
+        row.mismatches,
+        str(row.iterations),
+    ]
+    return (
+        f'<td class="verdict">{verdict}</td>'
+        + "".join(f"<td><code>{html.escape(cell)}</code></td>" for cell in text)
+        + "".join(f'<td class="num">{html.escape(cell)}</td>' for cell in numbers)
+        + f"<td>{html.escape(row.rule)}</td>"
+    )
+
+
+def _failure_section(row: OutputRow, anchor: str, body: str) -> str:
+    title = f"{row.test} :: {row.output} ({row.backends}, {row.precision})"
+    return f'<section id="{anchor}"><h3><code>{html.escape(title)}</code></h3>{body}</section>'
+
+
+def _failure_body(row: OutputRow, draw: bool, imaged: int) -> str:
+    if not row.artifacts:
+        return "<p>No arrays were saved for this output, so there are no images.</p>"
+    if not draw:
+        return "<p>Images: see the note at the top.</p>"
+    if imaged >= MAX_IMAGED_OUTPUTS:
+        return f"<p>Images are drawn for the first {MAX_IMAGED_OUTPUTS} failing outputs only.</p>"
+    parts = []
+    try:
+        # The first iteration that failed stands for the row.
+        for caption, png in render_images(load_artifact(row.artifacts[0]), row):
+            data = base64.b64encode(png).decode("ascii")
+            parts.append(
+                f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,{data}">'
+                f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+            )
+    except Exception as error:  # a broken artifact must not cost the whole report
+        return f"<p>Could not draw {html.escape(row.artifacts[0])}: {html.escape(repr(error))}</p>"
+    return "".join(parts)
+
+
+def render_html(rows: Sequence[OutputRow], data: Mapping[str, Any]) -> str:
+    ordered = failing_first(rows)
+    summary = data["summary"]
+    draw = bool(data["matplotlib"])
+    anchors = {id(row): f"fail-{index}" for index, row in enumerate(ordered) if not row.passed}
+    head = (
+        "<th>verdict</th><th>test</th><th>output</th><th>backends</th><th>precision</th>"
+        "<th>max_absdiff</th><th>atol</th><th>max_reldiff</th><th>rtol</th>"
+        "<th>mismatches</th><th>iterations</th><th>rule</th>"
+    )
+    body_rows = "".join(
+        f'<tr class="{"pass" if row.passed else "fail"}">{_cells(row, anchors.get(id(row)))}</tr>'
+        for row in ordered
+    )
+    sections = []
+    imaged = 0
+    for row in ordered:
+        if not row.passed:
+            body = _failure_body(row, draw, imaged)
+            imaged += "<img" in body
+            sections.append(_failure_section(row, anchors[id(row)], body))
+    note = "" if draw else f'<p class="note">{html.escape(NO_MATPLOTLIB)}</p>'
+    table = (
+        f"<table><thead><tr>{head}</tr></thead><tbody>{body_rows}</tbody></table>"
+        if rows
+        else "<p>No outputs were compared in this run.</p>"
+    )
+    failing = "<h2>Failing outputs</h2>" + "".join(sections) if sections else ""
+    return (
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        "<title>pytest-polygraphy accuracy report</title>"
+        f"<style>{_STYLE}</style></head><body>"
+        "<h1>pytest-polygraphy accuracy report</h1>"
+        f"<p>{summary['compared_outputs']} compared outputs in {summary['tests']} tests: "
+        f"<b>{summary['failed']} failed</b>, {summary['passed']} passed "
+        f"({summary['records']} comparisons). Created {html.escape(data['created'])}.</p>"
+        f"{note}{table}{failing}</body></html>\n"
+    )
+
+
+def write_report(
+    html_path: Path,
+    records: Sequence[Mapping[str, Any]],
+    test_order: Mapping[str, int] | None = None,
+) -> tuple[Path, Path]:
+    """Write the HTML report and, beside it, the JSON (same name, suffix .json).
+
+    ``test_order`` (test id -> collection index) orders the rows; see ``report.aggregate``.
+    """
+    rows = aggregate(records, test_order)
+    data = report_data(records, rows)
+    json_path = html_path.with_suffix(".json")
+    write_bytes_atomically(json_path, json.dumps(data, indent=1, allow_nan=False).encode("utf-8"))
+    write_bytes_atomically(html_path, render_html(rows, data).encode("utf-8"))
+    return html_path, json_path

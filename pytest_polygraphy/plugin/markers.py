@@ -1,0 +1,125 @@
+"""The plugin's markers: their registered signatures and how their arguments are read.
+
+Markers are read with ``get_closest_marker``, so a marker on a test wins over one on its
+class, which wins over a module's ``pytestmark``. Stdlib and pytest only.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_polygraphy.plugin import syntax
+from pytest_polygraphy.plugin.syntax import OptionValueError, ShapeSet
+
+#: (signature, description) of every marker, registered in ``pytest_configure``.
+MARKERS: tuple[tuple[str, str], ...] = (
+    (
+        "model(path)",
+        "the ONNX model of the test's model fixture; a path relative to the test file's "
+        "folder, or absolute.",
+    ),
+    (
+        "precisions(*names)",
+        "parametrize the test over these precisions (fp32, tf32, fp16, bf16, int8, fp8), "
+        "instead of --polygraphy-precisions; the backends under test run at each, the "
+        "reference at fp32.",
+    ),
+    (
+        "shapes(*shape_sets)",
+        "parametrize the test over input shape sets, each a dict {input: shape} or a string "
+        "'x:[1,3,224,224] mask:[1,1,224,224]', instead of --polygraphy-input-shapes.",
+    ),
+    (
+        "tolerance(rtol=None, atol=None, check_error_stat=None, error_quantile=None, "
+        "**compare_args)",
+        "the test's tolerances: one value for every output or a dict {output: value} with '' "
+        "as the default; they win over the options and the precision's default tolerances. "
+        "Other keyword arguments go to the compare function (e.g. index_tolerance=1, "
+        "rule='allclose').",
+    ),
+)
+
+
+def register(config: pytest.Config) -> None:
+    """Register every marker with its signature (shown by ``pytest --markers``)."""
+    for signature, description in MARKERS:
+        config.addinivalue_line("markers", f"{signature}: {description}")
+
+
+def _fail(marker: str, err: Exception) -> OptionValueError:
+    return OptionValueError(f"@pytest.mark.{marker}: {err}")
+
+
+def model_path(node: pytest.Item) -> Path | None:
+    """The path given by the closest ``model`` marker, anchored at the test file's folder."""
+    marker = node.get_closest_marker("model")
+    if marker is None:
+        return None
+    path = marker.args[0] if marker.args else marker.kwargs.get("path")
+    if len(marker.args) + len(marker.kwargs) != 1 or path is None:
+        raise _fail(
+            "model", ValueError(f"expected model(path), got {marker.args or marker.kwargs}")
+        )
+    path = Path(path)
+    return path if path.is_absolute() else node.path.parent / path
+
+
+def precisions(node: Any) -> tuple[str, ...] | None:
+    """The precisions of the closest ``precisions`` marker, validated."""
+    marker = node.get_closest_marker("precisions")
+    if marker is None:
+        return None
+    names = marker.args
+    if len(names) == 1 and isinstance(names[0], list | tuple):
+        names = tuple(names[0])
+    try:
+        return syntax.parse_precisions(names)
+    except OptionValueError as err:
+        raise _fail("precisions", err) from None
+
+
+def shape_sets(node: Any) -> tuple[ShapeSet, ...] | None:
+    """The shape sets of the closest ``shapes`` marker, validated."""
+    marker = node.get_closest_marker("shapes")
+    if marker is None:
+        return None
+    if not marker.args:
+        raise _fail("shapes", ValueError("expected at least one shape set"))
+    try:
+        return tuple(syntax.parse_shape_set(item) for item in marker.args)
+    except OptionValueError as err:
+        raise _fail("shapes", err) from None
+
+
+def tolerance(node: Any) -> dict[str, Any]:
+    """The closest ``tolerance`` marker as settings (``rtol``, ``atol``, ``check_error_stat``,
+    ``error_quantile`` parsed per output; anything else under ``compare_args``)."""
+    marker = node.get_closest_marker("tolerance")
+    if marker is None:
+        return {}
+    if marker.args:
+        raise _fail("tolerance", ValueError("takes keyword arguments only, e.g. rtol=1e-3"))
+    parsers = {
+        "rtol": lambda v: syntax.parse_tolerances(v, "rtol"),
+        "atol": lambda v: syntax.parse_tolerances(v, "atol"),
+        "check_error_stat": syntax.parse_error_stats,
+        "error_quantile": syntax.parse_quantiles,
+    }
+    settings: dict[str, Any] = {}
+    compare_args: dict[str, Any] = {}
+    for key, value in marker.kwargs.items():
+        if value is None:
+            continue
+        if key in parsers:
+            try:
+                settings[key] = parsers[key](value)
+            except OptionValueError as err:
+                raise _fail("tolerance", err) from None
+        else:
+            compare_args[key] = value
+    if compare_args:
+        settings["compare_args"] = compare_args
+    return settings

@@ -1,0 +1,195 @@
+"""Per-model settings: a ``<model stem>.polygraphy.json`` file beside the model, or a line
+``GLOB {json}`` of the ini option ``polygraphy_model_settings``.
+
+Both take the same keys as the options, without the prefix, e.g. ``resnet.polygraphy.json``::
+
+    {
+      "input_shapes": ["x:[1,3,224,224]", {"x": [8, 3, 224, 224]}],
+      "val_range": {"x": [-1, 1]},
+      "rtol": {"": 1e-3, "boxes": 1e-2},
+      "precisions": ["fp32", "fp16"]
+    }
+
+Per-model settings are more specific than options, so they win over them (command line
+and ini alike); per-output dicts merge, key by key. JSON rather than TOML because
+``tomllib`` is not available on every Python this plugin supports.
+Stdlib only: parsed while collecting, before anything heavy is needed.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from pytest_polygraphy.plugin import syntax
+from pytest_polygraphy.plugin.syntax import COMPARE_FUNCS, REFERENCES, OptionValueError
+
+SUFFIX = ".polygraphy.json"
+
+
+def _shape_sets(value: Any, base: Path) -> tuple[syntax.ShapeSet, ...]:
+    if isinstance(value, str | Mapping):
+        value = [value]
+    if not isinstance(value, list) or not value:
+        raise OptionValueError('expected a list of shape sets like ["x:[1,3,224,224]"]')
+    return tuple(syntax.parse_shape_set(item) for item in value)
+
+
+def _ranges(value: Any, base: Path) -> dict[str, tuple[float, float]]:
+    if isinstance(value, str):
+        value = syntax.split_items(value)
+    if (
+        isinstance(value, list)
+        and len(value) == 2
+        and all(isinstance(v, int | float) for v in value)
+    ):
+        value = {"": value}
+    return syntax.parse_ranges(value)
+
+
+def _per_name(parse: Callable[[Any], Any]) -> Callable[[Any, Path], Any]:
+    def parse_value(value: Any, base: Path) -> Any:
+        return parse(value.split() if isinstance(value, str) else value)
+
+    return parse_value
+
+
+def _int(minimum: int) -> Callable[[Any, Path], int]:
+    return lambda value, base: syntax.parse_int(value, "the value", minimum)
+
+
+def _bool(value: Any, base: Path) -> bool:
+    if not isinstance(value, bool):
+        raise OptionValueError(f"expected true or false, got {value!r}")
+    return value
+
+
+def _paths(value: Any, base: Path) -> tuple[Path, ...]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise OptionValueError(f"expected a list of paths, got {value!r}")
+    return tuple(base / v for v in value)
+
+
+def _compare_func(value: Any, base: Path) -> str:
+    if value not in COMPARE_FUNCS:
+        raise OptionValueError(f"expected one of {', '.join(COMPARE_FUNCS)}, got {value!r}")
+    return str(value)
+
+
+def _reference(value: Any, base: Path) -> str:
+    if value not in REFERENCES:
+        raise OptionValueError(f"expected one of {', '.join(REFERENCES)}, got {value!r}")
+    return str(value)
+
+
+def _compare_args(value: Any, base: Path) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise OptionValueError(
+            'expected an object of compare function arguments, e.g. {"index_tolerance": 1}'
+        )
+    return dict(value)
+
+
+def _skip(value: Any, base: Path) -> str:
+    if not isinstance(value, str) or not value:
+        raise OptionValueError("expected the reason to skip, as a string")
+    return value
+
+
+def _precisions(value: Any, base: Path) -> tuple[str, ...]:
+    return syntax.parse_precisions([value] if isinstance(value, str) else value)
+
+
+PARSERS: dict[str, Callable[[Any, Path], Any]] = {
+    "precisions": _precisions,
+    "reference": _reference,
+    "input_shapes": _shape_sets,
+    "val_range": _ranges,
+    "seed": _int(0),
+    "iterations": _int(1),
+    "load_inputs": _paths,
+    "rtol": _per_name(lambda v: syntax.parse_tolerances(v, "rtol")),
+    "atol": _per_name(lambda v: syntax.parse_tolerances(v, "atol")),
+    "check_error_stat": _per_name(syntax.parse_error_stats),
+    "error_quantile": _per_name(syntax.parse_quantiles),
+    "compare_func": _compare_func,
+    "compare_args": _compare_args,
+    "mark_all": _bool,
+    "validate": _bool,
+    "skip": _skip,
+}
+
+
+def validate_settings(raw: Any, base: Path) -> dict[str, Any]:
+    """Parse a settings object; relative paths are taken from ``base``.
+
+    Raises OptionValueError naming the bad key and what it accepts."""
+    if not isinstance(raw, dict):
+        raise OptionValueError(f"settings must be a JSON object, got {type(raw).__name__}")
+    parsed: dict[str, Any] = {}
+    for key, value in raw.items():
+        parse = PARSERS.get(key)
+        if parse is None:
+            raise OptionValueError(f"unknown key {key!r}; accepted keys: {', '.join(PARSERS)}")
+        try:
+            parsed[key] = parse(value, base)
+        except OptionValueError as err:
+            raise OptionValueError(f"{key}: {err}") from None
+    return parsed
+
+
+def sidecar_path(model: Path) -> Path:
+    """``models/resnet.onnx`` -> ``models/resnet.polygraphy.json``."""
+    return model.with_name(model.stem + SUFFIX)
+
+
+def load_sidecar(model: Path) -> dict[str, Any]:
+    """The parsed settings file beside ``model`` (empty when there is none).
+
+    Raises OptionValueError naming the file for bad JSON or a bad key."""
+    path = sidecar_path(model)
+    if not path.is_file():
+        return {}
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        return validate_settings(raw, path.parent)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise OptionValueError(f"{path}: not valid JSON: {err}") from None
+    except OptionValueError as err:
+        raise OptionValueError(f"{path}: {err}") from None
+
+
+def merge(*layers: Mapping[str, Any]) -> dict[str, Any]:
+    """Later layers win; per-name dicts (tolerances, ranges) merge key by key."""
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        for key, value in layer.items():
+            if isinstance(value, dict) and isinstance(merged.get(key), dict):
+                merged[key] = {**merged[key], **value}
+            else:
+                merged[key] = value
+    return merged
+
+
+def settings_for_model(
+    model: Path,
+    ini_settings: tuple[tuple[str, dict[str, Any]], ...],
+    rootpath: Path,
+) -> dict[str, Any]:
+    """The ini lines whose glob matches the model (path relative to rootdir, or file name),
+    in order, then the file beside the model."""
+    try:
+        relative = model.resolve().relative_to(rootpath.resolve()).as_posix()
+    except ValueError:
+        relative = model.as_posix()
+    layers = [
+        settings
+        for glob, settings in ini_settings
+        if fnmatch.fnmatch(relative, glob) or fnmatch.fnmatch(model.name, glob)
+    ]
+    return merge(*layers, load_sidecar(model))

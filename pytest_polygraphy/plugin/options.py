@@ -1,0 +1,207 @@
+"""Command-line options and their ini twins, parsed once into ``PolygraphyOptions``.
+
+Backend switches (``--onnxrt``, ``--onnxref``, ``--trt``) are named as in ``polygraphy run``;
+every other option lives in the ``polygraphy`` help group with the ``--polygraphy-`` prefix
+and has an ini twin of the same name with underscores (``--polygraphy-rtol`` and
+``polygraphy_rtol``). The command line wins over the ini file. Values follow
+``polygraphy run``'s syntax (see ``syntax``). A bad value is a ``pytest.UsageError``
+that names the option and says what is accepted.
+
+Stdlib and pytest only: this module is imported by the plugin entry point.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_polygraphy.plugin.optionspecs import (
+    BACKEND_HELP,
+    INI_ONLY,
+    OPTION_SPECS,
+    model_settings_lines,
+)
+from pytest_polygraphy.plugin.syntax import (
+    BACKENDS,
+    COMPARE_FUNCS,
+    REFERENCES,
+    OptionValueError,
+    ShapeSet,
+    split_items,
+)
+
+__all__ = [
+    "BACKENDS",
+    "COMPARE_FUNCS",
+    "OPTION_SPECS",
+    "REFERENCES",
+    "PolygraphyOptions",
+    "get_options",
+    "parse_options",
+    "pytest_addoption",
+]
+
+GROUP = "polygraphy"
+GROUP_DESCRIPTION = (
+    "pytest-polygraphy: model accuracy testing on ONNX Runtime and TensorRT "
+    "(each --polygraphy-NAME option has an ini twin polygraphy_NAME)"
+)
+
+
+@dataclass(frozen=True)
+class PolygraphyOptions:
+    """Every plugin option after parsing (command line over ini over default).
+
+    One instance per run lives on ``config.stash[OPTIONS_KEY]``; read it with
+    ``get_options(config)``. Dict fields map a tensor name to its value, with ``""`` as
+    the default for the tensors not named.
+    """
+
+    #: Backends selected by switches (or the ``polygraphy_backends`` ini), canonical order.
+    backends: tuple[str, ...] = ()
+    #: True when a backend switch was given on the command line.
+    backends_on_command_line: bool = False
+    providers: tuple[str, ...] = ("cpu",)
+    #: The backend (or ``"golden"``) others are compared with; ``None`` picks the default.
+    reference: str | None = None
+    precisions: tuple[str, ...] = ("fp32",)
+    input_shapes: tuple[ShapeSet, ...] = ()
+    val_range: dict[str, tuple[float, float]] = field(default_factory=dict)
+    seed: int = 1
+    iterations: int = 1
+    load_inputs: tuple[Path, ...] = ()
+    rtol: dict[str, float] = field(default_factory=dict)
+    atol: dict[str, float] = field(default_factory=dict)
+    check_error_stat: dict[str, str] = field(default_factory=dict)
+    error_quantile: dict[str, float] = field(default_factory=dict)
+    compare_func: str = "simple"
+    mark_all: bool = False
+    validate: bool = False
+    cache_dir: Path | None = None
+    report: str | None = None
+    gpus: str | None = None
+    update_golden: bool = False
+    golden_dir: Path | None = None
+    collect_models: bool = False
+    #: Default model of the ``model`` fixture (ini ``polygraphy_model``).
+    model: Path | None = None
+    #: ``(glob, settings)`` pairs from the ini ``polygraphy_model_settings`` lines.
+    model_settings: tuple[tuple[str, dict[str, Any]], ...] = ()
+
+    def reference_backend(self) -> str | None:
+        """The explicit reference, else the first selected backend in ``BACKENDS`` order
+        (onnxref, then onnxrt, then trt), else ``None`` when nothing is selected."""
+        if self.reference is not None:
+            return self.reference
+        return self.backends[0] if self.backends else None
+
+    def to_args(self) -> list[str]:
+        """Command-line arguments reproducing every non-default setting that changes what
+        a test runs (used to print the exact command that recreates a golden file)."""
+        default = PolygraphyOptions()
+        args = [f"--{backend}" for backend in self.backends]
+        for spec in OPTION_SPECS:
+            if spec.render is None:
+                continue
+            value = getattr(self, spec.attr)
+            if value != getattr(default, spec.attr):
+                args.extend(spec.render(spec.flag, value))
+        return args
+
+
+def get_options(config: pytest.Config) -> PolygraphyOptions:
+    """The run's parsed options (parsed on first use, then kept on ``config.stash``)."""
+    options = config.stash.get(OPTIONS_KEY, None)
+    if options is None:
+        options = parse_options(config)
+        config.stash[OPTIONS_KEY] = options
+    return options
+
+
+OPTIONS_KEY = pytest.StashKey[PolygraphyOptions]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """Register the backend switches and the ``polygraphy`` option group."""
+    group = parser.getgroup(GROUP, GROUP_DESCRIPTION)
+    for backend in BACKENDS:
+        group.addoption(
+            f"--{backend}", action="store_true", default=None, help=BACKEND_HELP[backend]
+        )
+    for spec in OPTION_SPECS:
+        kwargs: dict[str, Any] = {"dest": spec.dest, "default": None, "help": spec.help}
+        if spec.kind == "flag":
+            kwargs["action"] = "store_true"
+        elif spec.kind == "values":
+            kwargs.update(nargs="+", metavar=spec.metavar)
+        elif spec.kind == "sets":
+            kwargs.update(nargs="+", action="append", metavar=spec.metavar)
+        else:
+            kwargs["metavar"] = spec.metavar
+        group.addoption(spec.flag, **kwargs)
+        parser.addini(spec.dest, f"[pytest-polygraphy] {spec.help}", type=spec.ini_type)  # type: ignore[arg-type]
+    for name, help, ini_type in INI_ONLY:
+        parser.addini(name, f"[pytest-polygraphy] {help}", type=ini_type)  # type: ignore[arg-type]
+
+
+def parse_options(config: pytest.Config) -> PolygraphyOptions:
+    """Read every option (command line, else ini, else default) into PolygraphyOptions.
+
+    Raises ``pytest.UsageError`` naming the option (or ini key) and what it accepts."""
+    values: dict[str, Any] = {}
+    for spec in OPTION_SPECS:
+        given = config.getoption(spec.dest)
+        from_ini = given is None
+        source = f"{spec.flag}" if not from_ini else f"ini option {spec.dest}"
+        if from_ini:
+            given = _ini_value(config, spec.dest, spec.ini_type)
+        if given is None:
+            continue
+        if spec.parse is None:
+            values[spec.attr] = str(given)
+            continue
+        if spec.kind == "sets" and from_ini:
+            given = [split_items(line) for line in given]
+        try:
+            values[spec.attr] = spec.parse(given, source, config, from_ini)
+        except OptionValueError as err:
+            raise pytest.UsageError(f"{source}: {err}") from None
+
+    cli_backends = tuple(b for b in BACKENDS if config.getoption(b))
+    ini_backends = _ini_value(config, "polygraphy_backends", "args") or []
+    for backend in ini_backends:
+        if backend not in BACKENDS:
+            raise pytest.UsageError(
+                f"ini option polygraphy_backends: expected some of {', '.join(BACKENDS)}, "
+                f"got {backend!r}"
+            )
+    values["backends"] = cli_backends or tuple(b for b in BACKENDS if b in ini_backends)
+    values["backends_on_command_line"] = bool(cli_backends)
+
+    model = _ini_value(config, "polygraphy_model", "paths")
+    if model:
+        if len(model) != 1:
+            raise pytest.UsageError(f"ini option polygraphy_model: expected one path, got {model}")
+        values["model"] = model[0]
+    settings = _ini_value(config, "polygraphy_model_settings", "linelist")
+    if settings:
+        try:
+            values["model_settings"] = model_settings_lines(settings, "", config, True)
+        except OptionValueError as err:
+            raise pytest.UsageError(f"ini option polygraphy_model_settings: {err}") from None
+    known = {f.name for f in fields(PolygraphyOptions)}
+    assert known >= set(values), set(values) - known
+    return PolygraphyOptions(**values)
+
+
+def _ini_value(config: pytest.Config, name: str, ini_type: str) -> Any:
+    """The ini value, or ``None`` when the ini file does not set it."""
+    value = config.getini(name)
+    if ini_type == "bool":
+        return True if value else None
+    if value in ("", [], None):
+        return None
+    return value

@@ -1,0 +1,368 @@
+"""The table of ``--polygraphy-*`` options: help text, kind, ini type, and how each value
+is parsed (from the command line or the ini file) and rendered back to arguments.
+
+Stdlib and pytest only: imported by the plugin entry point through ``options``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_polygraphy.plugin import syntax
+from pytest_polygraphy.plugin.syntax import COMPARE_FUNCS, REFERENCES, OptionValueError
+
+
+@dataclass(frozen=True)
+class OptionSpec:
+    """One ``--polygraphy-*`` option and its ini twin."""
+
+    attr: str  # field of PolygraphyOptions
+    help: str
+    #: "flag" (store_true), "value" (one token), "values" (nargs=+), "sets" (repeatable nargs=+)
+    kind: str
+    metavar: str | None = None
+    ini_type: str = "string"
+    parse: Callable[[Any, str, pytest.Config, bool], Any] | None = None
+    render: Callable[[str, Any], list[str]] | None = None
+
+    @property
+    def flag(self) -> str:
+        return "--polygraphy-" + self.attr.replace("_", "-")
+
+    @property
+    def dest(self) -> str:
+        return "polygraphy_" + self.attr
+
+
+def _render_flag(flag: str, value: Any) -> list[str]:
+    return [flag] if value else []
+
+
+def _render_value(flag: str, value: Any) -> list[str]:
+    return [flag, str(value)]
+
+
+def _render_values(flag: str, value: Any) -> list[str]:
+    return [flag, *(str(v) for v in value)]
+
+
+def _render_per_name(flag: str, value: Any) -> list[str]:
+    return [flag, *syntax.format_per_name(value)]
+
+
+def _render_sets(flag: str, value: Any) -> list[str]:
+    args: list[str] = []
+    for shapes in value:
+        args += [flag, *syntax.format_shape_set(shapes)]
+    return args
+
+
+def _choice(choices: Sequence[str]) -> Callable[[Any, str, pytest.Config, bool], str]:
+    def parse(value: Any, what: str, config: pytest.Config, from_ini: bool) -> str:
+        if value not in choices:
+            raise OptionValueError(f"expected one of {', '.join(choices)}, got {value!r}")
+        return str(value)
+
+    return parse
+
+
+def _int(minimum: int) -> Callable[[Any, str, pytest.Config, bool], int]:
+    return lambda value, what, config, from_ini: syntax.parse_int(value, "the value", minimum)
+
+
+def _path(value: Any, what: str, config: pytest.Config, from_ini: bool) -> Path:
+    """A path relative to the ini file's folder (ini) or the invocation folder (option)."""
+    if isinstance(value, list | tuple):
+        if len(value) != 1:
+            raise OptionValueError(f"expected one path, got {len(value)}")
+        value = value[0]
+    return _anchor(config, value, from_ini)
+
+
+def _paths(value: Any, what: str, config: pytest.Config, from_ini: bool) -> tuple[Path, ...]:
+    return tuple(_anchor(config, item, from_ini) for item in value)
+
+
+def _anchor(config: pytest.Config, value: Any, from_ini: bool) -> Path:
+    path = Path(value)
+    if path.is_absolute():
+        return path
+    base = (
+        config.inipath.parent
+        if from_ini and config.inipath is not None
+        else config.invocation_params.dir
+    )
+    return base / path
+
+
+def _providers(value: Any, what: str, config: pytest.Config, from_ini: bool) -> tuple[str, ...]:
+    for provider in value:
+        if provider not in ("cpu", "cuda", "tensorrt", "dml", "rocm", "openvino", "coreml") and (
+            not provider.endswith("ExecutionProvider")
+        ):
+            raise OptionValueError(
+                "expected ONNX Runtime execution providers by short name (cpu, cuda, tensorrt) "
+                f"or full name (CUDAExecutionProvider), got {provider!r}"
+            )
+    return tuple(value)
+
+
+def _shape_sets(value: Any, what: str, config: pytest.Config, from_ini: bool) -> tuple:
+    return tuple(syntax.parse_shape_set(items) for items in value)
+
+
+def model_settings_lines(value: Any, what: str, config: pytest.Config, from_ini: bool) -> tuple:
+    from pytest_polygraphy.plugin.modelsettings import validate_settings
+
+    base = config.inipath.parent if config.inipath is not None else config.rootpath
+    entries = []
+    for line in value:
+        glob, _, text = line.strip().partition(" ")
+        try:
+            raw = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise OptionValueError(
+                f"expected lines 'GLOB {{json settings}}', e.g. "
+                f'\'detector*.onnx {{"rtol": {{"boxes": 1e-2}}}}\'; line {line!r}: {err}'
+            ) from None
+        entries.append((glob, validate_settings(raw, base)))
+    return tuple(entries)
+
+
+def _lift(parse: Callable[..., Any]) -> Callable[[Any, str, pytest.Config, bool], Any]:
+    return lambda value, what, config, from_ini: parse(value)
+
+
+def _bool(value: Any, what: str, config: pytest.Config, from_ini: bool) -> bool:
+    return bool(value)
+
+
+OPTION_SPECS: tuple[OptionSpec, ...] = (
+    OptionSpec(
+        "providers",
+        "ONNX Runtime execution providers for --onnxrt, by short name "
+        "(cpu, cuda, tensorrt) or full name; an absent one skips. Default: cpu.",
+        "values",
+        "NAME",
+        "args",
+        _providers,
+        _render_values,
+    ),
+    OptionSpec(
+        "reference",
+        "What the other backends are compared with: onnxref, onnxrt, trt or "
+        "golden (the golden files). It always runs at fp32. Default: the first selected "
+        "of onnxref, onnxrt, trt.",
+        "value",
+        "NAME",
+        "string",
+        _choice(REFERENCES),
+        _render_value,
+    ),
+    OptionSpec(
+        "precisions",
+        "Precisions the backends under test run at; each one parametrizes "
+        f"the tests ({', '.join(syntax.PRECISIONS)}). Default: fp32.",
+        "values",
+        "NAME",
+        "args",
+        _lift(syntax.parse_precisions),
+        _render_values,
+    ),
+    OptionSpec(
+        "input_shapes",
+        "A shape set for the inputs, e.g. x:[1,3,224,224] mask:[1,1,224,224]; "
+        "repeat the option for several shape sets, which parametrize the tests (ini: one "
+        "shape set per line).",
+        "sets",
+        "NAME:[DIMS]",
+        "linelist",
+        _shape_sets,
+        _render_sets,
+    ),
+    OptionSpec(
+        "val_range",
+        "Input value ranges, e.g. [0,1] ids:[0,100] (a bare range is the "
+        "default for every input). Default: [0,1].",
+        "values",
+        "[NAME:][MIN,MAX]",
+        "args",
+        _lift(syntax.parse_ranges),
+        _render_per_name,
+    ),
+    OptionSpec(
+        "seed",
+        "Seed of the generated inputs. Default: 1.",
+        "value",
+        "INT",
+        "string",
+        _int(0),
+        _render_value,
+    ),
+    OptionSpec(
+        "iterations",
+        "Number of generated inputs (inferences) per test. Default: 1.",
+        "value",
+        "N",
+        "string",
+        _int(1),
+        _render_value,
+    ),
+    OptionSpec(
+        "load_inputs",
+        "Load inputs from these files (.npz or Polygraphy .json, or a "
+        "script path.py:function) instead of generating them.",
+        "values",
+        "PATH",
+        "paths",
+        _paths,
+        _render_values,
+    ),
+    OptionSpec(
+        "rtol",
+        "Relative tolerance, e.g. 1e-3 boxes:1e-2 (bare: every output). "
+        "Default: the precision's default tolerance.",
+        "values",
+        "[OUTPUT:]VALUE",
+        "args",
+        _lift(lambda v: syntax.parse_tolerances(v, "rtol")),
+        _render_per_name,
+    ),
+    OptionSpec(
+        "atol",
+        "Absolute tolerance, e.g. 1e-4 boxes:1e-2 (bare: every output). "
+        "Default: the precision's default tolerance.",
+        "values",
+        "[OUTPUT:]VALUE",
+        "args",
+        _lift(lambda v: syntax.parse_tolerances(v, "atol")),
+        _render_per_name,
+    ),
+    OptionSpec(
+        "check_error_stat",
+        "Error statistic checked against the tolerances: "
+        f"{', '.join(syntax.CHECK_ERROR_STATS)} (bare or OUTPUT:STAT). Default: elemwise.",
+        "values",
+        "[OUTPUT:]STAT",
+        "args",
+        _lift(syntax.parse_error_stats),
+        _render_per_name,
+    ),
+    OptionSpec(
+        "error_quantile",
+        "Quantile checked when check_error_stat is quantile (bare or OUTPUT:Q). Default: 0.99.",
+        "values",
+        "[OUTPUT:]Q",
+        "args",
+        _lift(syntax.parse_quantiles),
+        _render_per_name,
+    ),
+    OptionSpec(
+        "compare_func",
+        f"Comparison: {', '.join(COMPARE_FUNCS)}. Default: simple.",
+        "value",
+        "NAME",
+        "string",
+        _choice(COMPARE_FUNCS),
+        _render_value,
+    ),
+    OptionSpec(
+        "mark_all",
+        "Compare every intermediate tensor, not only the model outputs.",
+        "flag",
+        None,
+        "bool",
+        _bool,
+        _render_flag,
+    ),
+    OptionSpec(
+        "validate",
+        "Fail when an output holds NaN or Inf, saying where the first is.",
+        "flag",
+        None,
+        "bool",
+        _bool,
+        _render_flag,
+    ),
+    OptionSpec(
+        "cache_dir",
+        "Folder of the on-disk engine cache (shared by workers and runs).",
+        "value",
+        "PATH",
+        "paths",
+        _path,
+        _render_value,
+    ),
+    OptionSpec(
+        "report",
+        "Write an HTML accuracy report (and JSON beside it) to PATH.",
+        "value",
+        "PATH",
+        "string",
+    ),
+    OptionSpec(
+        "gpus",
+        "GPUs the xdist workers share out, e.g. 0,1,3 (default: all visible).",
+        "value",
+        "LIST",
+        "string",
+    ),
+    OptionSpec(
+        "update_golden",
+        "Write (or overwrite) the golden output files instead of failing when they are missing.",
+        "flag",
+        None,
+        "bool",
+        _bool,
+    ),
+    OptionSpec(
+        "golden_dir",
+        "Folder of the golden output files. Default: golden/ beside each test file or model.",
+        "value",
+        "PATH",
+        "paths",
+        _path,
+        _render_value,
+    ),
+    OptionSpec(
+        "collect_models",
+        "Collect *.onnx files as tests even without a backend switch on "
+        "the command line (they are collected when one is given).",
+        "flag",
+        None,
+        "bool",
+        _bool,
+    ),
+)
+
+#: Ini-only settings (no command-line twin: they describe the project, not one run).
+INI_ONLY: tuple[tuple[str, str, str], ...] = (
+    (
+        "polygraphy_backends",
+        "Backends selected when no backend switch is given (onnxrt onnxref trt).",
+        "args",
+    ),
+    (
+        "polygraphy_model",
+        "Default model (path relative to this file) of the model fixture.",
+        "paths",
+    ),
+    (
+        "polygraphy_model_settings",
+        "Per-model settings, one line per model: GLOB {json}, "
+        "with the keys of a <model>.polygraphy.json file.",
+        "linelist",
+    ),
+)
+
+BACKEND_HELP = {
+    "onnxrt": "Run the models on ONNX Runtime (providers: --polygraphy-providers).",
+    "onnxref": "Run the models on onnx's reference evaluator (an independent CPU backend).",
+    "trt": "Run the models on TensorRT (skipped where TensorRT is not installed).",
+}

@@ -1,0 +1,447 @@
+"""Accuracy records: terminal table, junitxml properties, and the ``--polygraphy-report`` files.
+
+Every comparison the plugin makes appends ``(COMPARE_PROPERTY, record)`` to the test item's
+``user_properties`` (the record is described in ``records.py``; metrics a compare function
+does not compute are None, shown as "-"). pytest copies user_properties into each
+TestReport and xdist ships those reports to the controller, so ``ReportPlugin`` collects
+records in ``pytest_runtest_logreport`` wherever reports end up (the controller, or the
+only process without xdist) and nothing else needs to travel. Records are read from the
+*teardown* report, the last one of a test, so comparisons made in fixture teardown count too.
+
+Light at import: numpy and matplotlib are imported only when a report file is written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from collections.abc import Generator, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from pytest_polygraphy.plugin.records import COMPARE_PROPERTY
+
+if TYPE_CHECKING:
+    import numpy as np
+
+JUNIT_PREFIX = "polygraphy"
+WORKERINPUT_ARTIFACT_DIR = "polygraphy_artifact_dir"
+
+# Terminal table limits when not verbose: every row if the suite is small, otherwise the
+# failing rows (up to a cap) and a count of the rest; -v lists every row, -vv stops truncating.
+SMALL_TABLE_ROWS = 20
+MAX_FAILING_ROWS = 50
+_COLUMN_WIDTH = {"test": 60, "output": 32, "backends": 32}
+
+
+@dataclass
+class OutputRow:
+    """One compared output of one test and one backend pair, worst case over iterations."""
+
+    test: str
+    output: str
+    actual: str
+    reference: str
+    precision: str
+    max_absdiff: float | None
+    max_reldiff: float | None
+    mismatch_count: int | None
+    total: int | None
+    rtol: float | None
+    atol: float | None
+    rule: str
+    passed: bool
+    iterations: int = 1
+    artifacts: list[str] = field(default_factory=list)
+
+    @property
+    def key(self) -> tuple[str, str, str, str, str]:
+        return (self.test, self.output, self.actual, self.reference, self.precision)
+
+    @property
+    def mismatches(self) -> str:
+        """``"12/1024"``: elements out of tolerance over elements compared."""
+        if self.mismatch_count is None:
+            return "-"
+        return f"{self.mismatch_count}/{'-' if self.total is None else self.total}"
+
+    @property
+    def backends(self) -> str:
+        return f"{self.actual} vs {self.reference}"
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> OutputRow:
+        artifact = record.get("artifact")
+        return cls(
+            test=str(record.get("test", "?")),
+            output=str(record.get("output", "?")),
+            actual=str(record.get("actual", "?")),
+            reference=str(record.get("reference", "?")),
+            precision=str(record.get("precision", "")),
+            max_absdiff=_float(record.get("max_absdiff")),
+            max_reldiff=_float(record.get("max_reldiff")),
+            mismatch_count=_int(record.get("mismatch_count")),
+            total=_int(record.get("total")),
+            rtol=_float(record.get("rtol")),
+            atol=_float(record.get("atol")),
+            rule=str(record.get("rule", "")),
+            passed=bool(record.get("passed", False)),
+            artifacts=[str(artifact)] if artifact else [],
+        )
+
+    def merge(self, other: OutputRow) -> None:
+        """Fold another iteration in: worst errors, summed counts, failed if any failed."""
+        self.max_absdiff = _worst(self.max_absdiff, other.max_absdiff)
+        self.max_reldiff = _worst(self.max_reldiff, other.max_reldiff)
+        self.mismatch_count = _sum(self.mismatch_count, other.mismatch_count)
+        self.total = _sum(self.total, other.total)
+        self.passed = self.passed and other.passed
+        self.iterations += other.iterations
+        self.artifacts.extend(other.artifacts)
+
+
+def _float(value: Any) -> float | None:
+    """A metric as float; None stays None (the compare function has no such metric)."""
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return None if value is None else int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _sum(a: int | None, b: int | None) -> int | None:
+    return b if a is None else a if b is None else a + b
+
+
+def _worst(a: float | None, b: float | None) -> float | None:
+    """The larger error, where NaN (a NaN output) is worse than any number."""
+    if a is None or b is None:
+        return b if a is None else a
+    if math.isnan(a) or math.isnan(b):
+        return math.nan
+    return max(a, b)
+
+
+def records_of(user_properties: Iterable[tuple[str, object]]) -> list[dict[str, Any]]:
+    """The comparison records among a report's user_properties."""
+    return [
+        dict(value)
+        for name, value in user_properties
+        if name == COMPARE_PROPERTY and isinstance(value, Mapping)
+    ]
+
+
+def aggregate(
+    records: Iterable[Mapping[str, Any]], test_order: Mapping[str, int] | None = None
+) -> list[OutputRow]:
+    """One row per (test, output, actual, reference, precision).
+
+    Rows follow ``test_order`` (test id -> collection index) where given, so that reports
+    do not depend on the order xdist workers finish in; otherwise the order records came in.
+    """
+    rows: dict[tuple[str, str, str, str, str], OutputRow] = {}
+    for record in records:
+        row = OutputRow.from_record(record)
+        if row.key in rows:
+            rows[row.key].merge(row)
+        else:
+            rows[row.key] = row
+    ordered = list(rows.values())
+    if test_order:
+        ordered.sort(key=lambda row: test_order.get(row.test, len(test_order)))
+    return ordered
+
+
+def failing_first(rows: Sequence[OutputRow]) -> list[OutputRow]:
+    return [row for row in rows if not row.passed] + [row for row in rows if row.passed]
+
+
+def format_number(value: float | None) -> str:
+    """Three significant digits; 'nan' and 'inf' spelled out, '-' for a missing metric."""
+    if value is None:
+        return "-"
+    if math.isnan(value):
+        return "nan"
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return f"{value:.3g}"
+
+
+def _truncate(text: str, width: int | None) -> str:
+    """Middle ellipsis keeping more of the tail, where test ids keep their parameters."""
+    if width is None or len(text) <= width:
+        return text
+    head = (width - 3) // 3
+    return text[:head] + "..." + text[len(text) - (width - 3 - head) :]
+
+
+# fmt: off
+_HEADERS = ("verdict", "test", "output", "backends", "precision",
+            "max_absdiff", "atol", "max_reldiff", "rtol", "mismatches")
+# fmt: on
+_NUMERIC_COLUMNS = range(5, len(_HEADERS))
+
+
+def _cells(row: OutputRow, truncate: bool) -> tuple[str, ...]:
+    def clamp(name: str, text: str) -> str:
+        return _truncate(text, _COLUMN_WIDTH[name] if truncate else None)
+
+    return (
+        "ok" if row.passed else "FAIL",
+        clamp("test", row.test),
+        clamp("output", row.output),
+        clamp("backends", row.backends),
+        row.precision,
+        format_number(row.max_absdiff),
+        format_number(row.atol),
+        format_number(row.max_reldiff),
+        format_number(row.rtol),
+        row.mismatches,
+    )
+
+
+def format_table(rows: Sequence[OutputRow], verbosity: int = 0) -> list[tuple[str, bool]]:
+    """The accuracy table as (line, is_failing) pairs, failing rows first.
+
+    Not verbose: every row when there are at most SMALL_TABLE_ROWS, else the failing rows
+    (at most MAX_FAILING_ROWS) and a line counting what was left out.
+    """
+    ordered = failing_first(rows)
+    failing = [row for row in ordered if not row.passed]
+    if verbosity >= 1 or len(ordered) <= SMALL_TABLE_ROWS:
+        shown = ordered
+    else:
+        shown = failing[:MAX_FAILING_ROWS]
+    table = [_HEADERS, *(_cells(row, truncate=verbosity < 2) for row in shown)]
+    widths = [max(len(line[i]) for line in table) for i in range(len(_HEADERS))]
+
+    def join(cells: Sequence[str]) -> str:
+        parts = [
+            cell.rjust(width) if i in _NUMERIC_COLUMNS else cell.ljust(width)
+            for i, (cell, width) in enumerate(zip(cells, widths, strict=True))
+        ]
+        return "  ".join(parts).rstrip()
+
+    lines = [(join(_HEADERS), False)]
+    lines += [(join(cells), not row.passed) for cells, row in zip(table[1:], shown, strict=True)]
+    hidden_failing = len(failing) - sum(1 for row in shown if not row.passed)
+    hidden_passing = len(ordered) - len(failing) - sum(1 for row in shown if row.passed)
+    left_out = []
+    if hidden_failing:
+        left_out.append(f"{hidden_failing} failing")
+    if hidden_passing:
+        left_out.append(f"{hidden_passing} passing")
+    if left_out:
+        lines.append((f"... and {' and '.join(left_out)} outputs not listed (-v lists all)", False))
+    return lines
+
+
+def summary_title(rows: Sequence[OutputRow]) -> str:
+    failed = sum(1 for row in rows if not row.passed)
+    return f"polygraphy accuracy: {len(rows) - failed} passed, {failed} failed compared outputs"
+
+
+def _property_safe(text: str) -> str:
+    return re.sub(r"\s+", "_", text)
+
+
+def junit_properties(records: Iterable[Mapping[str, Any]]) -> list[tuple[str, object]]:
+    """Flat junitxml properties for one test's records, worst case over iterations.
+
+    Names: ``polygraphy.<output>.<actual>_vs_<reference>.<metric>``, with ``.<precision>``
+    before the metric when the test compared the same pair at several precisions. The
+    metric is always the last dot-separated part (output names may contain dots).
+    """
+    rows = aggregate(records)
+    precisions: dict[tuple[str, str, str], set[str]] = {}
+    for row in rows:
+        precisions.setdefault((row.output, row.actual, row.reference), set()).add(row.precision)
+    properties: list[tuple[str, object]] = []
+    for row in rows:
+        name = f"{JUNIT_PREFIX}.{row.output}.{row.actual}_vs_{row.reference}"
+        if len(precisions[(row.output, row.actual, row.reference)]) > 1:
+            name += f".{row.precision}"
+        name = _property_safe(name)
+        metrics: dict[str, object] = {
+            "passed": row.passed,
+            "precision": row.precision,
+            "max_absdiff": row.max_absdiff,
+            "max_reldiff": row.max_reldiff,
+            "mismatch_count": row.mismatch_count,
+            "total": row.total,
+            "rtol": row.rtol,
+            "atol": row.atol,
+            "rule": row.rule,
+        }
+        properties += [
+            (f"{name}.{metric}", value) for metric, value in metrics.items() if value is not None
+        ]
+    return properties
+
+
+def _setting(config: pytest.Config, name: str) -> tuple[str | None, str]:
+    """An option's value and where it came from ("cli" or "ini"); (None, "") when unset."""
+    value = config.getoption(name, default=None)
+    if value not in (None, ""):
+        return str(value), "cli"
+    try:
+        value = config.getini(name)
+    except ValueError:  # ini not registered
+        return None, ""
+    return (str(value), "ini") if value not in (None, "", []) else (None, "")
+
+
+def report_path(config: pytest.Config) -> Path | None:
+    """The HTML report's absolute path, or None when no report was asked for.
+
+    A command-line path is relative to the invocation directory, an ini path to the ini
+    file's directory. Raises UsageError for a path whose JSON twin would be itself.
+    """
+    value, source = _setting(config, "polygraphy_report")
+    if value is None:
+        return None
+    base = config.inipath.parent if source == "ini" and config.inipath else None
+    path = Path(value).expanduser()
+    if not path.is_absolute():
+        path = (base or config.invocation_params.dir) / path
+    if path.suffix.lower() == ".json" or path.name.endswith("."):
+        raise pytest.UsageError(
+            f"--polygraphy-report got {value!r}: expected the HTML report's path, e.g. "
+            "'accuracy.html'; the JSON file is written beside it with the suffix .json"
+        )
+    return path
+
+
+def artifact_dir(config: pytest.Config) -> Path | None:
+    """Where the plugin saves the arrays of failing outputs for the report's images.
+
+    None when no report was asked for (then nothing should be saved). On an xdist worker the
+    controller's answer arrives through workerinput, so every process uses the same folder.
+    """
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None and WORKERINPUT_ARTIFACT_DIR in workerinput:
+        value = workerinput[WORKERINPUT_ARTIFACT_DIR]
+        return Path(value) if value else None
+    path = report_path(config)
+    return None if path is None else path.with_name(f"{path.stem}_artifacts")
+
+
+def save_artifact(
+    config: pytest.Config,
+    record: Mapping[str, Any],
+    actual: np.ndarray,
+    expected: np.ndarray,
+) -> str | None:
+    """Save what the report needs to draw a failing output; returns the path for
+    ``record["artifact"]``, or None when no report was asked for.
+
+    The caller passes the two compared arrays (same shape); only a bounded summary is kept
+    (see ``html_report.write_artifact``), written atomically, one file per record.
+    """
+    directory = artifact_dir(config)
+    if directory is None:
+        return None
+    from pytest_polygraphy.plugin.html_report import write_artifact
+
+    key = "\0".join(
+        str(record.get(name, ""))
+        for name in ("test", "output", "actual", "reference", "precision", "iteration")
+    )
+    digest = hashlib.sha1(key.encode(), usedforsecurity=False).hexdigest()[:12]
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{record.get('output', '')}")[:40]
+    return str(write_artifact(directory / f"{slug}-{digest}.npz", actual, expected))
+
+
+class ReportPlugin:
+    """Collects records and prints/writes them; registered by the plugin in pytest_configure."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.records: list[dict[str, Any]] = []
+        self.is_worker = hasattr(config, "workerinput")
+        self.report_path = None if self.is_worker else report_path(config)
+        self.written: tuple[Path, Path] | None = None
+        self.test_order: dict[str, int] = {}
+
+    def _remember_order(self, nodeids: Iterable[str]) -> None:
+        for nodeid in nodeids:
+            self.test_order.setdefault(nodeid, len(self.test_order))
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        self._remember_order(item.nodeid for item in session.items)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node: Any, ids: Sequence[str]) -> None:
+        """xdist controller: the tests as the workers collected them (all alike)."""
+        self._remember_order(ids)
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> Generator[None, None, None]:
+        """Collect a test's records; show junitxml flat properties instead of the raw dict.
+
+        junitxml writes ``str(value)`` of every user property at teardown; for the duration
+        of this hook call the report carries the flattened properties instead (a new list:
+        the item's own user_properties stay as they are).
+        """
+        original = None
+        if report.when == "teardown" and not self.is_worker:
+            records = records_of(report.user_properties)
+            self.records.extend(records)
+            if records and getattr(self.config.option, "xmlpath", None):
+                original = report.user_properties
+                report.user_properties = [
+                    item for item in original if item[0] != COMPARE_PROPERTY
+                ] + junit_properties(records)
+        try:
+            return (yield)
+        finally:
+            if original is not None:
+                report.user_properties = original
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node: Any) -> None:
+        """xdist controller: tell each worker where to save arrays for the report."""
+        directory = artifact_dir(self.config)
+        node.workerinput[WORKERINPUT_ARTIFACT_DIR] = "" if directory is None else str(directory)
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if self.report_path is None or self.config.option.collectonly:
+            return
+        from pytest_polygraphy.plugin.html_report import write_report
+
+        self.written = write_report(self.report_path, self.records, self.test_order)
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_terminal_summary(
+        self, terminalreporter: pytest.TerminalReporter
+    ) -> Generator[None, None, None]:
+        """Print the table after pytest's own summary (short test summary included)."""
+        try:
+            return (yield)
+        finally:
+            self._write_summary(terminalreporter)
+
+    def _write_summary(self, terminal: pytest.TerminalReporter) -> None:
+        if self.is_worker:
+            return
+        if self.records:
+            rows = aggregate(self.records, self.test_order)
+            failed = any(not row.passed for row in rows)
+            terminal.write_sep("=", summary_title(rows), red=failed, green=not failed)
+            for line, is_failing in format_table(rows, self.config.get_verbosity()):
+                terminal.write_line(line, red=is_failing)
+        if self.written is not None:
+            html_path, json_path = self.written
+            terminal.write_line(f"polygraphy report: {html_path} (data: {json_path.name})")

@@ -1,0 +1,237 @@
+"""Every option: its command-line form, its ini twin, and the UsageError a bad value gives."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from pytest_polygraphy.plugin.options import OPTION_SPECS, PolygraphyOptions, get_options
+
+# (option, command-line values, ini value, parsed attribute value)
+CASES: list[tuple[str, list[str], str, Any]] = [
+    (
+        "providers",
+        ["cpu", "CUDAExecutionProvider"],
+        "cpu CUDAExecutionProvider",
+        ("cpu", "CUDAExecutionProvider"),
+    ),
+    ("reference", ["golden"], "golden", "golden"),
+    ("precisions", ["fp32", "fp16"], "fp32 fp16", ("fp32", "fp16")),
+    ("val_range", ["[0,2]", "ids:[0,100]"], "[0,2] ids:[0,100]", {"": (0, 2), "ids": (0, 100)}),
+    ("seed", ["7"], "7", 7),
+    ("iterations", ["3"], "3", 3),
+    ("rtol", ["1e-3", "boxes:1e-2"], "1e-3 boxes:1e-2", {"": 1e-3, "boxes": 1e-2}),
+    ("atol", ["0.5"], "0.5", {"": 0.5}),
+    ("check_error_stat", ["max", "y:quantile"], "max y:quantile", {"": "max", "y": "quantile"}),
+    ("error_quantile", ["0.9"], "0.9", {"": 0.9}),
+    ("compare_func", ["distance_metrics"], "distance_metrics", "distance_metrics"),
+    ("report", ["out.html"], "out.html", "out.html"),
+    ("gpus", ["0,1"], "0,1", "0,1"),
+]
+
+FLAGS = ["mark_all", "validate", "update_golden", "collect_models"]
+
+# (option, bad command-line values, what the message must say)
+BAD: list[tuple[str, list[str], str]] = [
+    ("providers", ["gpu"], "short name (cpu, cuda, tensorrt)"),
+    ("reference", ["numpy"], "onnxref, onnxrt, trt, golden"),
+    ("precisions", ["fp64"], "fp32, tf32, fp16, bf16, int8, fp8"),
+    ("input_shapes", ["x:1x3"], "bracketed list like [1,3,224,224]"),
+    ("val_range", ["x:[1,0]"], "min <= max"),
+    ("seed", ["one"], "integer >= 0"),
+    ("iterations", ["0"], "integer >= 1"),
+    ("rtol", ["boxes:-1"], "non-negative number"),
+    ("atol", ["x"], "non-negative number"),
+    ("check_error_stat", ["worst"], "elemwise, max, mean, median, quantile"),
+    ("error_quantile", ["2"], "[0, 1]"),
+    ("compare_func", ["exact"], "simple, indices, distance_metrics, quality_metrics"),
+]
+
+
+def flag(attr: str) -> str:
+    return "--polygraphy-" + attr.replace("_", "-")
+
+
+def configure(pytester: pytest.Pytester, *args: str) -> PolygraphyOptions:
+    config = pytester.parseconfigure(*args)
+    try:
+        return get_options(config)
+    finally:
+        config._ensure_unconfigure()
+
+
+def ini(pytester: pytest.Pytester, **values: str) -> None:
+    lines = "".join(f"{key} = {value}\n" for key, value in values.items())
+    pytester.makeini("[pytest]\n" + lines)
+
+
+def test_every_option_is_covered_here() -> None:
+    covered = {c[0] for c in CASES} | set(FLAGS) | {"input_shapes", "load_inputs"}
+    covered |= {"cache_dir", "golden_dir"}
+    assert covered == {spec.attr for spec in OPTION_SPECS}
+
+
+@pytest.mark.parametrize(("attr", "cli", "ini_value", "expected"), CASES, ids=[c[0] for c in CASES])
+def test_option_and_ini_twin(
+    pytester: pytest.Pytester, attr: str, cli: list[str], ini_value: str, expected: Any
+) -> None:
+    assert getattr(configure(pytester, flag(attr), *cli), attr) == expected
+    ini(pytester, **{f"polygraphy_{attr}": ini_value})
+    assert getattr(configure(pytester), attr) == expected
+
+
+def test_the_command_line_wins_over_the_ini_file(pytester: pytest.Pytester) -> None:
+    ini(pytester, polygraphy_seed="3", polygraphy_rtol="1e-2")
+    options = configure(pytester, "--polygraphy-seed", "4")
+    assert (options.seed, options.rtol) == (4, {"": 1e-2})
+
+
+@pytest.mark.parametrize("attr", FLAGS)
+def test_flags_and_their_ini_twins(pytester: pytest.Pytester, attr: str) -> None:
+    assert getattr(configure(pytester), attr) is False
+    assert getattr(configure(pytester, flag(attr)), attr) is True
+    ini(pytester, **{f"polygraphy_{attr}": "true"})
+    assert getattr(configure(pytester), attr) is True
+
+
+def test_input_shape_sets_repeat_on_the_command_line_and_are_lines_in_the_ini(
+    pytester: pytest.Pytester,
+) -> None:
+    options = configure(
+        pytester,
+        "--polygraphy-input-shapes", "x:[1,3,224,224]", "mask:[1,1,224,224]",
+        "--polygraphy-input-shapes", "x:[8,3,224,224]", "mask:[8,1,224,224]",
+    )  # fmt: skip
+    assert options.input_shapes == (
+        {"x": (1, 3, 224, 224), "mask": (1, 1, 224, 224)},
+        {"x": (8, 3, 224, 224), "mask": (8, 1, 224, 224)},
+    )
+    ini(pytester, polygraphy_input_shapes="\n  x:[1, 3] mask:[1,1]\n  x:[2,3] mask:[2,1]")
+    assert configure(pytester).input_shapes == (
+        {"x": (1, 3), "mask": (1, 1)},
+        {"x": (2, 3), "mask": (2, 1)},
+    )
+
+
+def test_paths_are_relative_to_where_they_were_given(pytester: pytest.Pytester) -> None:
+    sub = pytester.mkdir("sub")
+    ini(
+        pytester,
+        polygraphy_golden_dir="g",
+        polygraphy_cache_dir="c",
+        polygraphy_load_inputs="in.json more.npz",
+        polygraphy_model="models/net.onnx",
+    )
+    root = pytester.path
+    options = configure(pytester)
+    assert options.golden_dir == root / "g" and options.cache_dir == root / "c"
+    assert options.load_inputs == (root / "in.json", root / "more.npz")
+    assert options.model == root / "models" / "net.onnx"
+    options = configure(
+        pytester, "--polygraphy-golden-dir", str(sub / "g2"), "--polygraphy-load-inputs", "x.npz"
+    )
+    assert options.golden_dir == sub / "g2"
+    assert options.load_inputs == (pytester.path / "x.npz",)  # the invocation folder
+
+
+def test_backends_from_switches_or_the_ini(pytester: pytest.Pytester) -> None:
+    options = configure(pytester)
+    assert options.backends == () and options.reference_backend() is None
+    options = configure(pytester, "--trt", "--onnxrt")
+    assert options.backends == ("onnxrt", "trt") and options.backends_on_command_line
+    assert options.reference_backend() == "onnxrt"
+    ini(pytester, polygraphy_backends="trt onnxref")
+    options = configure(pytester)
+    assert options.backends == ("onnxref", "trt") and not options.backends_on_command_line
+    assert options.reference_backend() == "onnxref"
+    assert configure(pytester, "--onnxrt").backends == ("onnxrt",)
+    options = configure(pytester, "--polygraphy-reference", "trt")
+    assert options.reference_backend() == "trt"
+    ini(pytester, polygraphy_backends="tensorflow")
+    with pytest.raises(pytest.UsageError, match="polygraphy_backends: expected some of onnxref"):
+        configure(pytester)
+
+
+@pytest.mark.parametrize(("attr", "cli", "says"), BAD, ids=[b[0] for b in BAD])
+def test_bad_values_are_usage_errors_saying_what_is_accepted(
+    pytester: pytest.Pytester, attr: str, cli: list[str], says: str
+) -> None:
+    with pytest.raises(pytest.UsageError) as error:
+        configure(pytester, flag(attr), *cli)
+    assert str(error.value).startswith(flag(attr) + ": ")
+    assert says in str(error.value)
+    ini(pytester, **{f"polygraphy_{attr}": " ".join(cli)})
+    with pytest.raises(pytest.UsageError, match=f"ini option polygraphy_{attr}: "):
+        configure(pytester)
+
+
+@pytest.mark.parametrize("mode", [[], ["-n", "2"]], ids=["serial", "xdist"])
+def test_a_bad_value_stops_the_run_with_a_usage_error(
+    pytester: pytest.Pytester, mode: list[str]
+) -> None:
+    pytester.makepyfile("def test_a(): pass")
+    result = pytester.runpytest_subprocess("--polygraphy-rtol", "boxes:abc", *mode)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--polygraphy-rtol: rtol of 'boxes' must be a non-negative*"])
+
+
+def test_model_settings_lines_in_the_ini(pytester: pytest.Pytester) -> None:
+    ini(
+        pytester,
+        polygraphy_model_settings=(
+            '\n  det*.onnx {"rtol": {"boxes": 1e-2}, "input_shapes": ["x:[1,3]"]}'
+            '\n  models/*.onnx {"seed": 3}'
+        ),
+    )
+    [(glob1, det), (glob2, models)] = configure(pytester).model_settings
+    assert (glob1, det) == (
+        "det*.onnx",
+        {"rtol": {"boxes": 1e-2}, "input_shapes": ({"x": (1, 3)},)},
+    )
+    assert (glob2, models) == ("models/*.onnx", {"seed": 3})
+    ini(pytester, polygraphy_model_settings="det.onnx {rtol: 1}")
+    with pytest.raises(pytest.UsageError, match="polygraphy_model_settings: expected lines 'GLOB"):
+        configure(pytester)
+    ini(pytester, polygraphy_model_settings='det.onnx {"rtl": 1}')
+    with pytest.raises(pytest.UsageError, match="unknown key 'rtl'; accepted keys: precisions"):
+        configure(pytester)
+
+
+def test_pyproject_toml_values(pytester: pytest.Pytester) -> None:
+    pytester.makepyprojecttoml(
+        """
+        [tool.pytest.ini_options]
+        polygraphy_precisions = ["fp32", "fp16"]
+        polygraphy_rtol = ["1e-3", "logits:5e-3"]
+        polygraphy_seed = "11"
+        polygraphy_validate = true
+        polygraphy_input_shapes = ["x:[1,3]", "x:[4,3]"]
+        """
+    )
+    options = configure(pytester)
+    assert options.precisions == ("fp32", "fp16")
+    assert options.rtol == {"": 1e-3, "logits": 5e-3}
+    assert (options.seed, options.validate) == (11, True)
+    assert options.input_shapes == ({"x": (1, 3)}, {"x": (4, 3)})
+
+
+def test_to_args_reproduces_the_settings(pytester: pytest.Pytester) -> None:
+    args = [
+        "--onnxrt", "--onnxref", "--polygraphy-precisions", "fp16",
+        "--polygraphy-rtol", "0.001", "y:0.01", "--polygraphy-val-range", "x:[0,2]",
+        "--polygraphy-input-shapes", "x:[1,3]", "--polygraphy-input-shapes", "x:[2,3]",
+        "--polygraphy-mark-all", "--polygraphy-seed", "3",
+    ]  # fmt: skip
+    options = configure(pytester, *args)
+    rendered = options.to_args()
+    assert rendered[:2] == ["--onnxref", "--onnxrt"]
+    again = configure(pytester, *rendered)
+    assert again == options
+    assert configure(pytester).to_args() == []
+
+
+def test_defaults() -> None:
+    options = PolygraphyOptions()
+    assert options.precisions == ("fp32",) and options.providers == ("cpu",)
+    assert (options.seed, options.iterations, options.compare_func) == (1, 1, "simple")

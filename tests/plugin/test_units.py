@@ -1,0 +1,142 @@
+"""Unit level: comparison records, settings precedence, the runner cache."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pytest_polygraphy.compare import CompareFunc
+from pytest_polygraphy.errors import BackendUnavailableError
+from pytest_polygraphy.plugin.backends import RunnerCache, model_key
+from pytest_polygraphy.plugin.options import PolygraphyOptions
+from pytest_polygraphy.plugin.records import compare_record
+from pytest_polygraphy.plugin.settings import AccuracySettings, nonfinite_report, resolve
+from pytest_polygraphy.plugin.syntax import OptionValueError
+from tests.plugin import harness
+
+RECORD_KEYS = {
+    "test", "output", "actual", "reference", "iteration", "precision", "max_absdiff",
+    "max_reldiff", "mismatch_count", "total", "rtol", "atol", "rule", "passed",
+}  # fmt: skip
+
+
+def test_a_record_holds_the_metrics_of_one_output() -> None:
+    expected = np.array([1.0, 2.0, 4.0], np.float32)
+    actual = np.array([1.0, 2.5, 4.0], np.float32)
+    result = CompareFunc.simple(rtol=0.1, atol=0.1)({"y": actual}, {"y": expected})
+    record = compare_record(
+        "t.py::test[fp16]", result["y"], actual="onnxrt[fp16]", reference="onnxref",
+        iteration=3, precision="fp16", rtol=0.1, atol=0.1, rule="polygraphy",
+    )  # fmt: skip
+    assert set(record) == RECORD_KEYS
+    assert record["max_absdiff"] == pytest.approx(0.5)
+    assert record["max_reldiff"] == pytest.approx(0.25)
+    assert (record["mismatch_count"], record["total"], record["passed"]) == (1, 3, False)
+    assert (record["output"], record["iteration"], record["actual"]) == ("y", 3, "onnxrt[fp16]")
+    assert json.loads(json.dumps(record)) == record
+
+
+def test_records_of_compare_functions_without_tolerances() -> None:
+    result = CompareFunc.indices()({"i": np.array([1, 2])}, {"i": np.array([1, 2])})
+    record = compare_record(
+        "t", result["i"], actual="a", reference="b", iteration=0, precision="fp32",
+        rtol=None, atol=None, rule="indices",
+    )  # fmt: skip
+    assert record["passed"] is True and record["rtol"] is None
+    json.dumps(record)
+
+
+OPTIONS = PolygraphyOptions(
+    backends=("onnxrt",), rtol={"": 1e-2, "boxes": 0.2}, seed=4, val_range={"": (-1, 1)}
+)
+
+
+def test_settings_layer_over_the_precision_defaults() -> None:
+    plain = resolve(PolygraphyOptions(), precision="int8", input_shapes=None)
+    assert plain.tolerance("y") == (5e-2, 5e-2) and plain.reference is None
+    settings = resolve(
+        OPTIONS,
+        precision="fp16",
+        input_shapes={"x": (1, 3)},
+        layers=[{"rtol": {"boxes": 0.3}, "seed": 9}, {"atol": {"": 0.5}}],
+    )
+    assert settings.tolerance("boxes") == (0.3, 0.5)
+    assert settings.tolerance("y") == (1e-2, 0.5)
+    assert (settings.seed, settings.val_range, settings.reference) == (9, {"": (-1, 1)}, "onnxrt")
+    assert settings.rule == "polygraphy"
+    assert resolve(OPTIONS, precision="fp32", input_shapes=None, layers=[{"reference": "golden"}])
+
+
+def test_compare_functions_other_than_simple_take_their_own_arguments() -> None:
+    indices = resolve(
+        PolygraphyOptions(compare_func="indices"),
+        precision="fp16",
+        input_shapes=None,
+        layers=[{"compare_args": {"index_tolerance": 1}}],
+    )
+    assert indices.tolerance("y") == (None, None) and indices.rule == "indices"
+    assert indices.make_compare_func().index_tolerance == 1
+    with pytest.raises(OptionValueError, match="rtol apply to compare function 'simple' only"):
+        resolve(PolygraphyOptions(compare_func="indices", rtol={"": 1.0}), precision="fp32",
+                input_shapes=None)  # fmt: skip
+    bad = AccuracySettings(compare_func="indices", compare_args={"rtol": 1})
+    with pytest.raises(OptionValueError, match="'indices' does not accept"):
+        bad.make_compare_func()
+
+
+def test_the_compare_function_uses_the_resolved_tolerances() -> None:
+    settings = resolve(OPTIONS, precision="fp32", input_shapes=None)
+    func = settings.make_compare_func()
+    expected = {"y": np.ones(4), "boxes": np.ones(4)}
+    assert func({"y": np.full(4, 1.009), "boxes": np.full(4, 1.15)}, expected)
+    assert not func({"y": np.full(4, 1.02), "boxes": np.ones(4)}, expected)
+
+
+def test_nonfinite_report_locates_the_first_nan_or_inf() -> None:
+    outputs = {"ok": np.ones(3), "ids": np.arange(3), "bad": np.array([[1.0, np.inf], [np.nan, 2]])}
+    [line] = nonfinite_report(outputs, "onnxrt", 2)
+    assert line == (
+        "output 'bad' of onnxrt (iteration 2) holds 1 NaN and 1 Inf of 4 values; the first "
+        "(Inf) is at index [0, 1]"
+    )
+
+
+def test_the_runner_cache_builds_once_and_bounds_active_runners(tmp_path: Path) -> None:
+    first = harness.save(harness.scale_model(), tmp_path / "a.onnx")
+    second = harness.save(harness.exp_sigmoid_model(2), tmp_path / "b.onnx")
+    cache = RunnerCache(PolygraphyOptions(), max_active=1)
+    settings = AccuracySettings()
+    runner = cache.get("onnxref", first, "fp32", settings)
+    assert runner.is_active and cache.get("onnxref", first, "fp32", settings) is runner
+    other = cache.get("onnxref", second, "fp32", settings)
+    assert other.is_active and not runner.is_active  # evicted: one active runner at most
+    rebuilt = cache.get("onnxref", first, "fp32", settings)
+    assert rebuilt is not runner and rebuilt.is_active and not other.is_active
+    x = np.array([[1.0, 2.0, 3.0], [0.0, -1.0, 0.5]], np.float32)
+    np.testing.assert_allclose(rebuilt.infer({"x": x})["y"], x * np.float32(1.1))
+    rebuilt.deactivate()  # a test leaving `with runner:` must not break the next one
+    assert cache.get("onnxref", first, "fp32", settings) is rebuilt and rebuilt.is_active
+    cache.close()
+    assert not rebuilt.is_active
+
+
+def test_unavailable_backends_are_asked_once(tmp_path: Path) -> None:
+    model = harness.save(harness.scale_model(), tmp_path / "a.onnx")
+    cache = RunnerCache(PolygraphyOptions())
+    with pytest.raises(BackendUnavailableError, match="fp32 and fp16 only") as first:
+        cache.get("onnxref", model, "int8", AccuracySettings(precision="int8"))
+    with pytest.raises(BackendUnavailableError) as again:
+        cache.get("onnxref", model, "int8", AccuracySettings(precision="int8"))
+    assert again.value is first.value
+
+
+def test_model_keys_change_when_the_file_is_rewritten(tmp_path: Path) -> None:
+    path = harness.save(harness.scale_model(), tmp_path / "a.onnx")
+    key = model_key(path)
+    assert model_key(str(path)) == key
+    harness.save(harness.exp_sigmoid_model(2), path)
+    assert model_key(path) != key
+    assert model_key(harness.scale_model()) == model_key(harness.scale_model())
