@@ -101,17 +101,23 @@ def quantize_int8(
     exclude: Sequence[str] = (),
     *,
     per_channel: bool = False,
+    symmetric: bool = False,
+    quantize_bias: bool = True,
 ) -> onnx.ModelProto:
     """A new model with QuantizeLinear/DequantizeLinear pairs (QDQ format, int8 weights and
     activations), calibrated with min/max ranges observed on ``feeds`` (for example a
     ``DataLoader`` bound to the model's inputs).
 
-    Nodes named in ``exclude`` stay in float. Initializers whose names clash with those
-    onnxruntime.quantization gives to the tensors it adds (``<tensor>_scale`` ...) are
-    renamed first, as it would otherwise take them for quantization parameters. The work
-    goes through temporary files (``onnxruntime.quantization`` reads and writes paths);
-    the model passed in, or the file it came from, is not touched. Feeds whose input names
-    do not match the model raise ``InputError``, unknown node names ``ModelError``.
+    Nodes named in ``exclude`` stay in float. ``symmetric=True`` gives zero-point-0 scales
+    for weights and activations and ``quantize_bias=False`` keeps biases in float: what
+    TensorRT's explicit quantization needs (its parser refuses int32 bias dequantization).
+
+    Initializers whose names clash with those onnxruntime.quantization gives to the
+    tensors it adds (``<tensor>_scale`` ...) are renamed first, as it would otherwise take
+    them for quantization parameters. The work goes through temporary files
+    (``onnxruntime.quantization`` reads and writes paths); the model passed in, or the file
+    it came from, is not touched. Feeds whose input names do not match the model raise
+    ``InputError``, unknown node names ``ModelError``.
     """
     from onnxruntime.quantization import (
         CalibrationDataReader,
@@ -153,6 +159,11 @@ def quantize_int8(
                 nodes_to_exclude=list(exclude),
                 calibrate_method=CalibrationMethod.MinMax,
                 use_external_data_format=large,
+                extra_options={
+                    "ActivationSymmetric": symmetric,
+                    "WeightSymmetric": symmetric,
+                    "QuantizeBias": quantize_bias,
+                },
             )
         except (InputError, ModelError):
             raise

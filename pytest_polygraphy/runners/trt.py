@@ -78,18 +78,10 @@ def numpy_dtype(trt: TensorRT, trt_dtype: Any) -> np.dtype:
         raise
 
 
-def _tensorrt_quantization_options() -> dict[str, Any]:
-    """What TensorRT's Q/DQ support needs from ``models.quantize_int8``: per-channel
-    weights, symmetric (zero-point 0) scales, and float bias (TensorRT's parser refuses
-    an int32 DequantizeLinear, as found on TensorRT-RTX). Only the options the installed
-    ``quantize_int8`` accepts are passed."""
-    import inspect
-
-    from pytest_polygraphy.models import quantize_int8
-
-    wanted = {"per_channel": True, "symmetric": True, "quantize_bias": False}
-    accepted = inspect.signature(quantize_int8).parameters
-    return {k: v for k, v in wanted.items() if k in accepted}
+#: What TensorRT's explicit (Q/DQ) quantization needs from ``models.quantize_int8``:
+#: per-channel weights, symmetric (zero-point 0) scales, and float bias (its parser refuses
+#: an int32 DequantizeLinear, as found on TensorRT-RTX).
+TENSORRT_QUANTIZATION = {"per_channel": True, "symmetric": True, "quantize_bias": False}
 
 
 class TrtRunner(BaseRunner):
@@ -218,7 +210,7 @@ class TrtRunner(BaseRunner):
         if trt_build.has_qdq(proto):
             return trt_build.model_build_inputs(self.model, description), {}
         feeds = list(self._calibration_feeds())
-        quantized = models.quantize_int8(proto, feeds, **_tensorrt_quantization_options())
+        quantized = models.quantize_int8(proto, feeds, **TENSORRT_QUANTIZATION)
         extra = {"int8_calibration": trt_settings.feeds_fingerprint(feeds)}
         return trt_build.model_build_inputs(self.model, description, quantized), extra
 

@@ -121,3 +121,26 @@ def test_activations_named_like_quantization_parameters_are_refused() -> None:
     model = _layernorm_named("x_scale", "gamma")  # "x_scale" would be the scale of input "x"
     with pytest.raises(ModelError, match=r"\['x_scale'\].*\['x'\]"):
         quantize_int8(model, _feeds(model, 1))
+
+
+def test_tensorrt_style_quantization_is_symmetric_with_float_bias() -> None:
+    """symmetric=True, quantize_bias=False: every zero point is 0 and no DequantizeLinear
+    reads an int32 tensor (TensorRT's parser refuses one); the model still runs close to
+    fp32 on ONNX Runtime."""
+    model = builders.mixed_chain()
+    int8 = quantize_int8(
+        model, _feeds(model, 16), per_channel=True, symmetric=True, quantize_bias=False
+    )
+    inits = {init.name: onnx.numpy_helper.to_array(init) for init in int8.graph.initializer}
+    dequantized = [n for n in int8.graph.node if n.op_type == "DequantizeLinear"]
+    assert dequantized
+    for node in dequantized:
+        assert inits.get(node.input[0], np.zeros(1, np.int8)).dtype != np.int32, node.name
+        if len(node.input) > 2:
+            assert not np.any(inits[node.input[2]]), f"{node.name}: non-zero zero point"
+    default = quantize_int8(model, _feeds(model, 16))
+    default_inits = {i.name: onnx.numpy_helper.to_array(i) for i in default.graph.initializer}
+    assert any(a.dtype == np.int32 for a in default_inits.values())  # bias quantized by default
+    feed = builders.random_feed(model, seed=100)
+    expected, actual = run_ort(model, feed)["scores"], run_ort(int8, feed)["scores"]
+    assert 0 < np.abs(actual - expected).max() < 0.1 * float(np.abs(expected).max())
