@@ -168,3 +168,30 @@ def model_display_name(model: object) -> str:
     graph = getattr(model, "graph", None)
     name = getattr(graph, "name", "") or "unnamed graph"
     return f"<in-memory ONNX model {name!r}>"
+
+
+class OnnxModelRunner(BaseRunner):
+    """A runner of one ONNX model (a path or ``onnx.ModelProto``) whose input and output
+    metadata are read from the model once, on first use, without activating the runner."""
+
+    def __init__(self, name: str, model: Any) -> None:
+        super().__init__(name)
+        self.model = model
+        self._input_metadata: TensorMetadata | None = None
+        self._output_metadata: TensorMetadata | None = None
+
+    @property
+    def input_metadata(self) -> TensorMetadata:
+        if self._input_metadata is None:
+            from pytest_polygraphy.models import input_metadata
+
+            self._input_metadata = input_metadata(self.model)
+        return self._input_metadata
+
+    @property
+    def output_metadata(self) -> TensorMetadata:
+        if self._output_metadata is None:
+            from pytest_polygraphy.models import output_metadata
+
+            self._output_metadata = output_metadata(self.model)
+        return self._output_metadata

@@ -9,16 +9,14 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from pytest_polygraphy.errors import ModelError
-from pytest_polygraphy.runners.base import BaseRunner, model_display_name
+from pytest_polygraphy.runners.base import OnnxModelRunner, model_display_name
 
 if TYPE_CHECKING:
     import numpy as np
     import onnx
 
-    from pytest_polygraphy.metadata import TensorMetadata
 
-
-class OnnxrefRunner(BaseRunner):
+class OnnxrefRunner(OnnxModelRunner):
     """Runs a model (path or ``onnx.ModelProto``) with ``onnx.reference.ReferenceEvaluator``.
 
     Outputs are returned as numpy arrays in the model's output order; numpy scalars
@@ -28,28 +26,9 @@ class OnnxrefRunner(BaseRunner):
     def __init__(
         self, model: str | os.PathLike[str] | onnx.ModelProto, name: str | None = None
     ) -> None:
-        super().__init__(name or "onnxref")
-        self.model = model
+        super().__init__(name or "onnxref", model)
         self._evaluator: Any = None
         self._output_names: list[str] = []
-        self._input_metadata: TensorMetadata | None = None
-        self._output_metadata: TensorMetadata | None = None
-
-    @property
-    def input_metadata(self) -> TensorMetadata:
-        if self._input_metadata is None:
-            from pytest_polygraphy.models import input_metadata
-
-            self._input_metadata = input_metadata(self.model)
-        return self._input_metadata
-
-    @property
-    def output_metadata(self) -> TensorMetadata:
-        if self._output_metadata is None:
-            from pytest_polygraphy.models import output_metadata
-
-            self._output_metadata = output_metadata(self.model)
-        return self._output_metadata
 
     def _activate(self) -> None:
         from onnx.reference import ReferenceEvaluator

@@ -34,13 +34,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_polygraphy.errors import BackendUnavailableError, InputError, ModelError
-from pytest_polygraphy.runners.base import BaseRunner, model_display_name
+from pytest_polygraphy.runners.base import OnnxModelRunner, model_display_name
 
 if TYPE_CHECKING:
     import numpy as np
     import onnx
 
-    from pytest_polygraphy.metadata import TensorMetadata
 
 #: Short provider names and the ONNX Runtime execution providers they stand for.
 PROVIDER_NAMES: dict[str, str] = {
@@ -126,7 +125,7 @@ def _capture_native_output() -> Iterator[list[str]]:
             captured.append(_ANSI.sub("", sink.read().decode(errors="replace")).strip())
 
 
-class OnnxrtRunner(BaseRunner):
+class OnnxrtRunner(OnnxModelRunner):
     """Runs a model with ONNX Runtime; see the module docstring for providers and precision.
 
     Args:
@@ -165,7 +164,6 @@ class OnnxrtRunner(BaseRunner):
             raise InputError(
                 f"unknown precision {precision!r} for OnnxrtRunner; expected one of {PRECISIONS}"
             )
-        self.model = model
         self.providers = [resolve_provider(p) for p in providers]
         self.precision = precision
         self.session_options = session_options
@@ -173,11 +171,9 @@ class OnnxrtRunner(BaseRunner):
         self.fp16_block_list = tuple(fp16_block_list)
         self.int8_exclude = tuple(int8_exclude)
         self.provider_options = self._resolve_provider_options(provider_options or {})
-        super().__init__(name or default_runner_name(self.providers, precision))
+        super().__init__(name or default_runner_name(self.providers, precision), model)
         self._session: Any = None
         self._output_names: list[str] = []
-        self._input_metadata: TensorMetadata | None = None
-        self._output_metadata: TensorMetadata | None = None
         self._prepared_model: str | bytes | None = None
         self._tmpdir: tempfile.TemporaryDirectory[str] | None = None
 
@@ -221,23 +217,6 @@ class OnnxrtRunner(BaseRunner):
                 f"use_tf32={given}; ask for precision={wanted!r} instead"
             )
         cuda_options["use_tf32"] = value
-
-    # -- metadata ----------------------------------------------------------------------
-    @property
-    def input_metadata(self) -> TensorMetadata:
-        if self._input_metadata is None:
-            from pytest_polygraphy.models import input_metadata
-
-            self._input_metadata = input_metadata(self.model)
-        return self._input_metadata
-
-    @property
-    def output_metadata(self) -> TensorMetadata:
-        if self._output_metadata is None:
-            from pytest_polygraphy.models import output_metadata
-
-            self._output_metadata = output_metadata(self.model)
-        return self._output_metadata
 
     # -- model preparation -------------------------------------------------------------
     def _prepare_model(self) -> str | bytes:
