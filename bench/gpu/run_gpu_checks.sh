@@ -10,7 +10,10 @@
 #   2. runs the runner and cache tests (CUDA EP vs CPU, tf32, cuda-python buffers,
 #      TensorRT parse/build/cache; inference tests skip where TensorRT-RTX refuses the GPU);
 #   3. runs bench/gpu/gpu_checks.py, which prints a short table;
-#   4. runs bench/runner_overhead.py (a quieter CPU than the dev machines).
+#   4. runs bench/runner_overhead.py (a quieter CPU than the dev machines);
+#   5. runs the whole test suite (-n 4) with the CUDA provider available;
+#   6. runs the plugin end to end on the example models with --polygraphy-providers cuda
+#      (fp32 and fp16 on CUDA against onnx's reference evaluator), writing an HTML report.
 # Logs and the table go to $OUT (or ./gpu-out when $OUT is unset). Steps do not stop
 # each other: a failure in one is logged and the next step still runs.
 set -uo pipefail
@@ -89,5 +92,12 @@ cat "$OUT/gpu_table.md" 2>/dev/null || tail -40 "$OUT/gpu_checks.log"
 
 step "runner overhead benchmark (CPU)"
 $PY bench/runner_overhead.py --calls 200 2>&1 | tee "$OUT/runner_overhead.txt"
+
+step "whole test suite"
+$PY -m pytest -n 4 -q -rs -p no:cacheprovider 2>&1 | tee "$OUT/suite.log" | tail -40
+
+step "plugin on the CUDA provider"
+$PY -m pytest examples/models --onnxrt --onnxref --polygraphy-providers cuda -n 2 \
+  -p no:cacheprovider --polygraphy-report "$OUT/accuracy.html" 2>&1 | tee "$OUT/plugin_cuda.log" | tail -25
 
 step "done"
