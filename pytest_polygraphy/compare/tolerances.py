@@ -17,8 +17,10 @@ fp32       1e-5    1e-5    u = 6e-8; reordered fp32 reductions across backends s
                            within 1e-5 (Polygraphy's defaults).
 tf32       1e-3    1e-4    matmul/conv inputs rounded to 10 mantissa bits (u = 4.9e-4) but
                            accumulated and stored in fp32, so errors stay near u.
-fp16       1e-3    1e-3    u = 4.9e-4 on every stored activation; atol absorbs the
-                           cancellation near zero that fp16 storage makes visible.
+fp16       2e-3    2e-3    u = 4.9e-4 on every stored activation, and a network rounds
+                           many times: real fp16 (ONNX Runtime's CUDA provider, H200) put
+                           a 6-layer CNN's softmax 1.0e-3 abs / 1.5e-3 rel off fp32, so
+                           about 4u; atol absorbs cancellation near zero.
 bf16       1e-2    1e-2    only 8 mantissa bits: u = 3.9e-3, a single rounding is 0.4 %.
 int8       5e-2    5e-2    quantization error scales with each tensor's range (step = range /
                            255), not with the element, so it needs a real atol as well.
@@ -48,7 +50,7 @@ PRECISION_TOLERANCES = MappingProxyType(
     {
         "fp32": Tolerance(rtol=1e-5, atol=1e-5),
         "tf32": Tolerance(rtol=1e-3, atol=1e-4),
-        "fp16": Tolerance(rtol=1e-3, atol=1e-3),
+        "fp16": Tolerance(rtol=2e-3, atol=2e-3),
         "bf16": Tolerance(rtol=1e-2, atol=1e-2),
         "int8": Tolerance(rtol=5e-2, atol=5e-2),
         "fp8": Tolerance(rtol=1e-1, atol=1e-1),

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from pytest_polygraphy import default_tolerances
 from tests.plugin import harness
 from tests.plugin.harness import Run
 
@@ -63,7 +64,9 @@ def test_accuracy_fails_on_y(accuracy):
 @pytest.mark.precisions("fp16", "int8")
 @pytest.mark.tolerance(rtol={"": 1e-3, "y": 2e-2}, check_error_stat="max")
 def test_settings(polygraphy_settings, precision):
-    atol = {"fp16": 1e-3, "int8": 5e-2}[precision]
+    from pytest_polygraphy import default_tolerances
+
+    atol = default_tolerances(precision)["atol"]
     assert polygraphy_settings.tolerance("y") == (2e-2, atol)
     assert polygraphy_settings.tolerance("z") == (0.5, atol)  # models/net.polygraphy.json
     assert polygraphy_settings.tolerance("other") == (1e-3, atol)
@@ -171,8 +174,9 @@ def test_model_files_record_every_output_and_iteration(suite: Run) -> None:
         )
         assert record["total"] == 12 and record["passed"] and record["mismatch_count"] == 0
         # per-model rtol for z; the precision's default (fp16) elsewhere
-        assert record["rtol"] == (0.5 if record["output"] == "z" else 1e-3)
-        assert record["atol"] == 1e-3
+        fp16 = default_tolerances("fp16")
+        assert record["rtol"] == (0.5 if record["output"] == "z" else fp16["rtol"])
+        assert record["atol"] == fp16["atol"]
         assert 0 < record["max_absdiff"] < 1e-2  # fp16 really differs, within bounds
     fp32 = suite.records("models/net.onnx::accuracy[fp32-x=3x4]")
     assert {r["actual"] for r in fp32} == {"onnxrt"}
