@@ -14,9 +14,10 @@ from pytest_polygraphy.compare.base import (
     check_number,
     output_fields,
 )
-from pytest_polygraphy.compare.pairing import check_option, option_for
+from pytest_polygraphy.compare.pairing import check_option
 from pytest_polygraphy.compare.results import DistanceResult
 from pytest_polygraphy.compare.simple import comparison_dtype
+from pytest_polygraphy.per_name import value_for
 
 
 class DistanceCompare(CompareFunction):
@@ -63,9 +64,9 @@ class DistanceCompare(CompareFunction):
     def compare_output(self, name: str, actual: np.ndarray, expected: np.ndarray) -> DistanceResult:
         fields: dict[str, Any] = {
             **output_fields(name, actual, expected),
-            "l2_tolerance": float(option_for(self.l2_tolerance, name, 1e-5)),
+            "l2_tolerance": float(value_for(self.l2_tolerance, name, 1e-5)),
             "cosine_similarity_threshold": float(
-                option_for(self.cosine_similarity_threshold, name, 0.997)
+                value_for(self.cosine_similarity_threshold, name, 0.997)
             ),
         }
         comparison_dtype(actual.dtype, expected.dtype, name)  # rejects unsupported dtypes

@@ -7,8 +7,9 @@ from typing import Any
 import numpy as np
 
 from pytest_polygraphy.compare.base import CompareFunction, check_number, output_fields
-from pytest_polygraphy.compare.pairing import check_option, option_for
+from pytest_polygraphy.compare.pairing import check_option
 from pytest_polygraphy.compare.results import IndexMismatch, IndicesResult
+from pytest_polygraphy.per_name import value_for
 
 
 class IndicesCompare(CompareFunction):
@@ -40,7 +41,7 @@ class IndicesCompare(CompareFunction):
         return {"index_tolerance": self.index_tolerance}
 
     def compare_output(self, name: str, actual: np.ndarray, expected: np.ndarray) -> IndicesResult:
-        tolerance = int(option_for(self.index_tolerance, name, 0))
+        tolerance = int(value_for(self.index_tolerance, name, 0))
         fields: dict[str, Any] = {
             **output_fields(name, actual, expected),
             "index_tolerance": tolerance,

@@ -13,6 +13,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, TypeVar
 
 from pytest_polygraphy.errors import InputError, OutputMismatchError
+from pytest_polygraphy.per_name import unknown_names
 
 T = TypeVar("T")
 
@@ -66,15 +67,6 @@ def _describe(
     return "\n".join(lines)
 
 
-def option_for(value: T | Mapping[str, T], name: str, default: T) -> T:
-    """The value of a per-output option for output ``name``."""
-    if isinstance(value, Mapping):
-        if name in value:
-            return value[name]
-        return value.get("", default)
-    return value
-
-
 def check_option(option: str, value: Any, valid: Callable[[Any], bool], requirement: str) -> None:
     """Raises ``InputError`` unless ``value`` (or every value of a per-output dict) is valid."""
     items = value.items() if isinstance(value, Mapping) else [(None, value)]
@@ -87,9 +79,7 @@ def check_option(option: str, value: Any, valid: Callable[[Any], bool], requirem
 def warn_unknown_keys(option: str, value: Any, names: Collection[str]) -> None:
     """Warns about per-output keys that name no output: usually a typo that would
     otherwise silently apply the default."""
-    if not isinstance(value, Mapping):
-        return
-    unknown = [key for key in value if key != "" and key not in names]
+    unknown = unknown_names(value, names)
     if unknown:
         warnings.warn(
             f"{option} names outputs that neither side holds: {unknown}; "

@@ -14,9 +14,10 @@ from pytest_polygraphy.compare.base import (
     check_number,
     output_fields,
 )
-from pytest_polygraphy.compare.pairing import check_option, option_for
+from pytest_polygraphy.compare.pairing import check_option
 from pytest_polygraphy.compare.results import QualityResult
 from pytest_polygraphy.compare.simple import comparison_dtype
+from pytest_polygraphy.per_name import value_for
 
 
 class QualityCompare(CompareFunction):
@@ -54,8 +55,8 @@ class QualityCompare(CompareFunction):
     def compare_output(self, name: str, actual: np.ndarray, expected: np.ndarray) -> QualityResult:
         fields: dict[str, Any] = {
             **output_fields(name, actual, expected),
-            "psnr_tolerance": float(option_for(self.psnr_tolerance, name, 30.0)),
-            "snr_tolerance": float(option_for(self.snr_tolerance, name, 20.0)),
+            "psnr_tolerance": float(value_for(self.psnr_tolerance, name, 30.0)),
+            "snr_tolerance": float(value_for(self.snr_tolerance, name, 20.0)),
         }
         comparison_dtype(actual.dtype, expected.dtype, name)  # rejects unsupported dtypes
         aligned = align_shapes(actual, expected, self.check_shapes)

@@ -15,9 +15,10 @@ from pytest_polygraphy.compare.base import (
     check_number,
     output_fields,
 )
-from pytest_polygraphy.compare.pairing import check_option, option_for
+from pytest_polygraphy.compare.pairing import check_option
 from pytest_polygraphy.compare.results import ElementDiff, NonFinite, OutputCompareResult
 from pytest_polygraphy.errors import InputError
+from pytest_polygraphy.per_name import value_for
 
 CHECK_ERROR_STATS = ("elemwise", "max", "mean", "median", "quantile")
 RULES = ("polygraphy", "allclose")
@@ -130,7 +131,7 @@ class SimpleCompare(CompareFunction):
 
     def options_for(self, name: str) -> dict[str, Any]:
         """The tolerances and statistic that apply to output ``name``."""
-        return {key: option_for(getattr(self, key), name, _DEFAULTS[key]) for key in _DEFAULTS}
+        return {key: value_for(getattr(self, key), name, _DEFAULTS[key]) for key in _DEFAULTS}
 
     def compare_output(
         self, name: str, actual: np.ndarray, expected: np.ndarray

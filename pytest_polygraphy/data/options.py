@@ -13,6 +13,7 @@ import numpy as np
 from pytest_polygraphy.data import dtypes
 from pytest_polygraphy.errors import InputError
 from pytest_polygraphy.metadata import TensorMetadata
+from pytest_polygraphy.per_name import unknown_names, value_for
 
 T = TypeVar("T")
 
@@ -26,21 +27,11 @@ InputShapes = Shape | Mapping[str, Shape] | None
 DEFAULT_VAL_RANGE: tuple[float, float] = (0.0, 1.0)
 
 
-def per_input(option: T | Mapping[str, T] | None, name: str) -> T | None:
-    """The option's value for input ``name``: its own entry, else the ``""`` entry, else the
-    single value given for all inputs; ``None`` when nothing applies."""
-    if isinstance(option, Mapping):
-        return option.get(name, option.get(""))
-    return option
-
-
 def warn_unknown_names(option: object, metadata: TensorMetadata, option_name: str) -> None:
     """Warn about per-input entries naming no input of the model (a typo, most likely).
 
     A warning rather than an error because one option set may serve several models."""
-    if not isinstance(option, Mapping):
-        return
-    unknown = [key for key in option if key != "" and key not in metadata]
+    unknown = unknown_names(option, metadata)
     if unknown:
         warnings.warn(
             f"{option_name} names {unknown}, which are not inputs of the model "
@@ -56,7 +47,7 @@ def value_range(val_range: ValRange, name: str, dtype: np.dtype) -> tuple[float,
     ``bool()`` for boolean inputs, ``float()`` otherwise. Raises InputError for a range
     that is malformed, reversed, or outside what ``dtype`` can hold.
     """
-    given = per_input(val_range, name)
+    given = value_for(val_range, name)
     if given is None:
         given = DEFAULT_VAL_RANGE
     if isinstance(given, str | bytes) or not isinstance(given, Sequence) or len(given) != 2:
@@ -92,7 +83,7 @@ def value_range(val_range: ValRange, name: str, dtype: np.dtype) -> tuple[float,
 
 def given_shape(input_shapes: InputShapes, name: str) -> tuple[int, ...] | None:
     """The concrete shape given for input ``name``, if any; InputError if it is not one."""
-    shape = per_input(input_shapes, name)
+    shape = value_for(input_shapes, name)
     if shape is None:
         return None
     if isinstance(shape, str | bytes) or not isinstance(shape, Sequence):

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pytest_polygraphy.per_name import value_for
 from pytest_polygraphy.plugin.modelsettings import merge
 from pytest_polygraphy.plugin.options import PolygraphyOptions
 from pytest_polygraphy.plugin.syntax import OptionValueError, ShapeSet
@@ -51,8 +52,8 @@ class AccuracySettings:
         """``(rtol, atol)`` that apply to ``output`` (``None`` when not ``simple``)."""
         if self.compare_func != "simple":
             return None, None
-        rtol = self.rtol.get(output, self.rtol.get(""))
-        atol = self.atol.get(output, self.atol.get(""))
+        rtol = value_for(self.rtol, output)
+        atol = value_for(self.atol, output)
         return rtol, atol
 
     @property
