@@ -29,7 +29,13 @@ from typing import Any
 import numpy as np
 
 from pytest_polygraphy.files import write_bytes_atomically
-from pytest_polygraphy.plugin.report import OutputRow, aggregate, failing_first, format_number
+from pytest_polygraphy.plugin.report import (
+    OutputRow,
+    aggregate,
+    failing_first,
+    format_error,
+    format_number,
+)
 
 SAMPLE_LIMIT = 100_000
 MAP_LIMIT = 256
@@ -248,9 +254,9 @@ def _cells(row: OutputRow, anchor: str | None) -> str:
         verdict = f'<a href="#{anchor}">{verdict}</a>'
     text = [row.test, row.output, row.backends, row.precision]
     numbers = [
-        format_number(row.max_absdiff),
+        format_error(row.max_absdiff, row.atol),
         format_number(row.atol),
-        format_number(row.max_reldiff),
+        format_error(row.max_reldiff, row.rtol),
         format_number(row.rtol),
         row.mismatches,
         str(row.iterations),

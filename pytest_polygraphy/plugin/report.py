@@ -179,6 +179,19 @@ def format_number(value: float | None) -> str:
     return f"{value:.3g}"
 
 
+def format_error(value: float | None, limit: float | None) -> str:
+    """``format_number``, with as many more digits as it takes for an error that differs
+    from its tolerance not to print equal to it (0.00100106 against 0.001 reads
+    ``0.001001``, not ``0.001``)."""
+    text = format_number(value)
+    if value is None or limit is None or value == limit or not math.isfinite(value):
+        return text
+    digits = 3
+    while digits < 9 and f"{value:.{digits}g}" == f"{limit:.{digits}g}":
+        digits += 1
+    return f"{value:.{digits}g}"
+
+
 def _truncate(text: str, width: int | None) -> str:
     """Middle ellipsis keeping more of the tail, where test ids keep their parameters."""
     if width is None or len(text) <= width:
@@ -204,9 +217,9 @@ def _cells(row: OutputRow, truncate: bool) -> tuple[str, ...]:
         clamp("output", row.output),
         clamp("backends", row.backends),
         row.precision,
-        format_number(row.max_absdiff),
+        format_error(row.max_absdiff, row.atol),
         format_number(row.atol),
-        format_number(row.max_reldiff),
+        format_error(row.max_reldiff, row.rtol),
         format_number(row.rtol),
         row.mismatches,
     )

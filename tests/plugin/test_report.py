@@ -317,3 +317,14 @@ def test_report_and_xdist_modules_import_nothing_heavy() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_an_error_over_its_tolerance_never_prints_equal_to_it() -> None:
+    from pytest_polygraphy.plugin.report import format_error
+
+    assert format_error(0.00100106, 0.001) == "0.001001"
+    assert format_error(0.0009999, 0.001) == "0.0009999"
+    assert format_error(0.0123, 0.001) == "0.0123"  # three digits when they tell apart
+    assert format_error(0.001, 0.001) == "0.001"
+    assert format_error(float("nan"), 0.001) == "nan"
+    assert format_error(None, 0.001) == "-"
