@@ -93,6 +93,9 @@ cat "$OUT/gpu_table.md" 2>/dev/null || tail -40 "$OUT/gpu_checks.log"
 step "runner overhead benchmark (CPU)"
 $PY bench/runner_overhead.py --calls 200 2>&1 | tee "$OUT/runner_overhead.txt"
 
+step "install the project (offline, no dependencies): registers the pytest11 entry point"
+$PY -m pip install -q --no-deps --no-index --no-build-isolation -e . 2>&1 | tail -3
+
 step "whole test suite"
 $PY -m pytest -n 4 -q -rs -p no:cacheprovider 2>&1 | tee "$OUT/suite.log" | tail -40
 
