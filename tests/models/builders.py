@@ -234,3 +234,38 @@ def random_feed(model: onnx.ModelProto, seed: int = 0, batch: int = 2) -> dict[s
         else:
             feed[value.name] = rng.normal(size=shape).astype(dtype)
     return feed
+
+
+def if_model() -> onnx.ModelProto:
+    """y = x * 2 + 1 where sum(x) > 0, else -(x * 2): an If whose branches read tensors
+    ("scaled", the initializer "one") from the outer graph."""
+    then_branch = helper.make_graph(
+        [helper.make_node("Add", ["scaled", "one"], ["t"], name="then_add")],
+        "then",
+        [],
+        [float_input("t", [3])],
+    )
+    else_branch = helper.make_graph(
+        [helper.make_node("Neg", ["scaled"], ["e"], name="else_neg")],
+        "else",
+        [],
+        [float_input("e", [3])],
+    )
+    nodes = [
+        helper.make_node("Mul", ["x", "two"], ["scaled"], name="scale"),
+        helper.make_node("ReduceSum", ["x"], ["total"], name="sum", keepdims=0),
+        helper.make_node("Greater", ["total", "zero"], ["positive"], name="greater"),
+        helper.make_node(
+            "If", ["positive"], ["y"], name="if", then_branch=then_branch, else_branch=else_branch
+        ),
+    ]
+    return make_model(
+        nodes,
+        [float_input("x", [3])],
+        [float_input("y", [3])],
+        [
+            numpy_helper.from_array(np.array(2.0, np.float32), "two"),
+            numpy_helper.from_array(np.array(1.0, np.float32), "one"),
+            numpy_helper.from_array(np.array(0.0, np.float32), "zero"),
+        ],
+    )

@@ -242,36 +242,7 @@ def test_dynamic_batch_runs_at_any_batch() -> None:
 
 
 def test_if_nodes_and_their_outer_tensors_stay_float32() -> None:
-    then_branch = helper.make_graph(
-        [helper.make_node("Add", ["scaled", "one"], ["t"], name="then_add")],
-        "then",
-        [],
-        [builders.float_input("t", [3])],
-    )
-    else_branch = helper.make_graph(
-        [helper.make_node("Neg", ["scaled"], ["e"], name="else_neg")],
-        "else",
-        [],
-        [builders.float_input("e", [3])],
-    )
-    nodes = [
-        helper.make_node("Mul", ["x", "two"], ["scaled"], name="scale"),
-        helper.make_node("ReduceSum", ["x"], ["total"], name="sum", keepdims=0),
-        helper.make_node("Greater", ["total", "zero"], ["positive"], name="greater"),
-        helper.make_node(
-            "If", ["positive"], ["y"], name="if", then_branch=then_branch, else_branch=else_branch
-        ),
-    ]
-    model = builders.make_model(
-        nodes,
-        [builders.float_input("x", [3])],
-        [builders.float_input("y", [3])],
-        [
-            numpy_helper.from_array(np.array(2.0, np.float32), "two"),
-            numpy_helper.from_array(np.array(1.0, np.float32), "one"),
-            numpy_helper.from_array(np.array(0.0, np.float32), "zero"),
-        ],
-    )
+    model = builders.if_model()
     fp16 = convert_to_fp16(model)
     _strictly_checked(fp16)
     types = _initializer_types(fp16)

@@ -85,36 +85,7 @@ def test_a_sibling_output_of_an_input_producer_is_renamed() -> None:
 
 
 def test_tensors_read_inside_if_branches_are_followed() -> None:
-    then_branch = helper.make_graph(
-        [helper.make_node("Add", ["scaled", "one"], ["t"], name="then_add")],
-        "then",
-        [],
-        [builders.float_input("t", [3])],
-    )
-    else_branch = helper.make_graph(
-        [helper.make_node("Neg", ["scaled"], ["e"], name="else_neg")],
-        "else",
-        [],
-        [builders.float_input("e", [3])],
-    )
-    nodes = [
-        helper.make_node("Mul", ["x", "two"], ["scaled"], name="scale"),
-        helper.make_node("ReduceSum", ["x"], ["total"], name="sum", keepdims=0),
-        helper.make_node("Greater", ["total", "zero"], ["positive"], name="greater"),
-        helper.make_node(
-            "If", ["positive"], ["y"], name="if", then_branch=then_branch, else_branch=else_branch
-        ),
-    ]
-    model = builders.make_model(
-        nodes,
-        [builders.float_input("x", [3])],
-        [builders.float_input("y", [3])],
-        [
-            onnx.numpy_helper.from_array(np.array(2.0, np.float32), "two"),
-            onnx.numpy_helper.from_array(np.array(1.0, np.float32), "one"),
-            onnx.numpy_helper.from_array(np.array(0.0, np.float32), "zero"),
-        ],
-    )
+    model = builders.if_model()
     sub = extract_subgraph(model, ["x"], ["y"])
     assert {init.name for init in sub.graph.initializer} == {"two", "one", "zero"}
     for x in ([1.0, 2.0, 3.0], [-1.0, -2.0, 0.5]):
