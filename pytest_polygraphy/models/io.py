@@ -19,6 +19,7 @@ from google.protobuf.message import DecodeError
 from onnx import external_data_helper
 
 from pytest_polygraphy.errors import ModelError
+from pytest_polygraphy.files import write_bytes_atomically
 
 #: Above this serialized size a model is saved with external data and shape inference goes
 #: through files. Protobuf refuses 2 GiB; keep a margin for the graph itself.
@@ -139,7 +140,7 @@ def save_model(
     if external_data is None:
         external_data = model.ByteSize() > PROTOBUF_LIMIT
     if not external_data:
-        _write_atomically(path, model.SerializeToString())
+        write_bytes_atomically(path, model.SerializeToString())
         return
     copy = onnx.ModelProto()
     copy.CopyFrom(model)  # onnx.save_model converts tensors to external data in place
@@ -156,21 +157,6 @@ def save_model(
         if os.path.exists(os.path.join(tmp, location)):
             os.replace(os.path.join(tmp, location), os.path.join(folder, location))
         os.replace(os.path.join(tmp, name), path)
-
-
-def _write_atomically(path: str, data: bytes) -> None:
-    folder, name = os.path.split(path)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 def model_hash(model: onnx.ModelProto | str | os.PathLike[str]) -> str:
