@@ -35,7 +35,7 @@ import numpy as np
 
 from pytest_polygraphy.data import dtypes, options
 from pytest_polygraphy.data.options import InputShapes, ValRange
-from pytest_polygraphy.data.validate import shape_problem
+from pytest_polygraphy.data.validate import check_given_shape
 from pytest_polygraphy.errors import InputError
 from pytest_polygraphy.metadata import TensorMeta, TensorMetadata
 
@@ -187,13 +187,7 @@ def _is_shape_tensor(meta: TensorMeta, given: tuple[int, ...]) -> bool:
 
 def _static_shape(meta: TensorMeta, given: tuple[int, ...] | None) -> tuple[int, ...]:
     if given is not None:
-        problem = shape_problem(meta, given)
-        if problem is not None:
-            raise InputError(
-                f"input_shapes for input {meta.name!r}: {list(given)} does not fit the model's "
-                f"shape {meta.shape_str()}: {problem}"
-            )
-        return given
+        return check_given_shape(meta, given)
     if not meta.is_dynamic:
         return tuple(meta.shape or ())
     if meta.shape_range is not None:

@@ -77,17 +77,11 @@ def feeds(
 
 
 def _fixed_shape(meta: TensorMeta, input_shapes: InputShapes) -> tuple[int, ...] | None:
-    from pytest_polygraphy.data.validate import shape_problem
+    from pytest_polygraphy.data.validate import check_given_shape
 
     given = options.given_shape(input_shapes, meta.name)
     if given is not None:
-        problem = shape_problem(meta, given)
-        if problem is not None:
-            raise InputError(
-                f"input_shapes for input {meta.name!r}: {list(given)} does not fit the "
-                f"model's shape {meta.shape_str()}: {problem}"
-            )
-        return given
+        return check_given_shape(meta, given)
     if meta.shape is None:
         raise InputError(f"input {meta.name!r} has an unknown rank; give its shape in input_shapes")
     return tuple(meta.shape) if not meta.is_dynamic else None  # type: ignore[arg-type]

@@ -72,6 +72,18 @@ def validate_feed(
     return validated
 
 
+def check_given_shape(meta: TensorMeta, given: tuple[int, ...]) -> tuple[int, ...]:
+    """``given`` (a shape from ``input_shapes``) when it fits input ``meta``; InputError
+    naming the input, the shape and the model's dims otherwise."""
+    problem = shape_problem(meta, given)
+    if problem is not None:
+        raise InputError(
+            f"input_shapes for input {meta.name!r}: {list(given)} does not fit the model's "
+            f"shape {meta.shape_str()}: {problem}"
+        )
+    return given
+
+
 def shape_problem(
     meta: TensorMeta, shape: tuple[int, ...], bindings: DimBindings | None = None
 ) -> str | None:
