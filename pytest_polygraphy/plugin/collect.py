@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from pytest_polygraphy.errors import PolygraphyError
+from pytest_polygraphy.plugin import debug
 from pytest_polygraphy.plugin.accuracy import Comparer, check_accuracy
 from pytest_polygraphy.plugin.golden import GoldenFile, golden_path
 from pytest_polygraphy.plugin.hooks import runner_cache
@@ -106,6 +107,10 @@ class ModelItem(pytest.Item):
             )
         except OptionValueError as err:
             fail(f"{self.path}: {err}")
+        debug.remember(self, model=self.path, settings=settings)
+        variant = debug.active_variant(self)
+        settings = debug.variant_settings(self, settings, options)
+        model = self.path if variant is None else variant.model
         reference = settings.reference
         golden = None
         if reference == "golden":
@@ -114,7 +119,7 @@ class ModelItem(pytest.Item):
         try:
             check_accuracy(
                 Comparer(self.config, self.nodeid, self.user_properties, settings),
-                self.path,
+                model,
                 backends=options.backends,
                 reference=reference,
                 cache=runner_cache(self.config),

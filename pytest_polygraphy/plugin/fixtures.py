@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from pytest_polygraphy.errors import BackendUnavailableError, PolygraphyError
-from pytest_polygraphy.plugin import markers
+from pytest_polygraphy.plugin import debug, markers
 from pytest_polygraphy.plugin.accuracy import NO_BACKEND, plan
 from pytest_polygraphy.plugin.backends import FULL_PRECISION
 from pytest_polygraphy.plugin.checks import Accuracy, Golden
@@ -54,6 +54,9 @@ def model(request: pytest.FixtureRequest) -> Path:
         def test_inputs(model):
             assert model.name == "net.onnx"
     """
+    variant = debug.active_variant(request.node)
+    if variant is not None:
+        return variant.model
     path = _model_from_markers(request)
     if path is None:
         fail(
@@ -62,6 +65,7 @@ def model(request: pytest.FixtureRequest) -> Path:
         )
     if not path.exists():
         fail(f"model file {path} (of {request.node.nodeid}) does not exist")
+    debug.remember(request.node, model=path)
     return path
 
 
@@ -131,9 +135,11 @@ def polygraphy_settings(request: pytest.FixtureRequest) -> AccuracySettings:
                 )
             )
         layers.append(markers.tolerance(request.node))
-        return resolve(options, precision=precision, input_shapes=input_shapes, layers=layers)
+        settings = resolve(options, precision=precision, input_shapes=input_shapes, layers=layers)
     except OptionValueError as err:
         fail(f"{request.node.nodeid}: {err}")
+    debug.remember(request.node, settings=settings)
+    return debug.variant_settings(request.node, settings, options)
 
 
 @pytest.fixture

@@ -31,6 +31,10 @@ def configure(config: pytest.Config) -> None:
     from pytest_polygraphy.plugin.xdist import XdistPlugin
 
     manager = config.pluginmanager
+    if get_options(config).reduce and not manager.has_plugin("polygraphy-debug"):
+        from pytest_polygraphy.plugin.debug import DebugPlugin
+
+        manager.register(DebugPlugin(config), "polygraphy-debug")
     for name, plugin in (
         ("polygraphy-hooks", RunHooks()),
         ("polygraphy-fixtures", fixtures),

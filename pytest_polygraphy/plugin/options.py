@@ -86,6 +86,13 @@ class PolygraphyOptions:
     update_golden: bool = False
     golden_dir: Path | None = None
     collect_models: bool = False
+    reduce: bool = False
+    debug_dir: Path | None = None
+    fail_on: str | None = None
+    reduce_mode: str = "bisect"
+    no_reduce_inputs: bool = False
+    no_reduce_outputs: bool = False
+    load_replay: Path | None = None
     #: Default model of the ``model`` fixture (ini ``polygraphy_model``).
     model: Path | None = None
     #: ``(glob, settings)`` pairs from the ini ``polygraphy_model_settings`` lines.

@@ -139,6 +139,16 @@ def _lift(parse: Callable[..., Any]) -> Callable[[Any, str, pytest.Config, bool]
     return lambda value, what, config, from_ini: parse(value)
 
 
+def _regex(value: Any, what: str, config: pytest.Config, from_ini: bool) -> str:
+    import re
+
+    try:
+        re.compile(str(value))
+    except re.error as err:
+        raise OptionValueError(f"not a valid regular expression {value!r}: {err}") from None
+    return str(value)
+
+
 def _bool(value: Any, what: str, config: pytest.Config, from_ini: bool) -> bool:
     return bool(value)
 
@@ -338,6 +348,66 @@ OPTION_SPECS: tuple[OptionSpec, ...] = (
         None,
         "bool",
         _bool,
+    ),
+    OptionSpec(
+        "reduce",
+        "When a model test fails, shrink its model to the smallest subgraph that still "
+        "fails, re-running the test itself as the check; files go to --polygraphy-debug-dir.",
+        "flag",
+        None,
+        "bool",
+        _bool,
+    ),
+    OptionSpec(
+        "debug_dir",
+        "Folder of the debug sessions' files, one folder per test. Default: polygraphy-debug.",
+        "value",
+        "PATH",
+        "paths",
+        _path,
+    ),
+    OptionSpec(
+        "fail_on",
+        "A debug session counts a variant as failing only when the failure text matches "
+        "this regular expression (like Polygraphy's --fail-regex).",
+        "value",
+        "REGEX",
+        "string",
+        _regex,
+    ),
+    OptionSpec(
+        "reduce_mode",
+        "How --polygraphy-reduce searches: bisect (about log2 N checks) or linear "
+        "(one node at a time from each end). Default: bisect.",
+        "value",
+        "MODE",
+        "string",
+        _choice(("bisect", "linear")),
+    ),
+    OptionSpec(
+        "no_reduce_inputs",
+        "Keep the model's inputs: --polygraphy-reduce cuts from the output side only.",
+        "flag",
+        None,
+        "bool",
+        _bool,
+    ),
+    OptionSpec(
+        "no_reduce_outputs",
+        "Keep the model's outputs: --polygraphy-reduce cuts from the input side only.",
+        "flag",
+        None,
+        "bool",
+        _bool,
+    ),
+    OptionSpec(
+        "load_replay",
+        "A debug session's journal (journal.jsonl) whose verdicts are reused instead of "
+        "re-running those checks.",
+        "value",
+        "PATH",
+        "paths",
+        _path,
     ),
 )
 

@@ -47,6 +47,8 @@ class AccuracySettings:
     mark_all: bool = False
     validate: bool = False
     skip: str | None = None
+    #: The feeds of a debug session's variant, which replace the test's own inputs.
+    feeds: Any = None
 
     def tolerance(self, output: str) -> tuple[float | None, float | None]:
         """``(rtol, atol)`` that apply to ``output`` (``None`` when not ``simple``)."""
@@ -85,7 +87,10 @@ class AccuracySettings:
             ) from None
 
     def data_loader(self) -> Any:
-        """A ``DataLoader`` for these settings, or the loaded feeds when inputs are loaded."""
+        """A ``DataLoader`` for these settings, or the loaded feeds when inputs are loaded
+        (or the feeds of a debug session's variant)."""
+        if self.feeds is not None:
+            return self.feeds
         if self.load_inputs:
             return load_feeds(self.load_inputs)
         from pytest_polygraphy.data import DataLoader

@@ -28,9 +28,19 @@ CASES: list[tuple[str, list[str], str, Any]] = [
     ("compare_func", ["distance_metrics"], "distance_metrics", "distance_metrics"),
     ("report", ["out.html"], "out.html", "out.html"),
     ("gpus", ["0,1"], "0,1", "0,1"),
+    ("fail_on", ["overflow|inf"], "overflow|inf", "overflow|inf"),
+    ("reduce_mode", ["linear"], "linear", "linear"),
 ]
 
-FLAGS = ["mark_all", "validate", "update_golden", "collect_models"]
+FLAGS = [
+    "mark_all",
+    "validate",
+    "update_golden",
+    "collect_models",
+    "reduce",
+    "no_reduce_inputs",
+    "no_reduce_outputs",
+]
 
 # (option, bad command-line values, what the message must say)
 BAD: list[tuple[str, list[str], str]] = [
@@ -46,6 +56,8 @@ BAD: list[tuple[str, list[str], str]] = [
     ("check_error_stat", ["worst"], "elemwise, max, mean, median, quantile"),
     ("error_quantile", ["2"], "[0, 1]"),
     ("compare_func", ["exact"], "simple, indices, distance_metrics, quality_metrics"),
+    ("fail_on", ["(unclosed"], "not a valid regular expression"),
+    ("reduce_mode", ["binary"], "bisect, linear"),
 ]
 
 
@@ -68,7 +80,7 @@ def ini(pytester: pytest.Pytester, **values: str) -> None:
 
 def test_every_option_is_covered_here() -> None:
     covered = {c[0] for c in CASES} | set(FLAGS) | {"input_shapes", "load_inputs"}
-    covered |= {"cache_dir", "golden_dir"}
+    covered |= {"cache_dir", "golden_dir", "debug_dir", "load_replay"}
     assert covered == {spec.attr for spec in OPTION_SPECS}
 
 
@@ -120,12 +132,15 @@ def test_paths_are_relative_to_where_they_were_given(pytester: pytest.Pytester) 
         pytester,
         polygraphy_golden_dir="g",
         polygraphy_cache_dir="c",
+        polygraphy_debug_dir="d",
+        polygraphy_load_replay="j.jsonl",
         polygraphy_load_inputs="in.json more.npz",
         polygraphy_model="models/net.onnx",
     )
     root = pytester.path
     options = configure(pytester)
     assert options.golden_dir == root / "g" and options.cache_dir == root / "c"
+    assert options.debug_dir == root / "d" and options.load_replay == root / "j.jsonl"
     assert options.load_inputs == (root / "in.json", root / "more.npz")
     assert options.model == root / "models" / "net.onnx"
     options = configure(

@@ -1,0 +1,223 @@
+"""A model's nodes in topological order, which of them steer a search, and any set of them
+as a model of its own whose inputs are fed with real values.
+
+Candidates are the nodes that compute on data: a node whose every input is an initializer,
+a constant or the output of another such node (Constant, Reshape of a constant weight,
+shape arithmetic after ``Shape``) is not a candidate. Such nodes come along with the
+candidates that read them, so a block made only of them never steers a search, and an
+unfolded exporter graph (paddle2onnx writes each conv bias as a Reshape of a constant)
+searches over its real compute nodes only.
+
+A variant of candidates ``S`` holds the nodes of ``S`` plus the non-candidate nodes they
+read through non-candidates only. Its inputs are the tensors those nodes read that none
+of them produces and that are not initializers: each is a graph input or the output of an
+earlier node, fed with its value from the reference run (``intermediates``). Its outputs
+are the tensors its candidates produce that a node outside reads, or that are graph
+outputs. If/Loop/Scan nodes are atomic: the names their bodies read from the outer scope
+are inputs too. Optional inputs left empty (``Clip(x, "", max)``) stay empty.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+
+from pytest_polygraphy.errors import ModelError
+from pytest_polygraphy.models.metadata import np_to_onnx_dtype
+from pytest_polygraphy.models.subgraph import node_reads
+
+SHAPE_OPS = frozenset({"Shape", "Size"})
+
+
+def node_label(index: int, node: onnx.NodeProto) -> str:
+    """A node's name, or a stable id when it has none: ``#index:OpType:first_output``."""
+    if node.name:
+        return node.name
+    first = next((name for name in node.output if name), "")
+    return f"#{index}:{node.op_type}:{first}"
+
+
+def topological_order(graph: onnx.GraphProto) -> list[onnx.NodeProto]:
+    """The graph's nodes in a topological order, keeping the file's order where it can."""
+    nodes = list(graph.node)
+    producer = {name: i for i, node in enumerate(nodes) for name in node.output if name}
+    waiting = [0] * len(nodes)
+    readers: dict[int, list[int]] = {}
+    for i, node in enumerate(nodes):
+        sources = {producer[name] for name in node_reads(node) if name in producer}
+        sources.discard(i)
+        waiting[i] = len(sources)
+        for source in sources:
+            readers.setdefault(source, []).append(i)
+    ready = [i for i, count in enumerate(waiting) if count == 0]
+    heapq.heapify(ready)
+    order: list[int] = []
+    while ready:
+        i = heapq.heappop(ready)
+        order.append(i)
+        for reader in readers.get(i, ()):
+            waiting[reader] -= 1
+            if waiting[reader] == 0:
+                heapq.heappush(ready, reader)
+    if len(order) != len(nodes):
+        stuck = [node_label(i, nodes[i]) for i in range(len(nodes)) if i not in set(order)]
+        raise ModelError(f"the graph has a cycle through nodes {stuck[:10]}")
+    return [nodes[i] for i in order]
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A set of nodes cut out as a model: what to feed, what it computes."""
+
+    #: Indices (into ``GraphIndex.nodes``) of every node, candidates and their constants.
+    nodes: tuple[int, ...]
+    #: The candidates among them (indices into ``GraphIndex.candidates``).
+    candidates: tuple[int, ...]
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+
+
+class GraphIndex:
+    """What the searches need to know about a model's main graph."""
+
+    def __init__(self, model: onnx.ModelProto) -> None:
+        if not model.HasField("graph"):
+            raise ModelError("the model has no graph")
+        self.model = model
+        graph = model.graph
+        self.nodes = topological_order(graph)
+        self.initializers = {init.name: init for init in graph.initializer}
+        self.sparse_initializers = {s.values.name: s for s in graph.sparse_initializer}
+        self.graph_inputs = [value.name for value in graph.input]
+        self.graph_outputs = [value.name for value in graph.output]
+        self.reads = [node_reads(node) for node in self.nodes]
+        self.producer = {
+            name: i for i, node in enumerate(self.nodes) for name in node.output if name
+        }
+        self.readers: dict[str, list[int]] = {}
+        for i, names in enumerate(self.reads):
+            for name in dict.fromkeys(names):
+                self.readers.setdefault(name, []).append(i)
+        constant_names = set(self.initializers) | set(self.sparse_initializers)
+        steering: list[int] = []
+        self.is_candidate = [False] * len(self.nodes)
+        for i, node in enumerate(self.nodes):
+            static = node.op_type in SHAPE_OPS or all(
+                name in constant_names for name in self.reads[i]
+            )
+            if static:
+                constant_names.update(name for name in node.output if name)
+            else:
+                steering.append(i)
+                self.is_candidate[i] = True
+        #: Node indices of the candidates, in topological order.
+        self.candidates = steering
+
+    def labels(self, candidates: Iterable[int]) -> list[tuple[str, str]]:
+        """``(name or stable id, op type)`` of candidates."""
+        out = []
+        for c in candidates:
+            node = self.nodes[self.candidates[c]]
+            out.append((node_label(self.candidates[c], node), node.op_type))
+        return out
+
+    def needed_values(self) -> list[str]:
+        """Tensors whose reference values a variant may need: graph inputs and every
+        candidate's outputs (a cut may fall after any candidate)."""
+        names = list(self.graph_inputs)
+        for i in self.candidates:
+            names.extend(name for name in self.nodes[i].output if name)
+        return [name for name in dict.fromkeys(names) if name not in self.initializers]
+
+    def variant(self, candidates: Sequence[int]) -> Variant:
+        """The variant holding ``candidates`` (see the module docstring)."""
+        chosen = sorted(set(candidates))
+        members = {self.candidates[c] for c in chosen}
+        stack = [name for i in members for name in self.reads[i]]
+        while stack:
+            name = stack.pop()
+            source = self.producer.get(name)
+            if source is None or source in members or self.is_candidate[source]:
+                continue
+            members.add(source)
+            stack.extend(self.reads[source])
+        nodes = tuple(sorted(members))
+        produced = {name for i in nodes for name in self.nodes[i].output if name}
+        inputs: list[str] = []
+        for i in nodes:
+            for name in self.reads[i]:
+                if name in produced:
+                    continue
+                if name in self.initializers or name in self.sparse_initializers:
+                    continue
+                inputs.append(name)
+        outside_readers = set(self.graph_outputs)
+        outputs: list[str] = []
+        for i in nodes:
+            if not self.is_candidate[i]:
+                continue
+            for name in self.nodes[i].output:
+                if not name:
+                    continue
+                read_outside = any(r not in members for r in self.readers.get(name, ()))
+                if read_outside or name in outside_readers:
+                    outputs.append(name)
+        if not outputs:  # dead ends: every output of the candidates
+            outputs = [
+                name for i in nodes if self.is_candidate[i] for name in self.nodes[i].output if name
+            ]
+        return Variant(
+            nodes=nodes,
+            candidates=tuple(chosen),
+            inputs=tuple(dict.fromkeys(inputs)),
+            outputs=tuple(dict.fromkeys(outputs)),
+        )
+
+    def variant_model(self, variant: Variant, samples: Mapping[str, np.ndarray]) -> onnx.ModelProto:
+        """``variant`` as a model; ``samples`` are one sample's values of its inputs and
+        outputs, which give every input and output its dtype and shape (no shape
+        inference needed). Dims that differ between samples are for the caller to relax
+        with ``relax_dims``."""
+        source = self.model
+        model = onnx.ModelProto()
+        for name in ("ir_version", "producer_name", "producer_version", "domain"):
+            setattr(model, name, getattr(source, name))
+        model.opset_import.extend(source.opset_import)
+        model.functions.extend(source.functions)
+        graph = model.graph
+        graph.name = f"{source.graph.name or 'graph'}_reduced"
+        graph.node.extend(self.nodes[i] for i in variant.nodes)
+        read = {name for i in variant.nodes for name in self.reads[i]}
+        graph.initializer.extend(init for name, init in self.initializers.items() if name in read)
+        graph.sparse_initializer.extend(
+            s for name, s in self.sparse_initializers.items() if name in read
+        )
+        for name in variant.inputs:
+            graph.input.append(_value_info(name, samples, "input"))
+        for name in variant.outputs:
+            graph.output.append(_value_info(name, samples, "output"))
+        return model
+
+
+def _value_info(name: str, samples: Mapping[str, np.ndarray], what: str) -> onnx.ValueInfoProto:
+    if name not in samples:
+        raise ModelError(f"no reference value for {what} {name!r} of the variant")
+    value = np.asarray(samples[name])
+    return onnx.helper.make_tensor_value_info(name, np_to_onnx_dtype(value.dtype), value.shape)
+
+
+def relax_dims(model: onnx.ModelProto, shapes: Mapping[str, Sequence[tuple[int, ...]]]) -> None:
+    """Make a dim symbolic where the samples of a tensor differ in it (dynamic shapes)."""
+    for value in [*model.graph.input, *model.graph.output]:
+        seen = shapes.get(value.name)
+        if not seen or len(set(seen)) < 2:
+            continue
+        dims = value.type.tensor_type.shape.dim
+        for axis, dim in enumerate(dims):
+            if len({shape[axis] for shape in seen if len(shape) == len(dims)}) > 1:
+                dim.Clear()
+                dim.dim_param = f"{value.name}_dim{axis}"

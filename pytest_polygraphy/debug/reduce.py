@@ -1,0 +1,372 @@
+"""The reduce session: shrink a failing model to its smallest failing subgraph.
+
+It knows ONNX and numpy, never pytest: the caller hands it
+
+- ``check(model, feeds)``, which runs the failing test once with ``model`` and ``feeds`` in
+  place of its own (``None, None``: the test unchanged) and says whether it failed the same
+  way (``CheckOutcome``);
+- ``run_reference(model, feeds)``, the test's reference backend at fp32, which computes the
+  real value of every tensor a cut may need, once, for every sample.
+
+Steps: confirm that the test fails (a test that passes on a re-run is reported as
+nondeterministic), compute the reference values, check the model rebuilt from its own
+nodes (it must still fail: this proves the test takes its model and inputs from the
+session), search (``search.reduce_block``), then write ``minimal_failing/`` (an ONNX
+test-case folder that reproduces the failure on its own, re-checked after writing) and
+``min_good.onnx`` (the good variant nearest to the answer, when one was checked).
+
+Every check goes through the journal, so re-running the same session resumes it with no
+check repeated (``journal``).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import onnx
+
+from pytest_polygraphy.debug.artifacts import read_test_case, write_test_case
+from pytest_polygraphy.debug.blocks import GraphIndex, Variant, relax_dims
+from pytest_polygraphy.debug.intermediates import DEFAULT_MEMORY_LIMIT, Intermediates, RunModel
+from pytest_polygraphy.debug.journal import Journal, JournalEntry
+from pytest_polygraphy.debug.search import Nodes, Verdict, reduce_block
+from pytest_polygraphy.errors import PolygraphyError
+
+
+@dataclass
+class CheckOutcome:
+    """What one run of the test said."""
+
+    verdict: Verdict
+    #: Why: the failure's first line, or why the run is invalid.
+    detail: str = ""
+    #: Failing outputs: ``{name: (max abs error, max rel error)}``.
+    failures: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
+
+    def to_entry(self) -> JournalEntry:
+        return JournalEntry(
+            self.verdict.value,
+            self.detail,
+            {"failures": {k: list(v) for k, v in self.failures.items()}},
+        )
+
+    @classmethod
+    def from_entry(cls, entry: JournalEntry) -> CheckOutcome:
+        failures = {k: (v[0], v[1]) for k, v in (entry.extra.get("failures") or {}).items()}
+        return cls(Verdict(entry.verdict), entry.detail, failures)
+
+
+class Check(Protocol):
+    def __call__(
+        self, model: onnx.ModelProto | None, feeds: Sequence[Mapping[str, np.ndarray]] | None
+    ) -> CheckOutcome: ...
+
+
+@dataclass(frozen=True)
+class ReduceOptions:
+    """How to search (the ``--polygraphy-reduce-*`` options)."""
+
+    mode: str = "bisect"
+    #: Keep the model's inputs: only cut from the output side (``--no-reduce-inputs``).
+    keep_inputs: bool = False
+    #: Keep the model's outputs: only cut from the input side (``--no-reduce-outputs``).
+    keep_outputs: bool = False
+    memory_limit: int = DEFAULT_MEMORY_LIMIT
+    replay: Path | None = None
+
+
+@dataclass
+class ReduceResult:
+    """The session's answer; ``summary`` is what the report shows."""
+
+    status: str  # reduced | not reproduced | nondeterministic | failure lost when cut | error
+    summary: str
+    folder: Path
+    nodes: list[tuple[str, str]] = field(default_factory=list)
+    checks: int = 0
+    replayed: int = 0
+    accumulated: bool = False
+    failures: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
+    reproduces: bool | None = None
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "session": "reduce",
+            "status": self.status,
+            "summary": self.summary,
+            "folder": str(self.folder),
+            "nodes": [list(n) for n in self.nodes],
+            "checks": self.checks,
+            "replayed": self.replayed,
+            "accumulated": self.accumulated,
+            "failures": {k: list(v) for k, v in self.failures.items()},
+            "reproduces": self.reproduces,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def _describe(nodes: Nodes) -> str:
+    if not nodes:
+        return "no nodes"
+    count = f"{len(nodes)} node{'s' if len(nodes) > 1 else ''}"
+    if nodes == tuple(range(nodes[0], nodes[-1] + 1)):
+        span = str(nodes[0]) if len(nodes) == 1 else f"{nodes[0]}..{nodes[-1]}"
+    else:
+        span = ",".join(str(n) for n in nodes[:8]) + (",..." if len(nodes) > 8 else "")
+    return f"nodes {span} ({count})"
+
+
+def _errors(failures: Mapping[str, tuple[float | None, float | None]]) -> str:
+    parts = []
+    for name, (absdiff, reldiff) in failures.items():
+        abs_text = "?" if absdiff is None else f"{absdiff:.4g}"
+        rel_text = "?" if reldiff is None else f"{reldiff:.4g}"
+        parts.append(f"{name} (max abs {abs_text}, max rel {rel_text})")
+    return ", ".join(parts)
+
+
+class ReduceSession:
+    """One reduce session for one failing test; ``run()`` returns its ``ReduceResult``."""
+
+    def __init__(
+        self,
+        name: str,
+        model: str | Path | onnx.ModelProto,
+        feeds: Iterable[Mapping[str, Any]],
+        *,
+        check: Check,
+        run_reference: RunModel,
+        folder: Path,
+        options: ReduceOptions | None = None,
+        log: Callable[[str], None] = lambda line: None,
+        confirmed: CheckOutcome | None = None,
+    ) -> None:
+        self.name = name
+        self.model = model
+        self.feeds = feeds
+        self._check = check
+        self.run_reference = run_reference
+        self.folder = folder
+        self.options = options or ReduceOptions()
+        self._log = log
+        self.first = confirmed
+        self.checks = 0
+        self.replayed = 0
+        self.bound = 0
+        self._outcomes: dict[Nodes, CheckOutcome] = {}
+        self._flaky: list[str] = []
+
+    def log(self, line: str) -> None:
+        self._log(f"reduce {self.name}: {line}")
+        with open(self.folder / "progress.log", "a", encoding="utf-8") as stream:
+            stream.write(line + "\n")
+
+    def run(self) -> ReduceResult:
+        start = time.perf_counter()
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.journal = Journal(self.folder / "journal.jsonl", self.options.replay)
+        try:
+            result = self._run()
+        except PolygraphyError as err:
+            result = self._result("error", f"cannot reduce: {type(err).__name__}: {err}")
+        finally:
+            self.journal.close()
+        result.seconds = time.perf_counter() - start
+        result.checks, result.replayed = self.checks, self.replayed
+        result.summary += (
+            f"\n{self.checks} checks"
+            + (f" (+{self.replayed} answered from the journal)" if self.replayed else "")
+            + f", {result.seconds:.2f} s; files in {self.folder}"
+        )
+        return result
+
+    def _result(self, status: str, summary: str, **kwargs: Any) -> ReduceResult:
+        return ReduceResult(status=status, summary=summary, folder=self.folder, **kwargs)
+
+    def _confirm(self) -> ReduceResult | None:
+        """The test fails again, the same way; else say so (the failure is nondeterministic)."""
+        outcomes = [self.first] if self.first is not None else []
+        while len(outcomes) < 3:
+            key = f"original#{len(outcomes)}:{self.model_key}"
+            outcomes.append(self._run_check(key, None, None, "the test unchanged"))
+            if len(outcomes) >= 2 and all(o.verdict is Verdict.BAD for o in outcomes):
+                return None
+        failed = sum(o.verdict is Verdict.BAD for o in outcomes)
+        if failed == 0:
+            return self._result(
+                "not reproduced",
+                "the test did not fail again the same way when re-run: "
+                + "; ".join(o.detail or o.verdict.value for o in outcomes),
+            )
+        return self._result(
+            "nondeterministic",
+            f"nondeterministic ({failed} of {len(outcomes)} failed): the test does not fail "
+            "the same way every time, so a reduction could not be trusted",
+        )
+
+    def _run(self) -> ReduceResult:
+        from pytest_polygraphy.models import load_model, mark_outputs, model_hash
+
+        model = load_model(self.model)
+        self.model_key = model_hash(model)
+        self.index = index = GraphIndex(model)
+        n = len(index.candidates)
+        self.bound = (math.ceil(math.log2(n)) if n > 1 else 0) + 3
+        confirmed = self._confirm()
+        if confirmed is not None:
+            return confirmed
+        if n == 0:
+            return self._result("error", "cannot reduce: the model has no compute nodes")
+        marked = mark_outputs(model, index.needed_values())
+        self.values = Intermediates.compute(
+            self.run_reference,
+            marked,
+            self.feeds,
+            self.folder / "values",
+            self.options.memory_limit,
+        )
+        if len(self.values) == 0:
+            return self._result("error", "cannot reduce: the test has no input samples")
+        whole = tuple(range(n))
+        outcome = self.check_nodes(whole)
+        if outcome.verdict is not Verdict.BAD:
+            return self._result(
+                "failure lost when cut",
+                "failure lost when cut: the model rebuilt from its own nodes, fed with the "
+                f"test's inputs, does not fail the same way ({outcome.verdict.value}: "
+                f"{outcome.detail})",
+            )
+        search = reduce_block(
+            n,
+            lambda nodes: self.check_nodes(nodes).verdict,
+            mode=self.options.mode,
+            keep_start=self.options.keep_inputs,
+            keep_end=self.options.keep_outputs,
+            known={whole: Verdict.BAD},
+        )
+        return self._finish(search.nodes, search.accumulated, search.good)
+
+    def _variant(self, nodes: Nodes) -> tuple[Variant, onnx.ModelProto, list[dict[str, Any]]]:
+        variant = self.index.variant(nodes)
+        names = [*variant.inputs, *variant.outputs]
+        model = self.index.variant_model(variant, self.values.sample(0, names))
+        relax_dims(model, self.values.shapes(names))
+        feeds = [self.values.sample(i, variant.inputs) for i in range(len(self.values))]
+        return variant, model, feeds
+
+    def check_nodes(self, nodes: Nodes) -> CheckOutcome:
+        """Check the variant holding candidates ``nodes``; contradictions are re-checked."""
+        from pytest_polygraphy.models import model_hash
+
+        _, model, feeds = self._variant(nodes)
+        key = model_hash(model) + ":" + _feeds_hash(feeds)
+        outcome = self._run_check(key, model, feeds, _describe(nodes))
+        if self._contradicts(nodes, outcome.verdict):
+            again = self._run_check(key, model, feeds, _describe(nodes), fresh=True)
+            if again.verdict is not outcome.verdict:
+                bad = sum(o.verdict is Verdict.BAD for o in (outcome, again))
+                self._flaky.append(f"{_describe(nodes)}: nondeterministic ({bad} of 2 failed)")
+                outcome = CheckOutcome(Verdict.INVALID, "nondeterministic", outcome.failures)
+        self._outcomes[nodes] = outcome
+        return outcome
+
+    def _contradicts(self, nodes: Nodes, verdict: Verdict) -> bool:
+        mine = set(nodes)
+        for other, known in self._outcomes.items():
+            if verdict is Verdict.BAD and known.verdict is Verdict.GOOD and mine < set(other):
+                return True
+            if verdict is Verdict.GOOD and known.verdict is Verdict.BAD and set(other) < mine:
+                return True
+        return False
+
+    def _run_check(
+        self,
+        key: str,
+        model: onnx.ModelProto | None,
+        feeds: Sequence[Mapping[str, Any]] | None,
+        what: str,
+        *,
+        fresh: bool = False,
+    ) -> CheckOutcome:
+        entry = None if fresh else self.journal.lookup(key)
+        if entry is not None:
+            self.replayed += 1
+            outcome = CheckOutcome.from_entry(entry)
+            self.log(f"{what}: {outcome.verdict.value} (from the journal)")
+            return outcome
+        self.checks += 1
+        self.journal.begin(key, what=what)
+        outcome = self._check(model, feeds)
+        self.journal.end(key, outcome.to_entry())
+        bound = f" of <={self.bound}" if self.checks <= self.bound else ""
+        detail = f" ({outcome.detail})" if outcome.verdict is Verdict.INVALID else ""
+        self.log(f"check {self.checks}{bound}, {what}: {outcome.verdict.value}{detail}")
+        return outcome
+
+    def _finish(self, nodes: Nodes, accumulated: bool, good: Nodes | None) -> ReduceResult:
+        index = self.index
+        variant, model, feeds = self._variant(nodes)
+        outcome = self._outcomes.get(nodes) or self.check_nodes(nodes)
+        expected = [self.values.sample(i, variant.outputs) for i in range(len(self.values))]
+        case = write_test_case(self.folder / "minimal_failing", model, feeds, expected)
+        case_model, case_inputs, _ = read_test_case(case)
+        recheck = self._check(case_model, case_inputs)
+        reproduces = recheck.verdict is Verdict.BAD
+        nearest = self._nearest_good(nodes)
+        if nearest is not None:
+            from pytest_polygraphy.models import save_model
+
+            save_model(self._variant(nearest)[1], self.folder / "min_good.onnx")
+        labels = index.labels(nodes)
+        lines = [f"minimal failing subgraph: {len(nodes)} of {len(index.candidates)} nodes"]
+        if accumulated:
+            first, last = labels[0][0], labels[-1][0]
+            lines[0] += f" (accumulated over nodes {first}..{last}: no single node fails alone)"
+        lines += [f"  {name} ({op})" for name, op in labels]
+        lines.append(f"inputs: {', '.join(variant.inputs) or '(none)'}")
+        if outcome.failures:
+            lines.append(f"failing outputs: {_errors(outcome.failures)}")
+        elif outcome.detail:
+            lines.append(f"failure: {outcome.detail}")
+        lines.append(
+            f"minimal_failing/ {'reproduces' if reproduces else 'does NOT reproduce'} the "
+            f"failure on its own ({recheck.verdict.value})"
+        )
+        if nearest is not None:
+            lines.append(f"min_good.onnx: the passing variant nearest to it ({_describe(nearest)})")
+        if self._flaky:
+            lines.append("nondeterministic checks: " + "; ".join(self._flaky))
+        return self._result(
+            "reduced",
+            "\n".join(lines),
+            nodes=labels,
+            accumulated=accumulated,
+            failures=outcome.failures,
+            reproduces=reproduces,
+        )
+
+    def _nearest_good(self, nodes: Nodes) -> Nodes | None:
+        goods = [n for n, o in self._outcomes.items() if o.verdict is Verdict.GOOD and n]
+        if not goods:
+            return None
+        mine = set(nodes)
+        return min(goods, key=lambda other: (len(mine ^ set(other)), -len(other)))
+
+
+def _feeds_hash(feeds: Sequence[Mapping[str, Any]]) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    for feed in feeds:
+        for name in sorted(feed):
+            array = np.ascontiguousarray(feed[name])
+            digest.update(f"{name}:{array.dtype}:{array.shape}".encode())
+            digest.update(array.tobytes())
+    return digest.hexdigest()[:16]

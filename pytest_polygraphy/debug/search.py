@@ -1,0 +1,203 @@
+"""Searching for the smallest failing set of candidates: integers and a check, nothing else.
+
+The candidates are ``0 .. n-1`` (nodes in topological order, for the reduce session). A
+check takes a sorted tuple of candidate indices and answers ``Verdict.GOOD``, ``BAD`` or
+``INVALID``; it knows what the indices mean, this module does not. So every search here
+is unit-tested with oracles, no model needed.
+
+``reduce_block`` assumes the whole range ``[0, n)`` is bad (the caller confirmed it) and
+returns a 1-minimal bad set:
+
+- **bisect** first assumes one culprit: it checks the left half of the current block and
+  keeps it when bad, else moves to the right half without checking it (a block with no
+  culprit passes, so the culprit is on the right). That costs one check per halving, and
+  one more to verify the single node it ends on: ``ceil(log2 n) + 1`` checks.
+- When that node alone is not bad (the failure needs several nodes: error accumulated
+  along a path, or an interaction), it shrinks the last block known to be bad from both
+  ends by bisection: the largest start, then the smallest end, that still fail.
+- **linear** shrinks from both ends one node at a time and stops at the first node whose
+  removal loses the failure.
+- Finally, a result of more than one node is checked without each of its nodes; a
+  removal that still fails is taken, until no single removal does (1-minimal).
+
+``INVALID`` (the variant could not run, or failed differently) is never taken as bad.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+
+class Verdict(str, enum.Enum):
+    """What one check said about one variant."""
+
+    GOOD = "good"
+    BAD = "bad"
+    INVALID = "invalid"
+
+
+Nodes = tuple[int, ...]
+Check = Callable[[Nodes], Verdict]
+
+
+@dataclass
+class SearchResult:
+    """The smallest bad set found, and how it was found."""
+
+    nodes: Nodes
+    #: True when no single node fails alone: the failure needs several nodes together.
+    accumulated: bool = False
+    #: Checks asked of the check callable by the search (the caller's own are not counted).
+    checks: int = 0
+    #: The largest set checked and found good, when one was (``min_good``).
+    good: Nodes | None = None
+    history: list[tuple[Nodes, Verdict]] = field(default_factory=list)
+
+
+class _Recorder:
+    """Calls the check once per distinct set and remembers every verdict."""
+
+    def __init__(self, check: Check, known: dict[Nodes, Verdict] | None = None) -> None:
+        self._check = check
+        self.known: dict[Nodes, Verdict] = dict(known or {})
+        self.result = SearchResult(nodes=())
+
+    def __call__(self, nodes: Sequence[int]) -> Verdict:
+        key = tuple(sorted(nodes))
+        if key in self.known:
+            return self.known[key]
+        verdict = self._check(key)
+        self.known[key] = verdict
+        self.result.checks += 1
+        self.result.history.append((key, verdict))
+        if verdict is Verdict.GOOD and (
+            self.result.good is None or len(key) > len(self.result.good)
+        ):
+            self.result.good = key
+        return verdict
+
+
+def block(lo: int, hi: int) -> Nodes:
+    """The contiguous candidates ``lo .. hi-1``."""
+    return tuple(range(lo, hi))
+
+
+def expected_checks(n: int) -> int:
+    """Checks ``reduce_block`` needs (bisect mode) to isolate one culprit among ``n``."""
+    return math.ceil(math.log2(n)) + 1 if n > 1 else 1
+
+
+def reduce_block(
+    n: int,
+    check: Check,
+    *,
+    mode: str = "bisect",
+    keep_start: bool = False,
+    keep_end: bool = False,
+    known: dict[Nodes, Verdict] | None = None,
+) -> SearchResult:
+    """A 1-minimal bad set of candidates ``0 .. n-1``, given that all of them are bad.
+
+    ``keep_start`` keeps candidate 0 (the original inputs: ``--no-reduce-inputs``),
+    ``keep_end`` keeps candidate ``n-1`` (the original outputs); both make the result a
+    contiguous block. ``known`` are verdicts already obtained (never asked again)."""
+    if n < 1:
+        raise ValueError("nothing to search: no candidates")
+    if mode not in ("bisect", "linear"):
+        raise ValueError(f"mode must be 'bisect' or 'linear', not {mode!r}")
+    run = _Recorder(check, known)
+    run.known.setdefault(block(0, n), Verdict.BAD)
+    lo, hi = 0, n
+    if mode == "bisect":
+        if not (keep_start or keep_end):
+            lo, hi = _halve(run, lo, hi)
+        if run(block(lo, hi)) is not Verdict.BAD:
+            lo, hi = _last_bad_block(run, n)
+        if hi - lo > 1:
+            if not keep_start:
+                lo = _largest_bad_start(run, lo, hi)
+            if not keep_end:
+                hi = _smallest_bad_end(run, lo, hi)
+    else:
+        if not keep_start:
+            while lo + 1 < hi and run(block(lo + 1, hi)) is Verdict.BAD:
+                lo += 1
+        if not keep_end:
+            while hi - 1 > lo and run(block(lo, hi - 1)) is Verdict.BAD:
+                hi -= 1
+    nodes = block(lo, hi)
+    if not (keep_start or keep_end):
+        nodes = _one_minimal(run, nodes)
+    result = run.result
+    result.nodes = nodes
+    result.accumulated = len(nodes) > 1
+    return result
+
+
+def _halve(run: _Recorder, lo: int, hi: int) -> tuple[int, int]:
+    """Single-culprit bisection: keep the left half when bad, else take the right one."""
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        verdict = run(block(lo, mid))
+        if verdict is Verdict.BAD:
+            hi = mid
+        elif verdict is Verdict.GOOD or run(block(mid, hi)) is Verdict.BAD:
+            lo = mid
+        else:
+            break
+    return lo, hi
+
+
+def _last_bad_block(run: _Recorder, n: int) -> tuple[int, int]:
+    """The smallest contiguous block checked and found bad (the whole range at least)."""
+    best = (0, n)
+    for nodes, verdict in run.known.items():
+        if (
+            verdict is Verdict.BAD
+            and nodes
+            and nodes == block(nodes[0], nodes[-1] + 1)
+            and len(nodes) < best[1] - best[0]
+        ):
+            best = (nodes[0], nodes[-1] + 1)
+    return best
+
+
+def _largest_bad_start(run: _Recorder, lo: int, hi: int) -> int:
+    """The largest ``start`` in ``[lo, hi)`` with ``[start, hi)`` bad (``[lo, hi)`` is)."""
+    bad, not_bad = lo, hi
+    while not_bad - bad > 1:
+        mid = (bad + not_bad) // 2
+        if run(block(mid, hi)) is Verdict.BAD:
+            bad = mid
+        else:
+            not_bad = mid
+    return bad
+
+
+def _smallest_bad_end(run: _Recorder, lo: int, hi: int) -> int:
+    """The smallest ``end`` in ``(lo, hi]`` with ``[lo, end)`` bad (``[lo, hi)`` is)."""
+    not_bad, bad = lo, hi
+    while bad - not_bad > 1:
+        mid = (bad + not_bad) // 2
+        if run(block(lo, mid)) is Verdict.BAD:
+            bad = mid
+        else:
+            not_bad = mid
+    return bad
+
+
+def _one_minimal(run: _Recorder, nodes: Nodes) -> Nodes:
+    """Drop single nodes while the rest still fails, until no single removal fails."""
+    changed = len(nodes) > 1
+    while changed and len(nodes) > 1:
+        changed = False
+        for node in nodes:
+            rest = tuple(other for other in nodes if other != node)
+            if run(rest) is Verdict.BAD:
+                nodes = rest
+                changed = True
+                break
+    return nodes

@@ -1,0 +1,373 @@
+"""Debug sessions from pytest: after a model test fails, ``--polygraphy-reduce`` shrinks its
+model, with the test itself as the check.
+
+This is the only pytest-aware part of the debug sessions. After a test fails normally, it
+builds the check that the engine (``pytest_polygraphy.debug``) calls: re-run that same
+item in process, as pytest-rerunfailures does (``runtestprotocol`` again, so
+function-scoped fixtures are rebuilt and nothing is reported twice), with the variant in
+place of its model and the variant's inputs in place of its own. The variant reaches the
+test through the item's stash, read by the ``model``, ``polygraphy_settings`` and
+``data_loader`` fixtures and by model-file items.
+
+A re-run is classified as the engine asks:
+
+- **bad**: it failed the same way as the original: an accuracy failure (on the same
+  failing outputs, where the variant still has them), or an exception of the same type;
+  and, under ``--polygraphy-fail-on REGEX``, its failure text matches;
+- **good**: it passed;
+- **invalid**: anything else (an error in setup, a skip, another failure, a test that did
+  not take the variant's inputs). Never counted as bad.
+
+The test's own reports keep their outcome; the session's summary is added to the call
+report as a section, to its ``user_properties`` (``polygraphy_debug``) for the HTML/JSON
+reports, and to the terminal summary.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_polygraphy.plugin.options import PolygraphyOptions, get_options
+from pytest_polygraphy.plugin.records import COMPARE_PROPERTY
+
+DEBUG_PROPERTY = "polygraphy_debug"
+SECTION = "polygraphy reduce"
+
+
+class VariantFeeds(list):  # type: ignore[type-arg]
+    """The variant's feeds; remembers whether the test iterated over them."""
+
+    used = False
+
+    def __iter__(self) -> Iterator[Any]:
+        self.used = True
+        return super().__iter__()
+
+
+@dataclass
+class ActiveVariant:
+    """What a debug re-run hands the test instead of its model and inputs."""
+
+    model: Path
+    feeds: VariantFeeds
+
+
+@dataclass
+class DebugContext:
+    """What the original run of a test used: recorded by the fixtures and model items."""
+
+    model: Any = None
+    settings: Any = None
+
+
+VARIANT_KEY = pytest.StashKey[ActiveVariant]()
+CONTEXT_KEY = pytest.StashKey[DebugContext]()
+EXCINFO_KEY = pytest.StashKey[Any]()
+
+
+def active_variant(node: pytest.Item) -> ActiveVariant | None:
+    """The variant a debug re-run of ``node`` runs with, or None (a normal run)."""
+    return node.stash.get(VARIANT_KEY, None)
+
+
+def remember(node: pytest.Item, *, model: Any = None, settings: Any = None) -> None:
+    """Record the model and settings a test runs with (what a debug session starts from)."""
+    if active_variant(node) is not None:
+        return
+    context = node.stash.setdefault(CONTEXT_KEY, DebugContext())
+    if model is not None:
+        context.model = model
+    if settings is not None:
+        context.settings = settings
+
+
+def variant_settings(node: pytest.Item, settings: Any, options: PolygraphyOptions) -> Any:
+    """``settings`` for a debug re-run: the variant's feeds and shapes; a golden test is
+    compared with its first selected backend at fp32 (the golden file holds only the whole
+    model's outputs). Unchanged outside a debug re-run."""
+    variant = active_variant(node)
+    if variant is None:
+        return settings
+    shapes = {name: tuple(value.shape) for name, value in (variant.feeds[:1] or [{}])[0].items()}
+    reference = settings.reference
+    if reference == "golden" and options.backends:
+        reference = options.backends[0]
+    return dataclasses.replace(
+        settings, feeds=variant.feeds, input_shapes=shapes or None, reference=reference
+    )
+
+
+def folder_for(options: PolygraphyOptions, config: pytest.Config, nodeid: str) -> Path:
+    """The test's debug folder: readable from the test id, unique by its hash."""
+    base = options.debug_dir or (config.invocation_params.dir / "polygraphy-debug")
+    readable = re.sub(r"[^A-Za-z0-9._=-]+", "_", nodeid).strip("_")[:100]
+    digest = hashlib.sha1(nodeid.encode()).hexdigest()[:8]
+    return base / f"{readable}-{digest}"
+
+
+@dataclass
+class Signature:
+    """How a run failed, to tell the same failure from another."""
+
+    kind: str
+    failures: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
+    text: str = ""
+
+    @property
+    def first_line(self) -> str:
+        for line in self.text.splitlines():
+            if line.strip():
+                return line.strip()[:200]
+        return self.kind
+
+
+_ERROR_PREFIX = re.compile(r"^\s*(?:E\s+)?(\w+(?:Error|Exception)):")
+
+
+def _signature(
+    call: pytest.TestReport, excinfo: Any, records: Sequence[Mapping[str, Any]]
+) -> Signature:
+    failures = {
+        str(r["output"]): (r.get("max_absdiff"), r.get("max_reldiff"))
+        for r in records
+        if not r.get("passed", True)
+    }
+    text = call.longreprtext
+    if failures:
+        return Signature("accuracy failure", failures, text)
+    name = type(excinfo.value).__name__ if excinfo is not None else "failure"
+    if excinfo is not None and isinstance(excinfo.value, pytest.fail.Exception):
+        match = _ERROR_PREFIX.match(str(excinfo.value.msg or ""))
+        name = match.group(1) if match else "failure"
+    return Signature(name, {}, text)
+
+
+def _records(properties: Sequence[tuple[str, object]]) -> list[Mapping[str, Any]]:
+    return [v for k, v in properties if k == COMPARE_PROPERTY and isinstance(v, Mapping)]
+
+
+class DebugPlugin:
+    """Runs a debug session after each failing test (``--polygraphy-reduce``)."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.results: list[tuple[str, dict[str, Any]]] = []
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+        if call.when == "call":
+            item.stash[EXCINFO_KEY] = call.excinfo
+        yield
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> bool:
+        from _pytest.runner import runtestprotocol
+
+        item.ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
+        # nextitem=item.parent: tear down the function's fixtures only, so that re-runs
+        # reuse the module's and session's; the rest is torn down after the session.
+        reports = runtestprotocol(item, nextitem=item.parent, log=False)  # type: ignore[arg-type]
+        call = next((r for r in reports if r.when == "call"), None)
+        if call is not None and call.failed:
+            self._debug(item, reports, call)
+        final = pytest.CallInfo.from_call(
+            lambda: item.session._setupstate.teardown_exact(nextitem), when="teardown"
+        )
+        if final.excinfo is not None:
+            report = item.ihook.pytest_runtest_makereport(item=item, call=final)
+            reports = [r for r in reports if r.when != "teardown"] + [report]
+        for report in reports:
+            item.ihook.pytest_runtest_logreport(report=report)
+        item.ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
+        return True
+
+    def _debug(
+        self, item: pytest.Item, reports: list[pytest.TestReport], call: pytest.TestReport
+    ) -> None:
+        session = _Session(item, self.config, call)
+        summary = session.run()
+        call.sections.append((SECTION, summary["summary"]))
+        call.user_properties.append((DEBUG_PROPERTY, summary))
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        for name, value in report.user_properties:
+            if name == DEBUG_PROPERTY and isinstance(value, Mapping):
+                self.results.append((report.nodeid, dict(value)))
+
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        if not self.results:
+            return
+        terminalreporter.section(SECTION)
+        for nodeid, result in self.results:
+            terminalreporter.write_line(f"{nodeid}: {result.get('status')}")
+            for line in str(result.get("summary", "")).splitlines():
+                terminalreporter.write_line(f"  {line}")
+
+
+class _Session:
+    """One failing item's reduce session: builds the engine's check and runs it."""
+
+    def __init__(self, item: pytest.Item, config: pytest.Config, call: pytest.TestReport):
+        self.item = item
+        self.config = config
+        self.options = get_options(config)
+        self.folder = folder_for(self.options, config, item.nodeid)
+        records = _records(item.user_properties)
+        self.original = _signature(call, item.stash.get(EXCINFO_KEY, None), records)
+        self.terminal = config.pluginmanager.get_plugin("terminalreporter")
+
+    def log(self, line: str) -> None:
+        if self.terminal is not None:
+            self.terminal.write_line(line)
+
+    def run(self) -> dict[str, Any]:
+        from pytest_polygraphy.debug import CheckOutcome, ReduceOptions, ReduceSession, Verdict
+
+        context = self.item.stash.get(CONTEXT_KEY, None)
+        why = self._cannot_reduce(context)
+        if why is not None:
+            return {"session": "reduce", "status": "cannot reduce", "summary": why}
+        assert context is not None
+        fail_on = self.options.fail_on
+        if fail_on is not None and not re.search(fail_on, self.original.text):
+            return {
+                "session": "reduce",
+                "status": "not reproduced",
+                "summary": f"the failure does not match --polygraphy-fail-on {fail_on!r}; "
+                "nothing to reduce",
+            }
+        first = CheckOutcome(Verdict.BAD, self.original.first_line, self.original.failures)
+        self.model_outputs = _output_names(context.model)
+        session = ReduceSession(
+            self.item.nodeid,
+            context.model,
+            self._feeds(context),
+            check=self.check,
+            run_reference=self._reference_runner(context),
+            folder=self.folder,
+            options=ReduceOptions(
+                mode=self.options.reduce_mode,
+                keep_inputs=self.options.no_reduce_inputs,
+                keep_outputs=self.options.no_reduce_outputs,
+                replay=self.options.load_replay,
+            ),
+            log=self.log,
+            confirmed=first,
+        )
+        return session.run().to_dict()
+
+    def _cannot_reduce(self, context: DebugContext | None) -> str | None:
+        if context is None or context.model is None or context.settings is None:
+            return (
+                "cannot reduce: the test does not take its model from the model fixture "
+                "(with accuracy, the runners or data_loader), so a variant cannot replace it"
+            )
+        if not isinstance(context.model, str | Path):
+            return "cannot reduce: the model fixture returned an in-memory model, not a file"
+        reference = context.settings.reference
+        if reference is None or (reference == "golden" and not self.options.backends):
+            return "cannot reduce: no backend is selected to compute the reference values"
+        return None
+
+    def _feeds(self, context: DebugContext) -> Any:
+        from pytest_polygraphy.models import input_metadata
+
+        loader = dataclasses.replace(context.settings, feeds=None).data_loader()
+        if hasattr(loader, "bind"):
+            return loader.bind(input_metadata(context.model))
+        return loader
+
+    def _reference_runner(self, context: DebugContext) -> Any:
+        from pytest_polygraphy.plugin.backends import FULL_PRECISION, build_runner
+
+        settings = context.settings
+        backend = settings.reference
+        if backend == "golden":
+            backend = self.options.backends[0]
+
+        def run(model: Any, feeds: Any) -> Iterator[dict[str, Any]]:
+            runner = build_runner(backend, model, FULL_PRECISION, settings, self.options)
+            with runner:
+                for feed in feeds:
+                    yield runner.infer(feed)
+
+        return run
+
+    def check(self, model: Any, feeds: Sequence[Mapping[str, Any]] | None) -> Any:
+        """Re-run the item with ``model`` and ``feeds`` (None: unchanged); classify it."""
+        from _pytest.runner import runtestprotocol
+
+        from pytest_polygraphy.debug import CheckOutcome, Verdict
+        from pytest_polygraphy.models import model_hash, save_model
+
+        item = self.item
+        variant = None
+        if model is not None:
+            path = self.folder / "variants" / f"{model_hash(model)[:16]}.onnx"
+            if not path.exists():
+                save_model(model, path)
+            variant = ActiveVariant(path, VariantFeeds(feeds or []))
+            item.stash[VARIANT_KEY] = variant
+        properties = list(item.user_properties)
+        sections = list(item._report_sections)
+        item.stash[EXCINFO_KEY] = None
+        try:
+            reports = runtestprotocol(item, nextitem=item.parent, log=False)  # type: ignore[arg-type]
+            records = _records(item.user_properties[len(properties) :])
+        finally:
+            item.user_properties[:] = properties
+            item._report_sections[:] = sections
+            if variant is not None:
+                del item.stash[VARIANT_KEY]
+        for report in reports:
+            if report.when != "call" and report.failed:
+                return CheckOutcome(Verdict.INVALID, f"error in {report.when}: {_first(report)}")
+            if report.skipped:
+                return CheckOutcome(Verdict.INVALID, f"skipped: {_first(report)}")
+        if variant is not None and not variant.feeds.used:
+            return CheckOutcome(
+                Verdict.INVALID,
+                "the test did not take the variant's inputs: it makes its own inputs instead "
+                "of using data_loader (or accuracy), so it cannot be reduced",
+            )
+        call = next((r for r in reports if r.when == "call"), None)
+        if call is None or call.passed:
+            return CheckOutcome(Verdict.GOOD, "passed")
+        signature = _signature(call, item.stash.get(EXCINFO_KEY, None), records)
+        if signature.kind != self.original.kind:
+            return CheckOutcome(
+                Verdict.INVALID,
+                f"failed differently ({signature.kind}, not {self.original.kind}): "
+                f"{signature.first_line}",
+            )
+        fail_on = self.options.fail_on
+        if fail_on is not None and not re.search(fail_on, signature.text):
+            return CheckOutcome(Verdict.INVALID, f"failure does not match {fail_on!r}")
+        kept = set(signature.failures) & self.model_outputs
+        if kept and not kept & set(self.original.failures):
+            return CheckOutcome(
+                Verdict.INVALID, f"failed on other outputs ({', '.join(sorted(kept))})"
+            )
+        return CheckOutcome(Verdict.BAD, signature.first_line, signature.failures)
+
+
+def _first(report: pytest.TestReport) -> str:
+    for line in report.longreprtext.splitlines():
+        if line.strip():
+            return line.strip()[:200]
+    return report.outcome
+
+
+def _output_names(model: Any) -> set[str]:
+    import onnx
+
+    proto = onnx.load(str(model), load_external_data=False)
+    return {value.name for value in proto.graph.output}
