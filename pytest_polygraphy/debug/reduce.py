@@ -299,7 +299,8 @@ class ReduceSession:
         if entry is not None:
             self.replayed += 1
             outcome = CheckOutcome.from_entry(entry)
-            self.log(f"{what}: {outcome.verdict.value} (from the journal)")
+            why = f": {outcome.detail}" if outcome.verdict is Verdict.INVALID else ""
+            self.log(f"{what}: {outcome.verdict.value} (from the journal{why})")
             return outcome
         self.checks += 1
         self.journal.begin(key, what=what)

@@ -68,3 +68,113 @@ def chain(length: int = 40, culprit: int = 23, path: Path | None = None) -> onnx
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 16])
     return _save(_model(nodes, [x], [y], inits), path)
+
+
+def _exact_run(prefix: str, source: str, count: int) -> tuple[list, str]:
+    nodes = []
+    for i in range(count):
+        op = ("Relu", "Abs")[i % 2]
+        out = f"{prefix}{i}"
+        nodes.append(helper.make_node(op, [source], [out], name=out))
+        source = out
+    return nodes, source
+
+
+def branchy(path: Path | None = None) -> onnx.ModelProto:
+    """Two branches from ``x``, joined by Add. Branch ``b`` holds the planted overflow;
+    the unfolded bias of branch ``a`` is a Reshape of a constant (as paddle2onnx writes),
+    and a Shape -> Reshape path restores the shape at the end."""
+    a, a_end = _exact_run("a", "x", 12)
+    b, b_end = _exact_run("b", "x", 5)
+    planted, inits = _overflow("planted", b_end, "b_over")
+    bias = numpy_helper.from_array(np.full([16], 0.5, np.float32), "bias_flat")
+    shape = numpy_helper.from_array(np.array([1, 16], np.int64), "bias_shape")
+    nodes = [
+        *a,
+        helper.make_node("Reshape", ["bias_flat", "bias_shape"], ["bias"], name="bias_reshape"),
+        helper.make_node("Add", [a_end, "bias"], ["a_biased"], name="a_bias"),
+        *b,
+        *planted,
+        helper.make_node("Log", ["b_over"], ["b_log"], name="b_log"),
+        helper.make_node("Add", ["a_biased", "b_log"], ["joined"], name="join"),
+        helper.make_node("Shape", ["x"], ["x_shape"], name="x_shape"),
+        helper.make_node("Reshape", ["joined", "x_shape"], ["y"], name="restore"),
+    ]
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 16])
+    return _save(_model(nodes, [x], [y], [*inits, bias, shape]), path)
+
+
+def with_if(path: Path | None = None) -> onnx.ModelProto:
+    """An If whose then-branch reads the outer-scope tensor ``pre3`` and overflows."""
+    pre, pre_end = _exact_run("pre", "x", 4)
+    scale = numpy_helper.from_array(np.array(20.0, np.float32), "if_scale")
+    then_graph = helper.make_graph(
+        [
+            helper.make_node("Mul", [pre_end, "if_scale"], ["then_scaled"], name="then_mul"),
+            helper.make_node("Exp", ["then_scaled"], ["then_out"], name="then_exp"),
+        ],
+        "then",
+        [],
+        [helper.make_tensor_value_info("then_out", TensorProto.FLOAT, [1, 16])],
+    )
+    else_graph = helper.make_graph(
+        [helper.make_node("Identity", [pre_end], ["else_out"], name="else_id")],
+        "else",
+        [],
+        [helper.make_tensor_value_info("else_out", TensorProto.FLOAT, [1, 16])],
+    )
+    post, post_end = _exact_run("post", "branch_log", 4)
+    nodes = [
+        *pre,
+        helper.make_node("ReduceSum", ["x"], ["total"], name="total", keepdims=0),
+        helper.make_node("Greater", ["total", "zero"], ["cond"], name="cond"),
+        helper.make_node(
+            "If", ["cond"], ["branch"], name="if", then_branch=then_graph, else_branch=else_graph
+        ),
+        helper.make_node("Log", ["branch"], ["branch_log"], name="branch_log"),
+        *post,
+        helper.make_node("Identity", [post_end], ["y"], name="output"),
+    ]
+    zero = numpy_helper.from_array(np.array(0.0, np.float32), "zero")
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 16])
+    return _save(_model(nodes, [x], [y], [scale, zero]), path)
+
+
+def with_optional(path: Path | None = None) -> onnx.ModelProto:
+    """``Clip(x, "", max)``, an omitted optional input, before the planted overflow; the
+    clip's output is also a graph output read inside the model."""
+    pre, pre_end = _exact_run("pre", "x", 6)
+    planted, inits = _overflow("planted", "clipped", "over")
+    post, post_end = _exact_run("post", "over_log", 6)
+    top = numpy_helper.from_array(np.array(0.9, np.float32), "clip_max")
+    nodes = [
+        *pre,
+        helper.make_node("Clip", [pre_end, "", "clip_max"], ["clipped"], name="clip"),
+        *planted,
+        helper.make_node("Log", ["over"], ["over_log"], name="log"),
+        *post,
+        helper.make_node("Identity", [post_end], ["y"], name="output"),
+    ]
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16])
+    outputs = [
+        helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 16]),
+        helper.make_tensor_value_info("clipped", TensorProto.FLOAT, [1, 16]),
+    ]
+    return _save(_model(nodes, [x], outputs, [*inits, top]), path)
+
+
+def accumulating(length: int = 40, path: Path | None = None) -> onnx.ModelProto:
+    """``length`` nodes ``Add(x, 0.0007)``: each rounds by about 0.0002 in fp16 (passes
+    alone at fp16's default tolerance 2e-3), together they drift past it."""
+    step = numpy_helper.from_array(np.array(0.0007, np.float32), "step")
+    nodes = []
+    previous = "x"
+    for i in range(length):
+        nodes.append(helper.make_node("Add", [previous, "step"], [f"s{i}"], name=f"add{i}"))
+        previous = f"s{i}"
+    nodes.append(helper.make_node("Identity", [previous], ["y"], name="output"))
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 64])
+    return _save(_model(nodes, [x], [y], [step]), path)

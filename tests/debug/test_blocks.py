@@ -1,0 +1,88 @@
+"""Any node set as a model of its own: run on ONNX Runtime with the real values of its
+inputs, it computes exactly what the whole model computed for its outputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+
+from pytest_polygraphy.debug.blocks import GraphIndex, node_label, topological_order
+from pytest_polygraphy.models import mark_outputs
+from tests.debug import models
+
+BUILDERS = [models.chain, models.branchy, models.with_if, models.with_optional]
+
+
+def run(model: onnx.ModelProto, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    names = [o.name for o in session.get_outputs()]
+    return dict(zip(names, session.run(names, feed), strict=True))
+
+
+def reference(index: GraphIndex, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    marked = mark_outputs(index.model, index.needed_values())
+    return {**feed, **run(marked, feed)}
+
+
+def node_sets(n: int, rng: np.random.Generator) -> list[tuple[int, ...]]:
+    sets = [tuple(range(n)), (0,), (n - 1,), tuple(range(n // 3, 2 * n // 3 + 1))]
+    for _ in range(6):
+        lo = int(rng.integers(0, n))
+        hi = int(rng.integers(lo + 1, n + 1))
+        sets.append(tuple(range(lo, hi)))
+        sets.append(tuple(sorted(set(rng.choice(n, size=max(1, n // 4), replace=False)))))
+    return sets
+
+
+@pytest.mark.parametrize("build", BUILDERS, ids=[b.__name__ for b in BUILDERS])
+def test_variants_compute_what_the_whole_model_computed(build) -> None:
+    index = GraphIndex(build())
+    feed = {"x": np.random.default_rng(0).random((1, 16), dtype=np.float32)}
+    values = reference(index, feed)
+    for nodes in node_sets(len(index.candidates), np.random.default_rng(1)):
+        variant = index.variant(nodes)
+        model = index.variant_model(variant, values)
+        onnx.checker.check_model(model)
+        outputs = run(model, {name: values[name] for name in variant.inputs})
+        assert set(outputs) == set(variant.outputs)
+        for name, value in outputs.items():
+            np.testing.assert_allclose(value, values[name], rtol=1e-6, atol=0, err_msg=name)
+
+
+def test_constant_and_shape_nodes_never_steer() -> None:
+    index = GraphIndex(models.branchy())
+    steering = {index.nodes[i].name for i in index.candidates}
+    assert "bias_reshape" not in steering and "x_shape" not in steering
+    variant = index.variant([index.candidates.index(i) for i in index.candidates
+                             if index.nodes[i].name == "a_bias"])
+    names = {index.nodes[i].name for i in variant.nodes}
+    assert names == {"a_bias", "bias_reshape"}  # the constant comes along with its reader
+
+
+def test_if_nodes_are_atomic_and_their_outer_scope_names_are_fed() -> None:
+    index = GraphIndex(models.with_if())
+    position = next(c for c, i in enumerate(index.candidates) if index.nodes[i].op_type == "If")
+    variant = index.variant([position])
+    assert "pre3" in variant.inputs and "cond" in variant.inputs
+
+
+def test_omitted_optional_inputs_stay_empty() -> None:
+    index = GraphIndex(models.with_optional())
+    position = next(c for c, i in enumerate(index.candidates) if index.nodes[i].name == "clip")
+    variant = index.variant([position])
+    assert "" not in variant.inputs
+    assert variant.outputs == ("clipped",)
+
+
+def test_unnamed_nodes_get_stable_ids_and_order_is_topological() -> None:
+    model = models.chain(length=6, culprit=3)
+    for node in model.graph.node:
+        node.name = ""
+    reversed_nodes = list(model.graph.node)[::-1]
+    del model.graph.node[:]
+    model.graph.node.extend(reversed_nodes)
+    order = topological_order(model.graph)
+    assert order[0].output[0] == "t0"
+    assert node_label(3, order[3]).startswith("#3:")

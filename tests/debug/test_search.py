@@ -1,0 +1,115 @@
+"""The searches against oracles: a check is a function of the set of candidates."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pytest_polygraphy.debug.search import Nodes, Verdict, expected_checks, reduce_block
+
+
+def contains_any(culprits: set[int]):
+    return lambda nodes: Verdict.BAD if culprits & set(nodes) else Verdict.GOOD
+
+
+def covers(a: int, b: int):
+    """Bad only when every node of a..b is in the set (an error accumulated over them)."""
+    return lambda nodes: Verdict.BAD if set(range(a, b + 1)) <= set(nodes) else Verdict.GOOD
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 7, 8, 9, 100, 245, 560, 1000])
+def test_one_culprit_in_at_most_ceil_log2_n_plus_1_checks(n: int) -> None:
+    for culprit in {0, n // 3, n // 2, n - 1}:
+        result = reduce_block(n, contains_any({culprit}))
+        assert result.nodes == (culprit,)
+        assert not result.accumulated
+        assert result.checks <= math.ceil(math.log2(n)) + 1 if n > 1 else result.checks <= 1
+        assert result.checks <= expected_checks(n)
+
+
+def test_accumulated_error_is_found_and_said() -> None:
+    result = reduce_block(64, covers(20, 27))
+    assert result.nodes == tuple(range(20, 28))
+    assert result.accumulated
+
+
+@given(
+    n=st.integers(1, 300),
+    culprits=st.sets(st.integers(0, 299), min_size=1, max_size=4),
+    mode=st.sampled_from(["bisect", "linear"]),
+)
+@settings(max_examples=150, deadline=None)
+def test_the_result_is_bad_and_one_minimal(n: int, culprits: set[int], mode: str) -> None:
+    culprits = {c % n for c in culprits}
+    check = contains_any(culprits)
+    asked: list[Nodes] = []
+
+    def counted(nodes: Nodes) -> Verdict:
+        asked.append(nodes)
+        return check(nodes)
+
+    result = reduce_block(n, counted, mode=mode)
+    assert check(result.nodes) is Verdict.BAD
+    for node in result.nodes:
+        rest = tuple(x for x in result.nodes if x != node)
+        assert check(rest) is not Verdict.BAD
+    assert len(set(asked)) == len(asked) == result.checks  # nothing asked twice
+
+
+def test_invalid_is_never_taken_as_bad() -> None:
+    """A culprit whose left neighbours make the variant invalid is still isolated."""
+
+    def check(nodes: Nodes) -> Verdict:
+        if 5 in nodes and 4 in nodes and len(nodes) < 10:
+            return Verdict.INVALID
+        return Verdict.BAD if 7 in nodes else Verdict.GOOD
+
+    result = reduce_block(16, check)
+    assert result.nodes == (7,)
+
+
+def test_keep_start_and_keep_end_keep_the_ends() -> None:
+    assert reduce_block(50, contains_any({30}), keep_start=True).nodes == tuple(range(31))
+    assert reduce_block(50, contains_any({30}), keep_end=True).nodes == tuple(range(30, 50))
+
+
+def test_linear_mode_shrinks_one_node_at_a_time() -> None:
+    asked: list[Nodes] = []
+    check = contains_any({12})
+
+    def counted(nodes: Nodes) -> Verdict:
+        asked.append(nodes)
+        return check(nodes)
+
+    result = reduce_block(20, counted, mode="linear")
+    assert result.nodes == (12,)
+    assert asked[0] == tuple(range(1, 20)) and asked[1] == tuple(range(2, 20))
+
+
+def test_known_verdicts_are_not_asked_again() -> None:
+    first = reduce_block(40, contains_any({9}))
+    replay = dict(first.history)
+    asked: list[Nodes] = []
+
+    def refuse(nodes: Nodes) -> Verdict:
+        asked.append(nodes)
+        return Verdict.INVALID
+
+    again = reduce_block(40, refuse, known=replay)
+    assert again.nodes == first.nodes and asked == [] and again.checks == 0
+
+
+def test_good_is_the_largest_passing_set() -> None:
+    result = reduce_block(32, contains_any({20}))
+    assert result.good is not None and 20 not in result.good
+    assert all(v is not Verdict.GOOD or len(k) <= len(result.good) for k, v in result.history)
+
+
+def test_bad_arguments() -> None:
+    with pytest.raises(ValueError, match="no candidates"):
+        reduce_block(0, contains_any({0}))
+    with pytest.raises(ValueError, match="bisect"):
+        reduce_block(3, contains_any({0}), mode="binary")

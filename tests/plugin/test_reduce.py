@@ -1,0 +1,253 @@
+"""``--polygraphy-reduce`` end to end: models with planted faults, run as a user would,
+serially and under ``-n 2``; the answers are checked against the planted node and the
+written test case against onnx's reference evaluator."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import pytest
+from onnx.reference import ReferenceEvaluator
+
+from pytest_polygraphy.data import save_inputs
+from pytest_polygraphy.debug.artifacts import read_test_case
+from pytest_polygraphy.models import convert_to_fp16
+from tests.debug import models
+from tests.plugin.harness import MODES, Run, run_pytest
+
+ARGS = ["--onnxref", "--polygraphy-precisions", "fp16", "--polygraphy-reduce"]
+PLANTED = [["planted_exp", "Exp"]]
+
+HAND_WRITTEN = '''
+import numpy as np
+import pytest
+
+
+@pytest.mark.model("models/chain.onnx")
+def test_accuracy(accuracy):
+    accuracy.check()
+
+
+@pytest.mark.model("models/chain.onnx")
+def test_own_inputs(onnxref_runner, reference_runner, compare_func):
+    from pytest_polygraphy.runners.run import compare, run
+    feed = {"x": np.full((1, 16), 0.9, np.float32)}
+    assert compare(run([reference_runner, onnxref_runner], [feed]), compare_func)
+
+
+COUNT = {"runs": 0}
+
+
+@pytest.mark.model("models/chain.onnx")
+def test_flaky(accuracy):
+    COUNT["runs"] += 1
+    if COUNT["runs"] % 2 == 0:
+        return  # a flaky backend: every other run passes
+    accuracy.check()
+'''
+
+
+def build(project: Path) -> None:
+    folder = project / "models"
+    folder.mkdir(parents=True, exist_ok=True)
+    models.chain(path=folder / "chain.onnx")
+    models.branchy(path=folder / "branchy.onnx")
+    models.with_if(path=folder / "with_if.onnx")
+    models.with_optional(path=folder / "with_optional.onnx")
+    models.accumulating(path=folder / "accumulating.onnx")
+    two = project / "samples"
+    two.mkdir(exist_ok=True)
+    models.chain(path=two / "two_samples.onnx")
+    save_inputs(
+        two / "two.npz",
+        [{"x": np.zeros((1, 16), np.float32)}, {"x": np.full((1, 16), 0.9, np.float32)}],
+    )
+    (two / "two_samples.polygraphy.json").write_text(json.dumps({"load_inputs": ["two.npz"]}))
+    (project / "test_hand.py").write_text(HAND_WRITTEN)
+
+
+def digests(project: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(project)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(project.rglob("*"))
+        if p.suffix in (".onnx", ".npz", ".json") and "polygraphy-debug" not in p.parts
+        and p.name != "reports.json"
+    }
+
+
+@pytest.fixture(scope="module", params=list(MODES))
+def case(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    project = tmp_path_factory.mktemp(f"reduce_{request.param}")
+    build(project)
+    before = digests(project)
+    run = run_pytest(
+        project, "models", "samples", "test_hand.py", *ARGS, "-v", *MODES[request.param]
+    )
+    return project, run, before
+
+
+def session(run: Run, nodeid: str) -> dict[str, Any]:
+    found = [
+        value
+        for report in run.reports
+        if report["nodeid"] == nodeid and report["when"] == "call"
+        for name, value in report["props"]
+        if name == "polygraphy_debug"
+    ]
+    assert len(found) == 1, run.output
+    return found[0]
+
+
+def candidates(model: onnx.ModelProto) -> int:
+    from pytest_polygraphy.debug.blocks import GraphIndex
+
+    return len(GraphIndex(model).candidates)
+
+
+@pytest.mark.parametrize(
+    ("nodeid", "build_model"),
+    [
+        ("models/chain.onnx::accuracy[fp16]", models.chain),
+        ("models/branchy.onnx::accuracy[fp16]", models.branchy),
+        ("models/with_optional.onnx::accuracy[fp16]", models.with_optional),
+    ],
+)
+def test_the_planted_node_is_found_in_log2_n_plus_3_checks(case, nodeid, build_model) -> None:
+    _, run, _ = case
+    assert run.outcome(nodeid) == "failed"  # the test's own outcome stays
+    result = session(run, nodeid)
+    assert result["status"] == "reduced", result["summary"]
+    assert result["nodes"] == PLANTED
+    n = candidates(build_model())
+    assert result["checks"] <= math.ceil(math.log2(n)) + 3, result["summary"]
+    assert f"{result['checks']} checks" in result["summary"]
+    assert result["reproduces"] is True
+
+
+def test_an_if_node_is_atomic(case) -> None:
+    """The fp16 conversion leaves If bodies in fp32, so the first node to fail is the Log
+    that reads the If's out-of-range output; every variant holding the If ran (none was
+    invalid), its outer-scope input fed."""
+    project, run, _ = case
+    result = session(run, "models/with_if.onnx::accuracy[fp16]")
+    assert result["nodes"] == [["branch_log", "Log"]], result["summary"]
+    progress = next((project / "polygraphy-debug").glob("models_with_if*/progress.log"))
+    assert "invalid" not in progress.read_text()
+
+
+def test_both_samples_feed_the_cuts(case) -> None:
+    """Only sample 1 overflows: a session that fed sample 0 only would find nothing."""
+    _, run, _ = case
+    result = session(run, "samples/two_samples.onnx::accuracy[fp16]")
+    assert result["nodes"] == PLANTED, result["summary"]
+
+
+def test_accumulated_error_is_said(case) -> None:
+    _, run, _ = case
+    result = session(run, "models/accumulating.onnx::accuracy[fp16]")
+    assert result["status"] == "reduced" and result["accumulated"], result["summary"]
+    assert 1 < len(result["nodes"]) < 40
+    assert "accumulated over nodes add" in result["summary"]
+
+
+def test_a_hand_written_accuracy_test_is_reduced(case) -> None:
+    _, run, _ = case
+    result = session(run, "test_hand.py::test_accuracy[fp16]")
+    assert result["nodes"] == PLANTED, result["summary"]
+
+
+def test_a_test_making_its_own_inputs_cannot_be_reduced(case) -> None:
+    _, run, _ = case
+    result = session(run, "test_hand.py::test_own_inputs[fp16]")
+    assert result["status"] == "failure lost when cut", result["summary"]
+    assert "makes its own inputs" in result["summary"]
+
+
+def test_a_flaky_test_is_reported_nondeterministic(case) -> None:
+    _, run, _ = case
+    result = session(run, "test_hand.py::test_flaky[fp16]")
+    assert result["status"] == "nondeterministic"
+    assert "nondeterministic (2 of 3 failed)" in result["summary"]
+
+
+def test_the_minimal_test_case_reproduces_on_its_own(case) -> None:
+    """Checked independently: onnx's reference evaluator at fp32 gives the stored outputs,
+    and the fp16 conversion of the stored model fails them."""
+    project, _, _ = case
+    folders = list((project / "polygraphy-debug").glob("models_chain.onnx*"))
+    assert len(folders) == 1
+    model, inputs, outputs = read_test_case(folders[0] / "minimal_failing")
+    assert [n.name for n in model.graph.node] == ["planted_exp"]
+    assert len(inputs) == 1 and set(inputs[0]) == {"planted_scaled"}
+    fp32 = ReferenceEvaluator(model)
+    fp16 = ReferenceEvaluator(convert_to_fp16(model))
+    names = [o.name for o in model.graph.output]
+    for feed, expected in zip(inputs, outputs, strict=True):
+        got = dict(zip(names, fp32.run(None, feed), strict=True))
+        for name in names:
+            np.testing.assert_allclose(got[name], expected[name], rtol=1e-6)
+        with np.errstate(over="ignore"):
+            low = dict(zip(names, fp16.run(None, feed), strict=True))
+        assert not np.allclose(low[names[0]], expected[names[0]], rtol=2e-3, atol=2e-3)
+    assert (folders[0] / "min_good.onnx").exists()
+
+
+def test_the_users_files_are_untouched(case) -> None:
+    project, _, before = case
+    assert digests(project) == before
+
+
+def test_the_terminal_summary_lists_each_session(case) -> None:
+    _, run, _ = case
+    assert "polygraphy reduce" in run.output
+    assert "models/chain.onnx::accuracy[fp16]: reduced" in run.output
+
+
+KILLER = '''
+import os
+import signal
+
+RUNS = {"n": 0}
+
+
+def pytest_runtest_call(item):
+    RUNS["n"] += 1
+    if RUNS["n"] == int(os.environ.get("KILL_AT_RUN", "0")):
+        os.kill(os.getpid(), signal.SIGKILL)
+'''
+
+
+def test_resume_after_sigkill_repeats_no_check(tmp_path: Path) -> None:
+    models.chain(path=tmp_path / "chain.onnx")
+    (tmp_path / "conftest.py").write_text(KILLER)
+    killed = run_pytest(tmp_path, "chain.onnx", *ARGS, env={"KILL_AT_RUN": "5"})
+    assert killed.returncode < 0 or killed.returncode == 137 or "chain.onnx" not in str(
+        killed.reports
+    ), killed.output
+    journal = next((tmp_path / "polygraphy-debug").glob("*/journal.jsonl"))
+    first = [json.loads(line) for line in journal.read_text().splitlines()]
+    assert sum(e["event"] == "end" for e in first) == 3  # run 1 is the test; runs 2-4 checks
+    resumed = run_pytest(tmp_path, "chain.onnx", *ARGS)
+    result = session(resumed, "chain.onnx::accuracy[fp16]")
+    assert result["replayed"] == 4, result["summary"]  # 3 finished + 1 crashed, none re-run
+    assert result["status"] == "reduced" and result["reproduces"] is True
+    assert "crashed the process in an earlier run" in (journal.parent / "progress.log").read_text()
+    events = [json.loads(line) for line in journal.read_text().splitlines()]
+    begun = [e["key"] for e in events if e["event"] == "begin"]
+    assert len(begun) == len(set(begun)), "a check ran twice"
+    again = session(run_pytest(tmp_path, "chain.onnx", *ARGS), "chain.onnx::accuracy[fp16]")
+    assert again["checks"] == 0 and again["replayed"] > 4
+    assert again["nodes"] == result["nodes"]
+
+
+def test_a_passing_test_runs_once_and_nothing_is_written(tmp_path: Path) -> None:
+    models.chain(path=tmp_path / "chain.onnx")
+    run = run_pytest(tmp_path, "chain.onnx", "--onnxref", "--polygraphy-reduce")
+    assert run.outcome("chain.onnx::accuracy[fp32]") == "passed"
+    assert not (tmp_path / "polygraphy-debug").exists()
