@@ -133,7 +133,7 @@ def reduce_block(
         nodes = _one_minimal(run, nodes)
     result = run.result
     result.nodes = nodes
-    result.accumulated = len(nodes) > 1
+    result.accumulated = len(nodes) > 1 and not (keep_start or keep_end)
     return result
 
 

@@ -36,9 +36,12 @@ from typing import Any
 import pytest
 
 from pytest_polygraphy.plugin.options import PolygraphyOptions, get_options
-from pytest_polygraphy.plugin.records import COMPARE_PROPERTY
+from pytest_polygraphy.plugin.records import (
+    COMPARE_PROPERTY,
+    DEBUG_CHECK_RUNNING,
+    DEBUG_PROPERTY,
+)
 
-DEBUG_PROPERTY = "polygraphy_debug"
 SECTION = "polygraphy reduce"
 
 
@@ -319,10 +322,12 @@ class _Session:
         properties = list(item.user_properties)
         sections = list(item._report_sections)
         item.stash[EXCINFO_KEY] = None
+        self.config.stash[DEBUG_CHECK_RUNNING] = True
         try:
             reports = runtestprotocol(item, nextitem=item.parent, log=False)  # type: ignore[arg-type]
             records = _records(item.user_properties[len(properties) :])
         finally:
+            self.config.stash[DEBUG_CHECK_RUNNING] = False
             item.user_properties[:] = properties
             item._report_sections[:] = sections
             if variant is not None:

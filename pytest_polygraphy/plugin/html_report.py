@@ -215,7 +215,11 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-def report_data(records: Sequence[Mapping[str, Any]], rows: Sequence[OutputRow]) -> dict:
+def report_data(
+    records: Sequence[Mapping[str, Any]],
+    rows: Sequence[OutputRow],
+    debug_sessions: Sequence[Mapping[str, Any]] = (),
+) -> dict:
     failed = sum(1 for row in rows if not row.passed)
     return _json_safe(
         {
@@ -232,6 +236,7 @@ def report_data(records: Sequence[Mapping[str, Any]], rows: Sequence[OutputRow])
             },
             "outputs": [asdict(row) for row in rows],
             "records": list(records),
+            "debug_sessions": list(debug_sessions),
         }
     )
 
@@ -323,6 +328,14 @@ def render_html(rows: Sequence[OutputRow], data: Mapping[str, Any]) -> str:
         else "<p>No outputs were compared in this run.</p>"
     )
     failing = "<h2>Failing outputs</h2>" + "".join(sections) if sections else ""
+    sessions = data.get("debug_sessions") or []
+    if sessions:
+        failing += "<h2>Debug sessions</h2>" + "".join(
+            f"<section><h3><code>{html.escape(str(s['test']))}</code>: "
+            f"{html.escape(str(s.get('status')))}</h3>"
+            f"<pre>{html.escape(str(s.get('summary', '')))}</pre></section>"
+            for s in sessions
+        )
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
         "<title>pytest-polygraphy accuracy report</title>"
@@ -339,13 +352,15 @@ def write_report(
     html_path: Path,
     records: Sequence[Mapping[str, Any]],
     test_order: Mapping[str, int] | None = None,
+    debug_sessions: Sequence[Mapping[str, Any]] = (),
 ) -> tuple[Path, Path]:
     """Write the HTML report and, beside it, the JSON (same name, suffix .json).
 
     ``test_order`` (test id -> collection index) orders the rows; see ``report.aggregate``.
+    ``debug_sessions`` are the debug sessions' results, each with its ``test``.
     """
     rows = aggregate(records, test_order)
-    data = report_data(records, rows)
+    data = report_data(records, rows, debug_sessions)
     json_path = html_path.with_suffix(".json")
     write_bytes_atomically(json_path, json.dumps(data, indent=1, allow_nan=False).encode("utf-8"))
     write_bytes_atomically(html_path, render_html(rows, data).encode("utf-8"))

@@ -20,7 +20,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 COMPARE_PROPERTY = "polygraphy_compare"
+#: A debug session's result (``ReduceResult.to_dict()``), on the failed test's call report.
+DEBUG_PROPERTY = "polygraphy_debug"
+#: True on ``config.stash`` while a debug session re-runs a test: its comparisons are
+#: the session's business, so they are neither recorded nor drawn.
+DEBUG_CHECK_RUNNING = pytest.StashKey[bool]()
 
 
 def _metric(result: Any, name: str, kind: type) -> Any:

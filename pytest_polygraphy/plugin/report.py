@@ -23,7 +23,11 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_polygraphy.plugin.records import COMPARE_PROPERTY
+from pytest_polygraphy.plugin.records import (
+    COMPARE_PROPERTY,
+    DEBUG_CHECK_RUNNING,
+    DEBUG_PROPERTY,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -364,8 +368,8 @@ def save_artifact(
     (see ``html_report.write_artifact``), written atomically, one file per record.
     """
     directory = artifact_dir(config)
-    if directory is None:
-        return None
+    if directory is None or config.stash.get(DEBUG_CHECK_RUNNING, False):
+        return None  # a debug session's re-runs are not reported, so nothing to draw
     from pytest_polygraphy.plugin.html_report import write_artifact
 
     key = "\0".join(
@@ -383,6 +387,7 @@ class ReportPlugin:
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
         self.records: list[dict[str, Any]] = []
+        self.debug_sessions: list[dict[str, Any]] = []
         self.is_worker = hasattr(config, "workerinput")
         self.report_path = None if self.is_worker else report_path(config)
         self.written: tuple[Path, Path] | None = None
@@ -409,6 +414,12 @@ class ReportPlugin:
         the item's own user_properties stay as they are).
         """
         original = None
+        if report.when == "call" and not self.is_worker:
+            self.debug_sessions.extend(
+                {"test": report.nodeid, **value}
+                for name, value in report.user_properties
+                if name == DEBUG_PROPERTY and isinstance(value, Mapping)
+            )
         if report.when == "teardown" and not self.is_worker:
             records = records_of(report.user_properties)
             self.records.extend(records)
@@ -434,7 +445,9 @@ class ReportPlugin:
             return
         from pytest_polygraphy.plugin.html_report import write_report
 
-        self.written = write_report(self.report_path, self.records, self.test_order)
+        self.written = write_report(
+            self.report_path, self.records, self.test_order, self.debug_sessions
+        )
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_terminal_summary(

@@ -55,8 +55,9 @@ def test_constant_and_shape_nodes_never_steer() -> None:
     index = GraphIndex(models.branchy())
     steering = {index.nodes[i].name for i in index.candidates}
     assert "bias_reshape" not in steering and "x_shape" not in steering
-    variant = index.variant([index.candidates.index(i) for i in index.candidates
-                             if index.nodes[i].name == "a_bias"])
+    variant = index.variant(
+        [index.candidates.index(i) for i in index.candidates if index.nodes[i].name == "a_bias"]
+    )
     names = {index.nodes[i].name for i in variant.nodes}
     assert names == {"a_bias", "bias_reshape"}  # the constant comes along with its reader
 

@@ -24,7 +24,7 @@ from tests.plugin.harness import MODES, Run, run_pytest
 ARGS = ["--onnxref", "--polygraphy-precisions", "fp16", "--polygraphy-reduce"]
 PLANTED = [["planted_exp", "Exp"]]
 
-HAND_WRITTEN = '''
+HAND_WRITTEN = """
 import numpy as np
 import pytest
 
@@ -50,7 +50,7 @@ def test_flaky(accuracy):
     if COUNT["runs"] % 2 == 0:
         return  # a flaky backend: every other run passes
     accuracy.check()
-'''
+"""
 
 
 def build(project: Path) -> None:
@@ -76,8 +76,9 @@ def digests(project: Path) -> dict[str, str]:
     return {
         str(p.relative_to(project)): hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted(project.rglob("*"))
-        if p.suffix in (".onnx", ".npz", ".json") and "polygraphy-debug" not in p.parts
-        and p.name != "reports.json"
+        if p.suffix in (".onnx", ".npz", ".json")
+        and not {"polygraphy-debug", "report_artifacts"} & set(p.parts)
+        and p.name not in ("reports.json", "report.json")
     }
 
 
@@ -87,7 +88,15 @@ def case(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
     build(project)
     before = digests(project)
     run = run_pytest(
-        project, "models", "samples", "test_hand.py", *ARGS, "-v", *MODES[request.param]
+        project,
+        "models",
+        "samples",
+        "test_hand.py",
+        *ARGS,
+        "-v",
+        "--polygraphy-report",
+        "report.html",
+        *MODES[request.param],
     )
     return project, run, before
 
@@ -198,9 +207,26 @@ def test_the_minimal_test_case_reproduces_on_its_own(case) -> None:
     assert (folders[0] / "min_good.onnx").exists()
 
 
+def test_the_reports_hold_each_session(case) -> None:
+    project, _, _ = case
+    data = json.loads((project / "report.json").read_text())
+    tests = {s["test"]: s for s in data["debug_sessions"]}
+    assert tests["models/chain.onnx::accuracy[fp16]"]["nodes"] == PLANTED
+    assert "Debug sessions" in (project / "report.html").read_text()
+
+
 def test_the_users_files_are_untouched(case) -> None:
     project, _, before = case
     assert digests(project) == before
+
+
+def test_the_sessions_re_runs_save_no_report_arrays(case) -> None:
+    """Only the tests' own failures are drawn: one array file per failing output."""
+    project, _, _ = case
+    failing = sum(
+        not r["passed"] for r in json.loads((project / "report.json").read_text())["records"]
+    )
+    assert len(list((project / "report_artifacts").glob("*.npz"))) == failing
 
 
 def test_the_terminal_summary_lists_each_session(case) -> None:
@@ -209,7 +235,7 @@ def test_the_terminal_summary_lists_each_session(case) -> None:
     assert "models/chain.onnx::accuracy[fp16]: reduced" in run.output
 
 
-KILLER = '''
+KILLER = """
 import os
 import signal
 
@@ -220,15 +246,15 @@ def pytest_runtest_call(item):
     RUNS["n"] += 1
     if RUNS["n"] == int(os.environ.get("KILL_AT_RUN", "0")):
         os.kill(os.getpid(), signal.SIGKILL)
-'''
+"""
 
 
 def test_resume_after_sigkill_repeats_no_check(tmp_path: Path) -> None:
     models.chain(path=tmp_path / "chain.onnx")
     (tmp_path / "conftest.py").write_text(KILLER)
     killed = run_pytest(tmp_path, "chain.onnx", *ARGS, env={"KILL_AT_RUN": "5"})
-    assert killed.returncode < 0 or killed.returncode == 137 or "chain.onnx" not in str(
-        killed.reports
+    assert (
+        killed.returncode < 0 or killed.returncode == 137 or "chain.onnx" not in str(killed.reports)
     ), killed.output
     journal = next((tmp_path / "polygraphy-debug").glob("*/journal.jsonl"))
     first = [json.loads(line) for line in journal.read_text().splitlines()]
@@ -251,3 +277,25 @@ def test_a_passing_test_runs_once_and_nothing_is_written(tmp_path: Path) -> None
     run = run_pytest(tmp_path, "chain.onnx", "--onnxref", "--polygraphy-reduce")
     assert run.outcome("chain.onnx::accuracy[fp32]") == "passed"
     assert not (tmp_path / "polygraphy-debug").exists()
+
+
+def test_linear_mode_keeping_the_outputs(tmp_path: Path) -> None:
+    """Linear mode with --polygraphy-no-reduce-outputs cuts from the input side only: the
+    answer ends at the model's output and starts where the overflow is first read."""
+    models.chain(path=tmp_path / "chain.onnx")
+    args = ["--polygraphy-reduce-mode", "linear", "--polygraphy-no-reduce-outputs"]
+    run = run_pytest(tmp_path, "chain.onnx", *ARGS, *args)
+    result = session(run, "chain.onnx::accuracy[fp16]")
+    names = [name for name, _ in result["nodes"]]
+    assert names[-1] == "output" and names[0] in ("planted_exp", "log24"), result["summary"]
+    assert result["reproduces"] is True and not result["accumulated"]
+
+
+def test_fail_on_narrows_what_counts_as_the_failure(tmp_path: Path) -> None:
+    models.chain(path=tmp_path / "chain.onnx")
+    run = run_pytest(tmp_path, "chain.onnx", *ARGS, "--polygraphy-fail-on", "NaN at index")
+    result = session(run, "chain.onnx::accuracy[fp16]")
+    assert result["status"] == "not reproduced"
+    assert "does not match --polygraphy-fail-on" in result["summary"]
+    run = run_pytest(tmp_path, "chain.onnx", *ARGS, "--polygraphy-fail-on", "Inf")
+    assert session(run, "chain.onnx::accuracy[fp16]")["nodes"] == PLANTED
