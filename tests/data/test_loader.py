@@ -172,6 +172,45 @@ def test_unknown_names_in_options_warn() -> None:
         DataLoader(val_range={"typo": (0, 2)}).bind(meta)
 
 
+def test_unknown_dims_are_independent_and_only_names_are_shared() -> None:
+    # PaddleOCR cls writes x: [-1,3,?,?]; tf2onnx writes unk__N; an empty dim_param too
+    for dims in ((-1, 3, "?", "?"), (None, 3, "unk__1", "unk__1"), (-1, 3, "", "")):
+        meta = TensorMetadata().add("x", np.float32, dims)
+        feeds = DataLoader(input_shapes={"x": (1, 3, 48, 192)}).bind(meta)
+        assert feeds[0]["x"].shape == (1, 3, 48, 192)
+    meta = TensorMetadata().add("x", np.float32, ("h", "h"))
+    with pytest.raises(InputError, match=r"dim 1 is 'h', which is 48 in x\[0\], got 192"):
+        DataLoader(input_shapes={"x": (48, 192)}).bind(meta)
+
+
+def test_named_dims_of_a_given_shape_reach_the_other_inputs() -> None:
+    silero = (
+        TensorMetadata()
+        .add("input", np.float32, ("batch", "samples"))
+        .add("state", np.float32, (2, "batch", 128))
+        .add("sr", np.int64, ())
+    )
+    feeds = DataLoader(input_shapes={"input": (2, 512)}).bind(silero)
+    assert feeds.shapes == {"input": (2, 512), "state": (2, 2, 128), "sr": ()}
+    with pytest.warns(UserWarning, match=r"'input'.*\[3, 1\]"):  # samples: unknown
+        feeds = DataLoader(input_shapes={"state": (2, 3, 128)}).bind(silero)  # either way
+    assert feeds.shapes["input"] == (3, 1)
+    bert = (
+        TensorMetadata()
+        .add("input_ids", np.int64, ("batch", "sequence"))
+        .add("attention_mask", np.int64, ("batch", "sequence"))
+        .add("token_type_ids", np.int64, ("batch", "unk__0"))
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # every dim is known: nothing to warn about
+        feeds = DataLoader(input_shapes={"input_ids": (2, 7), "token_type_ids": (2, 5)}).bind(
+            bert
+        )
+    assert feeds.shapes["attention_mask"] == (2, 7)
+    with pytest.raises(InputError, match=r"'state'.*'batch', which is 2 in input\[0\], got 3"):
+        DataLoader(input_shapes={"input": (2, 512), "state": (2, 3, 128)}).bind(silero)
+
+
 def test_unknown_rank_and_ungeneratable_dtypes_are_errors() -> None:
     with pytest.raises(InputError, match="unknown rank"):
         DataLoader().bind(TensorMetadata().add("x", np.float32, None))
