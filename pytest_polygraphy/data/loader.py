@@ -91,8 +91,8 @@ class DataLoader:
         Shapes and ranges are resolved here, once, so that a bad option fails before any
         inference; raises InputError naming the input and the option, also for an entry
         of ``val_range`` or ``input_shapes`` that names no input of the model."""
-        options.warn_unknown_names(self.val_range, metadata, "val_range")
-        options.warn_unknown_names(self.input_shapes, metadata, "input_shapes")
+        options.check_names(self.val_range, metadata, "val_range")
+        options.check_names(self.input_shapes, metadata, "input_shapes")
         given = {name: options.given_shape(self.input_shapes, name) for name in metadata}
         values = {
             name: shape

@@ -48,8 +48,8 @@ def feeds(
     or a dtype that cannot be drawn."""
     if max_dim < 1:
         raise InputError(f"max_dim must be at least 1, got {max_dim}")
-    options.warn_unknown_names(val_range, metadata, "val_range")
-    options.warn_unknown_names(input_shapes, metadata, "input_shapes")
+    options.check_names(val_range, metadata, "val_range")
+    options.check_names(input_shapes, metadata, "input_shapes")
     ranges = {}
     for meta in metadata.values():
         if dtypes.kind(meta.dtype) == "other":

@@ -95,6 +95,7 @@ def test_unknown_dims_are_drawn_each_alone() -> None:
     ("kwargs", "match"),
     [
         ({"input_shapes": {"mask": (2, 6), "x": (3, 3, 1)}}, "'mask'.*'batch', which is 3 in x"),
+        ({"input_shapes": {"mak": (2, 6)}}, "did you mean 'mask'"),
         ({"val_range": {"u": (0, 256)}}, "does not fit its dtype uint8"),
         ({"val_range": (0, float("inf"))}, "finite bounds"),
         ({"input_shapes": {"h": (3,)}}, "dim 0 must be 2"),
