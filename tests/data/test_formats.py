@@ -276,5 +276,5 @@ def test_a_repeated_runner_name_is_refused_saying_why(tmp_path: Path) -> None:
     encoded = polygraphy_json.encode_run_results([("onnxrt", run), ("onnxrt", run)], "f")
     path = tmp_path / "results.json"
     path.write_text(polygraphy_json.dumps(encoded))
-    with pytest.raises(InputError, match="runner 'onnxrt' appears twice.*Rename one of the runs"):
+    with pytest.raises(InputError, match=r"runner 'onnxrt' appears twice.*Rename one of the runs"):
         load_run_results(path)
