@@ -47,7 +47,9 @@ __all__ = [
 GROUP = "polygraphy"
 GROUP_DESCRIPTION = (
     "pytest-polygraphy: model accuracy testing on ONNX Runtime and TensorRT "
-    "(each --polygraphy-NAME option has an ini twin polygraphy_NAME)"
+    "(each --polygraphy-NAME option has an ini twin polygraphy_NAME; an option taking "
+    "several values takes every argument up to the next option: write paths first or "
+    "end its values with --)"
 )
 
 

@@ -127,3 +127,23 @@ def test_a_given_dim_sizes_the_inputs_sharing_its_name(pytester: pytest.Pytester
         "input:[2,512]",
     )  # fmt: skip
     result.assert_outcomes(passed=2)
+
+
+def test_loaded_inputs_must_have_the_shapes_the_id_names(pytester: pytest.Pytester) -> None:
+    import numpy as np
+
+    from pytest_polygraphy.data import save_inputs
+
+    harness.save(harness.exp_sigmoid_model(), pytester.path / "net.onnx")
+    save_inputs(pytester.path / "in.npz", [{"x": np.ones((2, 4), np.float32)}])
+    args = ["net.onnx", "--onnxref", "--polygraphy-load-inputs", "in.npz"]
+    result = pytester.runpytest(*args, "--polygraphy-input-shapes", "x:[2,4]")
+    result.assert_outcomes(passed=1)
+    result = pytester.runpytest(*args, "--polygraphy-input-shapes", "x:[3,4]")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["*iteration 0: input 'x' has shape [[]2, 4[]], but the test's shape set x=3x4 gives*"]
+    )
+    result = pytester.runpytest(*args, "--polygraphy-input-shapes", "image:[2,4]")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*names [[]'image'[]], which the inputs loaded from * not hold*"])
