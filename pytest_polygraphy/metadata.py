@@ -3,6 +3,7 @@ and outputs, shared by data loaders, model transforms and runners."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -12,6 +13,22 @@ if TYPE_CHECKING:
 
 #: A dimension: a fixed size, a symbolic name (``"batch"``) or ``None`` for unknown.
 Dim = int | str | None
+
+#: ``dim_param`` values that exporters write for "unknown here", not as a name: empty,
+#: ``?`` (paddle2onnx) and ``unk__N`` (tf2onnx).
+_UNNAMED_DIM = re.compile(r"\??|unk__\d+")
+
+
+def shared_dim_name(dim: Dim) -> str | None:
+    """The name a dynamic dim shares with every other dim of that name (``"batch"``), or
+    None for a fixed dim and for an unknown that stands alone.
+
+    Every ``None``, negative size, empty name, ``?`` and ``unk__N`` is its own independent
+    unknown: two ``?`` dims may differ (ONNX Runtime runs ``[-1,3,?,?]`` at any height and
+    width). Only a genuine name binds two dims to one size."""
+    if isinstance(dim, str) and not _UNNAMED_DIM.fullmatch(dim):
+        return dim
+    return None
 
 
 @dataclass(frozen=True)

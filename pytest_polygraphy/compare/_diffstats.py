@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from pytest_polygraphy.compare._histogram import histogram_quantile
+from pytest_polygraphy.compare._histogram import histogram_median, histogram_quantile
 
 TOP_K = 5
 """How many of the worst mismatched elements are kept for the report."""
@@ -120,7 +120,10 @@ class DiffStats:
                 value = np.quantile(full, q, overwrite_input=True)
             return float(value)
         hist = getattr(self, f"{side}_hist")
-        return histogram_quantile(hist, q, float(getattr(self, f"{side}_max")))
+        exact_max = float(getattr(self, f"{side}_max"))
+        if name == "median":
+            return histogram_median(hist, exact_max)
+        return histogram_quantile(hist, q, exact_max)
 
     @property
     def quantiles_exact(self) -> bool:

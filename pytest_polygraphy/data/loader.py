@@ -13,14 +13,17 @@ is the same bit for bit:
 * the default range is [0, 1] for every dtype;
 * a dynamic dim takes the size given in ``input_shapes``, else the shape range's *min*
   shape (Polygraphy reads a bounded shape's ``min``, then its ``max``), else 1, with a
-  warning naming the input;
+  warning naming the input; unlike Polygraphy, a named dim (``"batch"``) of an input not
+  given takes the size that name has in the given shapes, so ``input:[2,512]`` makes
+  ``state: [2,batch,128]`` ``[2,2,128]`` (``?``, ``-1`` and ``unk__N`` stay independent);
 * an integer input of fixed shape ``[n]`` that is given an ``n``-dim shape in
   ``input_shapes`` is a shape tensor: its values are that shape and nothing is drawn.
 
-Unlike Polygraphy, a shape that does not fit the model, a range that does not fit the
-dtype, or a dtype that cannot be generated is an InputError, not a warning and a
-fallback. Types Polygraphy cannot generate in numpy (bfloat16, float8, int4 from
-``ml_dtypes``) follow the same recipe: floats cast from float64, integers drawn as int64.
+Unlike Polygraphy, a shape that does not fit the model (or another given shape), a range
+that does not fit the dtype, an option entry that names no input, or a dtype that cannot
+be generated is an InputError, not a warning and a fallback. Types Polygraphy cannot
+generate in numpy (bfloat16, float8, int4 from ``ml_dtypes``) follow the same recipe:
+floats cast from float64, integers drawn as int64.
 """
 
 from __future__ import annotations
@@ -35,9 +38,9 @@ import numpy as np
 
 from pytest_polygraphy.data import dtypes, options
 from pytest_polygraphy.data.options import InputShapes, ValRange
-from pytest_polygraphy.data.validate import check_given_shape
+from pytest_polygraphy.data.validate import DimBindings, check_given_shapes, shape_problem
 from pytest_polygraphy.errors import InputError
-from pytest_polygraphy.metadata import TensorMeta, TensorMetadata
+from pytest_polygraphy.metadata import TensorMeta, TensorMetadata, shared_dim_name
 
 Feed = dict[str, np.ndarray]
 
@@ -86,29 +89,33 @@ class DataLoader:
         """The loader's feeds for a model with these inputs.
 
         Shapes and ranges are resolved here, once, so that a bad option fails before any
-        inference; raises InputError naming the input and the option."""
-        options.warn_unknown_names(self.val_range, metadata, "val_range")
-        options.warn_unknown_names(self.input_shapes, metadata, "input_shapes")
-        plans = [self._plan(meta) for meta in metadata.values()]
+        inference; raises InputError naming the input and the option, also for an entry
+        of ``val_range`` or ``input_shapes`` that names no input of the model."""
+        options.check_names(self.val_range, metadata, "val_range")
+        options.check_names(self.input_shapes, metadata, "input_shapes")
+        given = {name: options.given_shape(self.input_shapes, name) for name in metadata}
+        values = {
+            name: shape
+            for name, shape in given.items()
+            if shape is not None and _is_shape_tensor(metadata[name], shape, self.input_shapes)
+        }
+        shapes = _concrete_shapes(
+            metadata,
+            {n: s for n, s in given.items() if s is not None and n not in values},
+        )
+        plans = [
+            self._plan(meta, shapes[name], values.get(name)) for name, meta in metadata.items()
+        ]
         return BoundDataLoader(self.seed, self.iterations, plans)
 
-    def _plan(self, meta: TensorMeta) -> _InputPlan:
-        given = options.given_shape(self.input_shapes, meta.name)
+    def _plan(
+        self, meta: TensorMeta, shape: tuple[int, ...], values: tuple[int, ...] | None
+    ) -> _InputPlan:
+        if values is not None:
+            return _InputPlan(meta.name, meta.dtype, shape, "values", values)
         kind = dtypes.kind(meta.dtype)
-        if kind == "other":
-            raise InputError(
-                f"input {meta.name!r}: cannot generate data of dtype {meta.dtype}; "
-                f"load inputs from a file or a data loader script instead"
-            )
-        if (
-            given is not None
-            and kind == "int"
-            and options.is_named(self.input_shapes, meta.name)
-            and _is_shape_tensor(meta, given)
-        ):
-            return _InputPlan(meta.name, meta.dtype, tuple(meta.shape or ()), "values", given)
         low, high = options.value_range(self.val_range, meta.name, meta.dtype)
-        return _InputPlan(meta.name, meta.dtype, _static_shape(meta, given), kind, (low, high))
+        return _InputPlan(meta.name, meta.dtype, shape, kind, (low, high))
 
 
 class BoundDataLoader(Sequence[Feed]):
@@ -180,24 +187,73 @@ class _InputPlan:
             return np.array((rng.random_sample(size=self.shape) * scale + shift).astype(self.dtype))
 
 
-def _is_shape_tensor(meta: TensorMeta, given: tuple[int, ...]) -> bool:
+def _is_shape_tensor(meta: TensorMeta, given: tuple[int, ...], input_shapes: InputShapes) -> bool:
+    """An integer input of fixed shape ``[n]`` given an ``n``-dim shape of its own: the
+    shape is its values (Polygraphy's shape-tensor rule)."""
     shape = meta.shape
-    return shape is not None and not meta.is_dynamic and len(shape) == 1 and len(given) == shape[0]
+    return (
+        dtypes.kind(meta.dtype) == "int"
+        and options.is_named(input_shapes, meta.name)
+        and shape is not None
+        and not meta.is_dynamic
+        and len(shape) == 1
+        and len(given) == shape[0]
+    )
 
 
-def _static_shape(meta: TensorMeta, given: tuple[int, ...] | None) -> tuple[int, ...]:
-    if given is not None:
-        return check_given_shape(meta, given)
-    if not meta.is_dynamic:
-        return tuple(meta.shape or ())
-    if meta.shape_range is not None:
-        return tuple(int(d) for d in meta.shape_range[0])
+def _concrete_shapes(
+    metadata: TensorMetadata, given: dict[str, tuple[int, ...]]
+) -> dict[str, tuple[int, ...]]:
+    """The shape every input is generated with.
+
+    ``given`` shapes are checked against the model and each other. Another input's dynamic
+    dim takes, in this order: the size its name (``"batch"``) has in a given shape or an
+    earlier input, the shape range's min, or 1 with a warning naming the input."""
+    for meta in metadata.values():
+        if dtypes.kind(meta.dtype) == "other":
+            raise InputError(
+                f"input {meta.name!r}: cannot generate data of dtype {meta.dtype}; "
+                f"load inputs from a file or a data loader script instead"
+            )
+    bindings = check_given_shapes(metadata, given)
+    shapes: dict[str, tuple[int, ...]] = {}
+    for name, meta in metadata.items():
+        shapes[name] = given[name] if name in given else _generated_shape(meta, bindings)
+    return shapes
+
+
+def _generated_shape(meta: TensorMeta, bindings: DimBindings) -> tuple[int, ...]:
     if meta.shape is None:
         raise InputError(f"input {meta.name!r} has an unknown rank; give its shape in input_shapes")
-    static = tuple(d if isinstance(d, int) and d >= 0 else 1 for d in meta.shape)
-    warnings.warn(
-        f"input {meta.name!r} has dynamic shape {meta.shape_str()}; generating shape "
-        f"{list(static)}. Give input_shapes to choose another.",
-        stacklevel=4,
-    )
-    return static
+    if not meta.is_dynamic:
+        return tuple(meta.shape)  # type: ignore[arg-type]
+    low = meta.shape_range[0] if meta.shape_range is not None else None
+    dims: list[int] = []
+    defaulted = False
+    for axis, dim in enumerate(meta.shape):
+        symbol = shared_dim_name(dim)
+        if isinstance(dim, int) and dim >= 0:
+            dims.append(dim)
+        elif symbol is not None and symbol in bindings:
+            dims.append(bindings[symbol][0])
+        elif low is not None:
+            dims.append(int(low[axis]))
+        else:
+            dims.append(1)
+            defaulted = True
+        if symbol is not None:
+            bindings.setdefault(symbol, (dims[-1], f"{meta.name}[{axis}]"))
+    shape = tuple(dims)
+    problem = shape_problem(meta, shape)
+    if problem is not None:
+        raise InputError(
+            f"input {meta.name!r}: the shape its named dims take from the other inputs, "
+            f"{list(shape)}, does not fit: {problem}; give its shape in input_shapes"
+        )
+    if defaulted:
+        warnings.warn(
+            f"input {meta.name!r} has dynamic shape {meta.shape_str()}; generating shape "
+            f"{list(shape)}. Give input_shapes to choose another.",
+            stacklevel=4,
+        )
+    return shape

@@ -4,7 +4,6 @@ input, or a dict ``{input name: value}`` where the key ``""`` gives the default.
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Mapping, Sequence
 from typing import TypeVar
 
@@ -13,7 +12,7 @@ import numpy as np
 from pytest_polygraphy.data import dtypes
 from pytest_polygraphy.errors import InputError
 from pytest_polygraphy.metadata import TensorMetadata
-from pytest_polygraphy.per_name import unknown_names, value_for
+from pytest_polygraphy.per_name import closest_name, entry_for, is_pattern, unknown_names, value_for
 
 T = TypeVar("T")
 
@@ -27,17 +26,24 @@ InputShapes = Shape | Mapping[str, Shape] | None
 DEFAULT_VAL_RANGE: tuple[float, float] = (0.0, 1.0)
 
 
-def warn_unknown_names(option: object, metadata: TensorMetadata, option_name: str) -> None:
-    """Warn about per-input entries naming no input of the model (a typo, most likely).
-
-    A warning rather than an error because one option set may serve several models."""
+def check_names(option: object, metadata: TensorMetadata, option_name: str) -> None:
+    """InputError for a per-input entry that names no input of the model (a name not among
+    them, or a wildcard pattern that matches none): the test would otherwise run with the
+    default for that input while its settings say otherwise. The message lists the
+    model's inputs and suggests the closest name."""
     unknown = unknown_names(option, metadata)
-    if unknown:
-        warnings.warn(
-            f"{option_name} names {unknown}, which are not inputs of the model "
-            f"(inputs: {list(metadata)})",
-            stacklevel=3,
-        )
+    if not unknown:
+        return
+    key = unknown[0]
+    matches = "a pattern that matches no input" if is_pattern(key) else "not an input"
+    closest = closest_name(key, metadata)
+    hint = f" (did you mean {closest!r}?)" if closest is not None else ""
+    others = f"; also unknown: {unknown[1:]}" if len(unknown) > 1 else ""
+    raise InputError(
+        f"{option_name} names {key!r}, which is {matches} of the model{hint}{others}; the "
+        f"model's inputs are {metadata}. Give one of these names, a wildcard pattern that "
+        "matches some (inp_*, [ab]_mask), or a bare value for every input."
+    )
 
 
 def value_range(val_range: ValRange, name: str, dtype: np.dtype) -> tuple[float, float]:
@@ -99,5 +105,6 @@ def given_shape(input_shapes: InputShapes, name: str) -> tuple[int, ...] | None:
 
 
 def is_named(option: object, name: str) -> bool:
-    """True when ``option`` is a dict with an entry of its own for ``name``."""
-    return isinstance(option, Mapping) and name in option
+    """True when ``option`` is a dict with an entry of its own for ``name`` (its name or a
+    pattern that matches it, not the ``""`` default)."""
+    return entry_for(option, name) is not None

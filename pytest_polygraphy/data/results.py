@@ -154,7 +154,7 @@ def _load_json(path: Path) -> RunResults:
     results = RunResults()
     for runner, iterations in decoded:
         if runner in results:
-            raise InputError(f"{path}: runner {runner!r} appears twice")
+            raise _repeated(path, runner)
         for outputs in iterations:
             results.add(runner, outputs, runtime=outputs.runtime)
         if not iterations:
@@ -187,9 +187,19 @@ def _load_npz(path: Path) -> RunResults:
     results = RunResults()
     for (runner, _), iterations in zip(runners, per_runner, strict=True):
         if runner in results:
-            raise InputError(f"{path}: runner {runner!r} appears twice")
+            raise _repeated(path, runner)
         results._runners[runner] = iterations
     return results
+
+
+def _repeated(path: PathLike, runner: str) -> InputError:
+    """The error for a runner name a file holds twice (Polygraphy allows it; see the
+    README's differences from Polygraphy)."""
+    return InputError(
+        f"{path}: runner {runner!r} appears twice; runs are addressed by runner name here, "
+        "so a repeated name would be ambiguous. Rename one of the runs, or save them to "
+        "separate files"
+    )
 
 
 def _runner_name(runner: object, path: PathLike) -> str:

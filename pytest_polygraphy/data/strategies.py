@@ -4,7 +4,8 @@ Hypothesis draws only a few small choices per input and numpy builds the arrays 
 so drawing stays fast for large tensors and a failure shrinks to a simple input:
 
 * dynamic dims, each in ``[1, max_dim]`` (within the shape range when the metadata has one;
-  dims sharing a symbolic name share their size), unless ``input_shapes`` fixes the shape;
+  dims sharing a name share their size, also with a shape ``input_shapes`` fixes; ``?``,
+  ``-1`` and ``unk__N`` dims are each drawn alone), unless ``input_shapes`` fixes the shape;
 * a seed for numpy's generator (shrinks toward 0);
 * a scale in [0, 1] (shrinks toward 0): values are drawn from the bottom ``scale`` part of
   the input's range, so the shrunk input is constant at the range's minimum;
@@ -25,8 +26,9 @@ from hypothesis import strategies as st
 
 from pytest_polygraphy.data import dtypes, options
 from pytest_polygraphy.data.options import InputShapes, ValRange
+from pytest_polygraphy.data.validate import check_given_shapes
 from pytest_polygraphy.errors import InputError
-from pytest_polygraphy.metadata import TensorMeta, TensorMetadata
+from pytest_polygraphy.metadata import TensorMeta, TensorMetadata, shared_dim_name
 
 Feed = dict[str, np.ndarray]
 _Draw = Callable[[st.SearchStrategy], object]
@@ -46,8 +48,8 @@ def feeds(
     or a dtype that cannot be drawn."""
     if max_dim < 1:
         raise InputError(f"max_dim must be at least 1, got {max_dim}")
-    options.warn_unknown_names(val_range, metadata, "val_range")
-    options.warn_unknown_names(input_shapes, metadata, "input_shapes")
+    options.check_names(val_range, metadata, "val_range")
+    options.check_names(input_shapes, metadata, "input_shapes")
     ranges = {}
     for meta in metadata.values():
         if dtypes.kind(meta.dtype) == "other":
@@ -60,10 +62,12 @@ def feeds(
             )
         ranges[meta.name] = (low, high)
     fixed = {name: _fixed_shape(meta, input_shapes) for name, meta in metadata.items()}
+    given = {name: shape for name, shape in fixed.items() if shape is not None}
+    bound = {symbol: size for symbol, (size, _) in check_given_shapes(metadata, given).items()}
 
     @st.composite
     def draw_feed(draw: _Draw) -> Feed:
-        sizes: dict[str, int] = {}
+        sizes = dict(bound)
         feed = {}
         for name, meta in metadata.items():
             shape = fixed[name] or _draw_shape(draw, meta, sizes, max_dim)
@@ -77,11 +81,9 @@ def feeds(
 
 
 def _fixed_shape(meta: TensorMeta, input_shapes: InputShapes) -> tuple[int, ...] | None:
-    from pytest_polygraphy.data.validate import check_given_shape
-
     given = options.given_shape(input_shapes, meta.name)
     if given is not None:
-        return check_given_shape(meta, given)
+        return given
     if meta.shape is None:
         raise InputError(f"input {meta.name!r} has an unknown rank; give its shape in input_shapes")
     return tuple(meta.shape) if not meta.is_dynamic else None  # type: ignore[arg-type]
@@ -99,10 +101,11 @@ def _draw_shape(
         if meta.shape_range is not None:
             low = meta.shape_range[0][axis]
             high = max(low, min(meta.shape_range[2][axis], max_dim))
-        if isinstance(dim, str):
-            if dim not in sizes:
-                sizes[dim] = draw(st.integers(low, high))
-            shape.append(sizes[dim])
+        symbol = shared_dim_name(dim)
+        if symbol is not None:
+            if symbol not in sizes:
+                sizes[symbol] = draw(st.integers(low, high))
+            shape.append(sizes[symbol])
         else:
             shape.append(draw(st.integers(low, high)))
     return tuple(shape)

@@ -26,7 +26,7 @@ import numpy as np
 
 from pytest_polygraphy.data import dtypes
 from pytest_polygraphy.errors import InputError
-from pytest_polygraphy.metadata import TensorMeta, TensorMetadata
+from pytest_polygraphy.metadata import TensorMeta, TensorMetadata, shared_dim_name
 
 #: Symbolic dim name -> (its size, where it was first bound, e.g. ``"x[0]"``).
 DimBindings = dict[str, tuple[int, str]]
@@ -72,16 +72,23 @@ def validate_feed(
     return validated
 
 
-def check_given_shape(meta: TensorMeta, given: tuple[int, ...]) -> tuple[int, ...]:
-    """``given`` (a shape from ``input_shapes``) when it fits input ``meta``; InputError
-    naming the input, the shape and the model's dims otherwise."""
-    problem = shape_problem(meta, given)
-    if problem is not None:
-        raise InputError(
-            f"input_shapes for input {meta.name!r}: {list(given)} does not fit the model's "
-            f"shape {meta.shape_str()}: {problem}"
-        )
-    return given
+def check_given_shapes(
+    metadata: TensorMetadata, given: Mapping[str, tuple[int, ...]]
+) -> DimBindings:
+    """Check the shapes given in ``input_shapes`` (``{input name: shape}``) against the
+    model's inputs and against each other: a named dim (``"batch"``) has one size in all
+    of them. Returns the size each named dim got, for the inputs not given; raises
+    InputError naming the input, the shape and the model's dims."""
+    bindings: DimBindings = {}
+    for name, shape in given.items():
+        meta = metadata[name]
+        problem = shape_problem(meta, shape, bindings)
+        if problem is not None:
+            raise InputError(
+                f"input_shapes for input {name!r}: {list(shape)} does not fit the model's "
+                f"shape {meta.shape_str()}: {problem}"
+            )
+    return bindings
 
 
 def shape_problem(
@@ -89,18 +96,20 @@ def shape_problem(
 ) -> str | None:
     """Why ``shape`` cannot be input ``meta``, or None when it fits.
 
-    Fixed dims must match; ``None``/negative dims are free; a symbolic dim binds to the
-    first size seen for it in ``bindings`` (shared across one feed's inputs) when given."""
+    Fixed dims must match; unknown dims (``None``, negative, ``?``, ``unk__N``, see
+    ``shared_dim_name``) are free; a named dim binds to the first size seen for it in
+    ``bindings`` (shared across one feed's inputs) when given."""
     if meta.shape is not None:
         if len(shape) != len(meta.shape):
             return f"rank {len(meta.shape)} expected, got rank {len(shape)}"
         for axis, (want, got) in enumerate(zip(meta.shape, shape, strict=True)):
             if isinstance(want, int) and want >= 0 and want != got:
                 return f"dim {axis} must be {want}, got {got}"
-            if isinstance(want, str) and bindings is not None:
-                size, where = bindings.setdefault(want, (got, f"{meta.name}[{axis}]"))
+            symbol = shared_dim_name(want)
+            if symbol is not None and bindings is not None:
+                size, where = bindings.setdefault(symbol, (got, f"{meta.name}[{axis}]"))
                 if size != got:
-                    return f"dim {axis} is {want!r}, which is {size} in {where}, got {got}"
+                    return f"dim {axis} is {symbol!r}, which is {size} in {where}, got {got}"
     if meta.shape_range is not None:
         low, _, high = meta.shape_range
         fits = len(low) == len(shape) and all(

@@ -47,7 +47,9 @@ __all__ = [
 GROUP = "polygraphy"
 GROUP_DESCRIPTION = (
     "pytest-polygraphy: model accuracy testing on ONNX Runtime and TensorRT "
-    "(each --polygraphy-NAME option has an ini twin polygraphy_NAME)"
+    "(each --polygraphy-NAME option has an ini twin polygraphy_NAME; an option taking "
+    "several values takes every argument up to the next option: write paths first or "
+    "end its values with --)"
 )
 
 
@@ -172,6 +174,8 @@ def parse_options(config: pytest.Config) -> PolygraphyOptions:
             continue
         if spec.kind == "sets" and from_ini:
             given = [split_items(line) for line in given]
+        if not from_ini and spec.kind in ("values", "sets"):
+            _refuse_swallowed_paths(spec.flag, spec.attr, given, config.invocation_params.dir)
         try:
             values[spec.attr] = spec.parse(given, source, config, from_ini)
         except OptionValueError as err:
@@ -202,6 +206,34 @@ def parse_options(config: pytest.Config) -> PolygraphyOptions:
     known = {f.name for f in fields(PolygraphyOptions)}
     assert known >= set(values), set(values) - known
     return PolygraphyOptions(**values)
+
+
+def _refuse_swallowed_paths(flag: str, attr: str, given: Any, cwd: Path) -> None:
+    """UsageError when a value of an option that takes several values is a test path.
+
+    argparse gives such an option every argument up to the next option, so in
+    ``pytest --polygraphy-precisions fp16 net.onnx`` the model became a precision (and
+    was not tested). A value is taken for a path when it ends in ``.onnx`` or names an
+    existing file or folder (a node id's ``::`` part aside); for ``load_inputs``, whose
+    values are paths, when it ends in ``.onnx``, names a folder, or is a ``.py`` file
+    without ``:function``."""
+    values = [v for item in given for v in (item if isinstance(item, list) else [item])]
+    for value in values:
+        text = str(value)
+        path = cwd / text.split("::")[0]
+        if attr == "load_inputs":
+            looks_like_a_test = (
+                text.endswith(".onnx") or path.is_dir() or (text.endswith(".py") and path.is_file())
+            )
+        else:
+            looks_like_a_test = text.endswith(".onnx") or path.exists()
+        if looks_like_a_test:
+            raise pytest.UsageError(
+                f"{flag}: {text!r} looks like a path to test, not a value of this option, "
+                "which takes every argument after it up to the next option. Put the paths "
+                f"first (pytest {text} {flag} ...), or end the option's values with -- "
+                f"(pytest {flag} ... -- {text})."
+            )
 
 
 def _ini_value(config: pytest.Config, name: str, ini_type: str) -> Any:

@@ -88,11 +88,15 @@ class AccuracySettings:
 
     def data_loader(self) -> Any:
         """A ``DataLoader`` for these settings, or the loaded feeds when inputs are loaded
-        (or the feeds of a debug session's variant)."""
+        (checked against the test's shape set, which names them in its id), or the feeds
+        of a debug session's variant."""
         if self.feeds is not None:
             return self.feeds
         if self.load_inputs:
-            return load_feeds(self.load_inputs)
+            feeds = load_feeds(self.load_inputs)
+            if self.input_shapes:
+                check_loaded_shapes(feeds, self.input_shapes, self.load_inputs)
+            return feeds
         from pytest_polygraphy.data import DataLoader
 
         val_range: Any = dict(self.val_range) or None
@@ -116,6 +120,41 @@ def load_feeds(paths: Sequence[Path]) -> list[dict[str, Any]]:
         else:
             feeds.extend(load_inputs(path))
     return feeds
+
+
+def check_loaded_shapes(
+    feeds: Sequence[Mapping[str, Any]], shapes: ShapeSet, paths: Sequence[Path]
+) -> None:
+    """InputError unless every loaded input that the shape set sizes has that shape: the
+    test's id names the shape set, so loaded inputs of another shape would make it lie.
+
+    An entry that names no loaded input (nor matches one) is the same error."""
+    import numpy as np
+
+    from pytest_polygraphy.errors import InputError
+    from pytest_polygraphy.per_name import unknown_names
+    from pytest_polygraphy.plugin.syntax import shape_set_id
+
+    source = "inputs loaded from " + ", ".join(str(p) for p in paths)
+    names = {name for feed in feeds for name in feed}
+    unknown = unknown_names(shapes, names)
+    if unknown:
+        raise InputError(
+            f"input_shapes ({shape_set_id(shapes)}) names {unknown}, which the {source} do "
+            f"not hold (they hold {sorted(names)}); name those inputs, or drop input_shapes "
+            "when inputs are loaded"
+        )
+    for index, feed in enumerate(feeds):
+        for name, value in feed.items():
+            want = value_for(shapes, name)
+            got = tuple(np.shape(value))
+            if want is None or got == tuple(want):
+                continue
+            raise InputError(
+                f"{source}, iteration {index}: input {name!r} has shape {list(got)}, but the "
+                f"test's shape set {shape_set_id(shapes)} gives it {list(want)}; load inputs "
+                "of that shape, or drop input_shapes when inputs are loaded"
+            )
 
 
 def resolve(

@@ -8,6 +8,9 @@ default of every other tensor (stored under the key ``""``), e.g.::
     1e-3 boxes:1e-2                        tolerances
 
 Tensor names may hold colons (``input:0:[1,3]``): the value is what follows the last one.
+A name may be a shell-style wildcard pattern (``inp_*:[1,3]``, see ``per_name``). Items
+are split at whitespace outside brackets also within one argument, so a quoted set
+(``'x:[1,3] mask:[1,1]'``) is the same as its items given one by one.
 Every function here is pure (stdlib only, so the plugin entry point stays light) and
 raises ``OptionValueError`` with a message saying what is accepted; callers prefix it
 with where the value came from (an option, an ini key, a marker, a settings file).
@@ -40,6 +43,12 @@ _ITEM = re.compile(r"(?:[^\s\[]|\[[^\]]*\])+")
 def split_items(text: str) -> list[str]:
     """Whitespace-separated items, where brackets may hold spaces: ``"x:[1, 3] y:[2]"``."""
     return _ITEM.findall(text)
+
+
+def split_all(items: Iterable[object]) -> list[str]:
+    """Every item of ``items``, each split with ``split_items``: a quoted set given as one
+    argument (``'x:[1,512] state:[2,1,128]'``) is its items, never one name with spaces."""
+    return [part for item in items for part in split_items(str(item))]
 
 
 def split_name(item: str) -> tuple[str, str]:
@@ -92,10 +101,8 @@ def parse_shape_set(items: Iterable[str] | str | Mapping[str, Sequence[int]]) ->
         if not shapes:
             raise OptionValueError("a shape set names no input; expected e.g. x:[1,3,224,224]")
         return shapes
-    if isinstance(items, str):
-        items = split_items(items)
     shapes = {}
-    for item in items:
+    for item in split_items(items) if isinstance(items, str) else split_all(items):
         name, value = split_name(item)
         shapes[name] = parse_shape(value, name)
     if not shapes:
@@ -154,7 +161,7 @@ def parse_ranges(items: Iterable[str] | Mapping[str, object]) -> dict[str, tuple
             else:
                 raise OptionValueError(f"value range of {name!r} must be [min,max], got {value!r}")
         return ranges
-    for item in items:
+    for item in split_all(items):
         name, value = split_name(item)
         ranges[name] = parse_range(value, name)
     return ranges
@@ -170,7 +177,7 @@ def parse_tolerances(
         items = {"": items}
     elif isinstance(items, str):
         items = split_items(items)
-    pairs = items.items() if isinstance(items, Mapping) else (split_name(str(i)) for i in items)
+    pairs = items.items() if isinstance(items, Mapping) else map(split_name, split_all(items))
     tolerances: dict[str, float] = {}
     for name, value in pairs:
         try:
@@ -201,7 +208,7 @@ def parse_error_stats(items: Iterable[str] | Mapping[str, object] | str) -> dict
     """``check_error_stat`` per output from ``["max", "boxes:elemwise"]`` or a dict."""
     if isinstance(items, str):
         items = items.split()
-    pairs = items.items() if isinstance(items, Mapping) else (split_name(str(i)) for i in items)
+    pairs = items.items() if isinstance(items, Mapping) else map(split_name, split_all(items))
     stats: dict[str, str] = {}
     for name, value in pairs:
         if value not in CHECK_ERROR_STATS:

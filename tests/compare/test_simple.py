@@ -191,6 +191,27 @@ def test_reported_median_and_quantile_are_approximate_within_the_stated_bound() 
     assert output.quantile_reldiff == pytest.approx(float(np.quantile(reldiff, 0.95)), rel=bound)
 
 
+@pytest.mark.parametrize("stat", ["elemwise", "median"])  # approximate, then exact
+@pytest.mark.parametrize(
+    ("actual", "expected"),
+    [
+        (np.array([1], np.uint8), np.array([0], np.uint8)),  # reldiff [inf]
+        (np.array([1, 1], np.int32), np.array([0, 0], np.int32)),  # [inf, inf]
+        (np.array([1, 2, 1], np.int64), np.array([2, 0, 0], np.int64)),  # [.5, inf, inf]
+        (np.array([1, 1], np.int8), np.array([2, 0], np.int8)),  # [.5, inf]
+    ],
+)
+def test_an_infinite_middle_difference_has_numpys_median(
+    actual: np.ndarray, expected: np.ndarray, stat: str
+) -> None:
+    # Polygraphy takes np.median, which averages the middle elements: inf, never NaN.
+    # (Integers have no epsilon in the relative difference, so x / 0 is inf.)
+    output = compare_one(actual, expected, check_error_stat=stat)
+    absdiff, reldiff = reference.diffs(actual, expected)
+    assert output.median_reldiff == float(np.median(reldiff)) == math.inf
+    assert output.median_absdiff == pytest.approx(float(np.median(absdiff)), rel=2.0**-8)
+
+
 # -- per-output options ----------------------------------------------------------------
 
 

@@ -266,3 +266,15 @@ def test_save_creates_parent_folders_and_replaces_atomically(tmp_path: Path) -> 
     save_run_results(path, RunResults())
     assert len(load_run_results(path)) == 0
     assert os.listdir(path.parent) == ["r.npz"]
+
+
+def test_a_repeated_runner_name_is_refused_saying_why(tmp_path: Path) -> None:
+    # Polygraphy allows it; a deliberate difference listed in the README
+    from pytest_polygraphy.data import polygraphy_json
+
+    run = [({"y": np.zeros(2, np.float32)}, None)]
+    encoded = polygraphy_json.encode_run_results([("onnxrt", run), ("onnxrt", run)], "f")
+    path = tmp_path / "results.json"
+    path.write_text(polygraphy_json.dumps(encoded))
+    with pytest.raises(InputError, match=r"runner 'onnxrt' appears twice.*Rename one of the runs"):
+        load_run_results(path)

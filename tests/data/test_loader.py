@@ -166,10 +166,69 @@ def test_bad_value_range_is_an_error_naming_the_input(
     assert "'x'" in str(err.value)
 
 
-def test_unknown_names_in_options_warn() -> None:
-    meta = TensorMetadata().add("x", np.float32, (2,))
-    with pytest.warns(UserWarning, match="'typo'"):
-        DataLoader(val_range={"typo": (0, 2)}).bind(meta)
+@pytest.mark.parametrize("option", ["val_range", "input_shapes"])
+def test_an_entry_naming_no_input_is_an_error_suggesting_the_closest(option: str) -> None:
+    meta = TensorMetadata().add("image", np.float32, ("n", 3)).add("mask", np.float32, (2,))
+    value = {"imgae": (0, 2) if option == "val_range" else (1, 3)}
+    with pytest.raises(InputError) as err:
+        DataLoader(**{option: value}).bind(meta)
+    message = str(err.value)
+    assert message.startswith(f"{option} names 'imgae', which is not an input of the model")
+    assert "did you mean 'image'?" in message
+    assert "image [dtype=float32, shape=[n,3]]" in message and "mask [" in message
+
+
+def test_wildcard_patterns_name_inputs_and_a_pattern_matching_none_is_an_error() -> None:
+    meta = (
+        TensorMetadata()
+        .add("inp_a", np.float32, ("n", 2))
+        .add("inp_b", np.float32, ("m", 2))
+        .add("c", np.float32, ("k", 2))
+    )
+    feeds = DataLoader(input_shapes={"inp_*": (3, 2), "[c]": (5, 2)}).bind(meta)
+    assert feeds.shapes == {"inp_a": (3, 2), "inp_b": (3, 2), "c": (5, 2)}
+    # the input's own name wins over a pattern; the first matching pattern over later ones
+    feeds = DataLoader(input_shapes={"inp_?": (3, 2), "inp_b": (4, 2), "*": (6, 2)}).bind(meta)
+    assert feeds.shapes == {"inp_a": (3, 2), "inp_b": (4, 2), "c": (6, 2)}
+    with pytest.raises(InputError, match=r"names 'out_\*', which is a pattern that matches no"):
+        DataLoader(val_range={"out_*": (0, 2)}).bind(meta)
+
+
+def test_unknown_dims_are_independent_and_only_names_are_shared() -> None:
+    # PaddleOCR cls writes x: [-1,3,?,?]; tf2onnx writes unk__N; an empty dim_param too
+    for dims in ((-1, 3, "?", "?"), (None, 3, "unk__1", "unk__1"), (-1, 3, "", "")):
+        meta = TensorMetadata().add("x", np.float32, dims)
+        feeds = DataLoader(input_shapes={"x": (1, 3, 48, 192)}).bind(meta)
+        assert feeds[0]["x"].shape == (1, 3, 48, 192)
+    meta = TensorMetadata().add("x", np.float32, ("h", "h"))
+    with pytest.raises(InputError, match=r"dim 1 is 'h', which is 48 in x\[0\], got 192"):
+        DataLoader(input_shapes={"x": (48, 192)}).bind(meta)
+
+
+def test_named_dims_of_a_given_shape_reach_the_other_inputs() -> None:
+    silero = (
+        TensorMetadata()
+        .add("input", np.float32, ("batch", "samples"))
+        .add("state", np.float32, (2, "batch", 128))
+        .add("sr", np.int64, ())
+    )
+    feeds = DataLoader(input_shapes={"input": (2, 512)}).bind(silero)
+    assert feeds.shapes == {"input": (2, 512), "state": (2, 2, 128), "sr": ()}
+    with pytest.warns(UserWarning, match=r"'input'.*\[3, 1\]"):  # samples: unknown
+        feeds = DataLoader(input_shapes={"state": (2, 3, 128)}).bind(silero)  # either way
+    assert feeds.shapes["input"] == (3, 1)
+    bert = (
+        TensorMetadata()
+        .add("input_ids", np.int64, ("batch", "sequence"))
+        .add("attention_mask", np.int64, ("batch", "sequence"))
+        .add("token_type_ids", np.int64, ("batch", "unk__0"))
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # every dim is known: nothing to warn about
+        feeds = DataLoader(input_shapes={"input_ids": (2, 7), "token_type_ids": (2, 5)}).bind(bert)
+    assert feeds.shapes["attention_mask"] == (2, 7)
+    with pytest.raises(InputError, match=r"'state'.*'batch', which is 2 in input\[0\], got 3"):
+        DataLoader(input_shapes={"input": (2, 512), "state": (2, 3, 128)}).bind(silero)
 
 
 def test_unknown_rank_and_ungeneratable_dtypes_are_errors() -> None:

@@ -76,9 +76,26 @@ def test_input_shapes_fix_the_shape() -> None:
     }
 
 
+def test_a_fixed_shape_sizes_the_named_dims_of_the_other_inputs() -> None:
+    feed = find(feeds(META, input_shapes={"x": (3, 3, 2)}), lambda feed: True)
+    assert feed["mask"].shape[0] == 3
+
+
+def test_unknown_dims_are_drawn_each_alone() -> None:
+    meta = TensorMetadata().add("x", np.float32, ("?", "?", "unk__0", "unk__0", -1, ""))
+
+    def all_differ(feed: dict[str, np.ndarray]) -> bool:
+        shape = feed["x"].shape
+        return shape[0] != shape[1] and shape[2] != shape[3] and shape[4] != shape[5]
+
+    assert all_differ(find(feeds(meta), all_differ))
+
+
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
+        ({"input_shapes": {"mask": (2, 6), "x": (3, 3, 1)}}, "'mask'.*'batch', which is 3 in x"),
+        ({"input_shapes": {"mak": (2, 6)}}, "did you mean 'mask'"),
         ({"val_range": {"u": (0, 256)}}, "does not fit its dtype uint8"),
         ({"val_range": (0, float("inf"))}, "finite bounds"),
         ({"input_shapes": {"h": (3,)}}, "dim 0 must be 2"),

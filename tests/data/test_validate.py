@@ -116,3 +116,10 @@ def test_unknown_rank_accepts_any_shape() -> None:
         2,
         3,
     )
+
+
+@pytest.mark.parametrize("unknown", [-1, None, "?", "", "unk__3"])
+def test_each_unknown_dim_stands_alone(unknown: object) -> None:
+    meta = TensorMetadata().add("x", np.float32, (unknown, 3, unknown, unknown))
+    feed = {"x": np.zeros((1, 3, 48, 192), np.float32)}
+    assert validate_feed(feed, meta, source="s")["x"].shape == (1, 3, 48, 192)

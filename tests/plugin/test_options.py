@@ -7,6 +7,8 @@ from typing import Any
 import pytest
 
 from pytest_polygraphy.plugin.options import OPTION_SPECS, PolygraphyOptions, get_options
+from pytest_polygraphy.plugin.optionspecs import OptionSpec
+from tests.plugin import harness
 
 # (option, command-line values, ini value, parsed attribute value)
 CASES: list[tuple[str, list[str], str, Any]] = [
@@ -179,6 +181,51 @@ def test_bad_values_are_usage_errors_saying_what_is_accepted(
     ini(pytester, **{f"polygraphy_{attr}": " ".join(cli)})
     with pytest.raises(pytest.UsageError, match=f"ini option polygraphy_{attr}: "):
         configure(pytester)
+
+
+MULTI_VALUE = [spec for spec in OPTION_SPECS if spec.kind in ("values", "sets")]
+#: A valid value of each option that takes several values.
+MULTI_VALID = {
+    "providers": "cpu",
+    "precisions": "fp16",
+    "input_shapes": "x:[1,3]",
+    "val_range": "[0,1]",
+    "load_inputs": "in.npz",
+    "rtol": "1e-3",
+    "atol": "1e-3",
+    "check_error_stat": "max",
+    "error_quantile": "0.5",
+}
+
+
+def test_every_option_taking_several_values_is_covered_here() -> None:
+    assert sorted(MULTI_VALID) == sorted(spec.attr for spec in MULTI_VALUE)
+
+
+@pytest.mark.parametrize("path", ["net.onnx", "models", "test_a.py", "test_a.py::test_a"])
+@pytest.mark.parametrize("spec", MULTI_VALUE, ids=[s.attr for s in MULTI_VALUE])
+def test_a_path_swallowed_by_an_option_says_to_put_paths_first(
+    pytester: pytest.Pytester, spec: OptionSpec, path: str
+) -> None:
+    pytester.mkdir("models")
+    pytester.makepyfile(test_a="def test_a(): pass")
+    if spec.attr == "load_inputs" and path.startswith("test_a.py::"):
+        return  # not a file: a load_inputs value that does not exist fails when read
+    with pytest.raises(pytest.UsageError) as error:
+        configure(pytester, spec.flag, MULTI_VALID[spec.attr], path)
+    message = str(error.value)
+    assert message.startswith(f"{spec.flag}: {path!r} looks like a path to test")
+    assert f"Put the paths first (pytest {path} {spec.flag} ...)" in message
+    assert f"end the option's values with -- (pytest {spec.flag} ... -- {path})" in message
+
+
+def test_paths_after_the_values_and_a_double_dash_run(pytester: pytest.Pytester) -> None:
+    harness.save(harness.scale_model(), pytester.path / "net.onnx")
+    result = pytester.runpytest("--onnxref", "--polygraphy-precisions", "fp16", "net.onnx")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--polygraphy-precisions: 'net.onnx' looks like a path*"])
+    result = pytester.runpytest("--onnxref", "--polygraphy-precisions", "fp16", "--", "net.onnx")
+    result.assert_outcomes(passed=1)
 
 
 @pytest.mark.parametrize("mode", [[], ["-n", "2"]], ids=["serial", "xdist"])

@@ -18,6 +18,16 @@ def test_shape_sets_parse_names_with_colons_and_scalars() -> None:
     assert syntax.parse_shape_set(["[4,2]"]) == {"": (4, 2)}
 
 
+def test_a_quoted_set_given_as_one_argument_is_its_items() -> None:
+    # what argparse hands over for --polygraphy-input-shapes 'input:[1,512] state:[2,1,128] sr:[]'
+    one_token = ["input:[1,512] state:[2,1,128] sr:[]"]
+    assert syntax.parse_shape_set(one_token) == {"input": (1, 512), "state": (2, 1, 128), "sr": ()}
+    assert syntax.parse_shape_set(["inp_*:[1, 3] [ab]_m:[2]"]) == {"inp_*": (1, 3), "[ab]_m": (2,)}
+    assert syntax.parse_ranges(["[0,1] ids:[0,9]"]) == {"": (0, 1), "ids": (0, 9)}
+    assert syntax.parse_tolerances(["1e-3 boxes:1e-2"], "rtol") == {"": 1e-3, "boxes": 1e-2}
+    assert syntax.parse_error_stats(["max y:elemwise"]) == {"": "max", "y": "elemwise"}
+
+
 @pytest.mark.parametrize("bad", ["x:1x3", "x:[1,-3]", "x:[1,a]", "x:[1.5]", "x:(1,3)", ""])
 def test_bad_shapes_say_what_is_accepted(bad: str) -> None:
     with pytest.raises(OptionValueError, match=r"\[1,3,224,224\]|non-negative int|names no input"):

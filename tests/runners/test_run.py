@@ -203,6 +203,13 @@ def test_unknown_reference_and_lone_runner_are_input_errors() -> None:
         compare(run([OnnxrtRunner(matmul_softmax())], DataLoader()))
 
 
+def test_zero_iterations_compare_nothing_and_are_refused() -> None:
+    # Polygraphy passes it; a deliberate difference listed in the README
+    runners = [OnnxrtRunner(matmul_softmax()), OnnxrefRunner(matmul_softmax())]
+    with pytest.raises(InputError, match="nothing to compare: the results hold no iterations"):
+        compare(run(runners, DataLoader(iterations=0)))
+
+
 def test_results_with_uneven_iterations_cannot_be_compared() -> None:
     results = RunResults()
     results.add("a", {"y": np.zeros(2)})
