@@ -19,6 +19,11 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+import pytest_polygraphy
+
+#: The folder holding the ``pytest_polygraphy`` package these tests import.
+PACKAGE_ROOT = Path(pytest_polygraphy.__file__).resolve().parents[1]
+
 #: The two ways every scenario runs.
 MODES = {"serial": [], "xdist": ["-n", "2"]}
 
@@ -165,7 +170,8 @@ def run_pytest(project: Path, *args: str, env: dict[str, str] | None = None) -> 
     environ = clean_environ()
     environ.update(
         POLYGRAPHY_TEST_DUMP=str(dump),
-        PYTHONPATH=str(project),
+        # The package under test first: an editable install may point at another checkout.
+        PYTHONPATH=os.pathsep.join([str(project), str(PACKAGE_ROOT)]),
         PYTEST_POLYGRAPHY_CACHE_DIR=str(project / ".cache"),
         **(env or {}),
     )
