@@ -22,7 +22,7 @@ import pytest
 
 from pytest_polygraphy.errors import PolygraphyError
 from pytest_polygraphy.plugin.accuracy import Comparer, check_accuracy
-from pytest_polygraphy.plugin.golden import GoldenFile, golden_path
+from pytest_polygraphy.plugin.golden import golden_file
 from pytest_polygraphy.plugin.hooks import runner_cache
 from pytest_polygraphy.plugin.modelsettings import settings_for_model
 from pytest_polygraphy.plugin.options import get_options
@@ -109,8 +109,9 @@ class ModelItem(pytest.Item):
         reference = settings.reference
         golden = None
         if reference == "golden":
-            path = golden_path(self.path, self.name, options.golden_dir, self.config.rootpath)
-            golden = GoldenFile(path)
+            golden = golden_file(
+                self.path, self.name, self.nodeid, options.golden_dir, self.config.rootpath
+            )
         try:
             check_accuracy(
                 Comparer(self.config, self.nodeid, self.user_properties, settings),
