@@ -61,6 +61,12 @@ class Golden:
         comparer = Comparer(request.config, nodeid, request.node.user_properties, self.settings)
         try:
             iterations = list(iterations_of(outputs))
+            if not iterations or not all(iterations):
+                empty = "0 iterations (an empty list)" if not iterations else "an empty {}"
+                fail(
+                    f"nothing was compared: golden.check() got {empty}; give the outputs as "
+                    "{output name: array} with at least one output"
+                )
             if self.update:
                 golden.write(iterations, golden_info(comparer, backend, self.settings.precision))
                 return

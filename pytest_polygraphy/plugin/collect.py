@@ -21,13 +21,13 @@ from typing import Any
 import pytest
 
 from pytest_polygraphy.errors import PolygraphyError
-from pytest_polygraphy.plugin.accuracy import Comparer, check_accuracy
+from pytest_polygraphy.plugin.accuracy import Comparer, check_accuracy, error_report
 from pytest_polygraphy.plugin.golden import golden_file
 from pytest_polygraphy.plugin.hooks import runner_cache
 from pytest_polygraphy.plugin.modelsettings import settings_for_model
 from pytest_polygraphy.plugin.options import get_options
 from pytest_polygraphy.plugin.outcomes import fail
-from pytest_polygraphy.plugin.settings import resolve
+from pytest_polygraphy.plugin.settings import AccuracySettings, resolve
 from pytest_polygraphy.plugin.syntax import OptionValueError, ShapeSet, shape_set_id
 
 ITEM_NAME = "accuracy"
@@ -127,10 +127,20 @@ class ModelItem(pytest.Item):
             raise
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
-        """A user-caused error is its message, not a traceback into the plugin."""
+        """A user-caused error is its message (the traceback only with ``-v`` or
+        ``--tb=long``), not a traceback into the plugin."""
         if isinstance(excinfo.value, PolygraphyError):
-            return f"{type(excinfo.value).__name__}: {excinfo.value}"
+            settings = AccuracySettings(precision=self.precision, input_shapes=self.input_shapes)
+            return error_report(self.config, excinfo.value, settings)
         return super().repr_failure(excinfo, style=style)
 
+    def _traceback_filter(self, excinfo: pytest.ExceptionInfo[BaseException]) -> Any:
+        """An unexpected error's traceback starts at ``runtest``, not in pytest's and
+        pluggy's frames that called it."""
+        traceback = excinfo.traceback
+        cut = traceback.cut(path=Path(__file__))
+        return (cut if cut is not traceback else traceback).filter(excinfo)
+
     def reportinfo(self) -> tuple[Path, int, str]:
-        return self.path, 0, self.name  # a line is required to report a skip
+        # A line is required to report a skip; the headline of a failure names the model.
+        return self.path, 0, self.nodeid
