@@ -45,6 +45,9 @@ def assert_outputs_close(
     if not isinstance(actual, Mapping) and not isinstance(expected, Mapping):
         actual, expected = {DEFAULT_NAME: actual}, {DEFAULT_NAME: expected}
     result = func(actual, expected, outputs=outputs)
+    if len(result) == 0:
+        why = "outputs=[] selects none" if outputs is not None else "both sides hold no outputs"
+        raise AssertionError(f"nothing was compared: {why}")
     if not result:
         report = result.report()
         if callable(msg):

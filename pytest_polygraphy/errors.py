@@ -30,3 +30,26 @@ class OutputMismatchError(PolygraphyError, KeyError):
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0]) if self.args else ""
+
+
+class InferenceError(PolygraphyError, RuntimeError):
+    """A backend failed while running a feed that fits the model's declared inputs (a
+    shape that fits the declared dims but not the weights, values an operator cannot
+    take, a backend bug). The message names the runner, the model, the feed's shapes and,
+    where the backend says so, the node; the backend's own exception is the ``__cause__``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        runner: str,
+        model: str,
+        feed_shapes: dict[str, str],
+        node: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.runner = runner
+        self.model = model
+        self.feed_shapes = feed_shapes
+        self.node = node

@@ -114,3 +114,10 @@ def test_pytest_shows_the_report_and_hides_the_helper_frames(pytester: pytest.Py
 def test_pytest_shows_a_passing_comparison_as_a_pass(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_user=USER_TEST.replace("+= 0.125", "+= 1e-7"))
     pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)
+
+
+def test_comparing_nothing_is_a_failure() -> None:
+    with pytest.raises(AssertionError, match="nothing was compared: both sides hold no outputs"):
+        assert_outputs_close({}, {})
+    with pytest.raises(AssertionError, match=r"nothing was compared: outputs=\[\] selects none"):
+        assert_outputs_close({"y": np.ones(2)}, {"y": np.ones(2)}, outputs=[])

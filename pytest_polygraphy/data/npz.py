@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import zipfile
+import zlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -60,8 +61,10 @@ def read(path: PathLike) -> tuple[dict[str, np.ndarray], dict[str, Any] | None]:
         raise
     except FileNotFoundError as err:
         raise InputError(f"{path}: no such file") from err
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
-        raise InputError(f"{path}: not a readable .npz file: {err}") from err
+    except (OSError, ValueError, RuntimeError, zipfile.BadZipFile, zlib.error, EOFError) as err:
+        # A damaged archive raises any of these from zipfile (a flipped bit in a header
+        # reads as "File ... is encrypted" RuntimeError, in the data as a bad CRC).
+        raise InputError(f"{path}: not a readable .npz file (damaged?): {err}") from err
     raw = arrays.pop(MANIFEST_KEY, None)
     if raw is None:
         return arrays, None

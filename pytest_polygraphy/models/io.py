@@ -96,8 +96,14 @@ def load_model(
         proto = onnx.load(path, load_external_data=False)
     except (DecodeError, RuntimeError, ValueError) as err:
         raise ModelError(f"model file {path!r} is not a valid ONNX protobuf: {err}") from err
-    if proto.ir_version == 0 and not proto.HasField("graph"):
-        raise ModelError(f"model file {path!r} holds no ONNX model (empty or not a ModelProto)")
+    if not proto.HasField("graph"):
+        if proto.ir_version == 0:
+            raise ModelError(f"model file {path!r} holds no ONNX model (empty or not a ModelProto)")
+        raise ModelError(
+            f"model file {path!r} has no graph: it parses as an ONNX ModelProto (ir_version "
+            f"{proto.ir_version}) without one, as a truncated download or copy does; export or "
+            "download the model again"
+        )
     if load_external_data:
         base_dir = os.path.dirname(os.path.abspath(path))
         for tensor in iter_tensors(proto):

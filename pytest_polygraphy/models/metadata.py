@@ -76,6 +76,8 @@ def _metadata_of(values: Iterable[onnx.ValueInfoProto], kind: str, source: str) 
 
 def _graph_of(model: onnx.ModelProto | str | os.PathLike[str]) -> tuple[onnx.GraphProto, str]:
     if isinstance(model, onnx.ModelProto):
+        if not model.HasField("graph"):
+            raise ModelError("the in-memory ONNX model has no graph")
         return model.graph, "the model"
     # Metadata needs only the graph's structure: skip reading the weights.
     from pytest_polygraphy.models.io import load_model

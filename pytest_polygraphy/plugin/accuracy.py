@@ -6,6 +6,10 @@ one backend selected and a reduced precision, that backend at fp32 is the refere
 reference ``golden`` every selected backend is compared with the test's golden file
 (written, under ``--polygraphy-update-golden``, from the first selected backend at fp32).
 Iterations are compared one at a time, so outputs are not kept past their iteration.
+A test that compared no output (one backend at fp32 without ``validate``, no
+iterations) fails with "nothing was compared: <why>": it would otherwise pass having
+checked nothing. A backend's failure on a feed (``InferenceError``) is reported in a few
+lines with where the inputs came from and what to try (``error_report``).
 
 Every compared output becomes a record in the item's ``user_properties`` (``records``);
 a failure is reported with the compare function's report, never a traceback into the
@@ -16,11 +20,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 
-from pytest_polygraphy.errors import BackendUnavailableError, OutputMismatchError, PolygraphyError
+from pytest_polygraphy.errors import (
+    BackendUnavailableError,
+    InferenceError,
+    OutputMismatchError,
+    PolygraphyError,
+)
 from pytest_polygraphy.plugin.backends import FULL_PRECISION, RunnerCache
 from pytest_polygraphy.plugin.golden import GoldenFile, update_command
 from pytest_polygraphy.plugin.outcomes import fail
@@ -43,6 +52,9 @@ class Comparer:
     user_properties: list[tuple[str, object]]
     settings: AccuracySettings
     failures: list[str] = field(default_factory=list)
+    #: Outputs compared, and outputs checked for NaN/Inf, over all iterations.
+    compared: int = 0
+    validated: int = 0
     _compare_func: Any = None
 
     @property
@@ -70,6 +82,7 @@ class Comparer:
         except OutputMismatchError as err:
             self.failures.append(f"{header}: {err}")
             return False
+        self.compared += len(result)
         for name in result:
             output = result[name]
             rtol, atol = self.settings.tolerance(name)
@@ -94,6 +107,7 @@ class Comparer:
     def validate(self, outputs: Mapping[str, Any], runner: str, iteration: int) -> None:
         """Under ``--polygraphy-validate``: a failure for every output with NaN or Inf."""
         if self.settings.validate:
+            self.validated += len(outputs)
             self.failures.extend(nonfinite_report(outputs, runner, iteration))
 
     def fail_if_any(self, what: str) -> None:
@@ -186,13 +200,99 @@ def check_accuracy(
     except BackendUnavailableError as err:
         pytest.skip(str(err))
     except PolygraphyError as err:
-        fail(f"{type(err).__name__}: {err}")
+        fail_with_error(comparer, err)
 
     try:
-        _compare_iterations(comparer, reference_runner, runners, source, golden, update_golden)
+        count = _compare_iterations(
+            comparer, reference_runner, runners, source, golden, update_golden
+        )
     except PolygraphyError as err:
-        fail(f"{type(err).__name__}: {err}")
+        fail_with_error(comparer, err)
     comparer.fail_if_any(comparer.nodeid)
+    if not comparer.compared and not comparer.validated:
+        fail(nothing_compared(comparer, count, reference_runner, runners))
+
+
+def nothing_compared(
+    comparer: Comparer, iterations: int, reference_runner: Any, runners: Sequence[Any]
+) -> str:
+    """Why a test compared no output at all, and what to change: such a test must fail,
+    or it would pass while checking nothing."""
+    settings = comparer.settings
+    if iterations == 0:
+        if settings.load_inputs:
+            files = ", ".join(str(p) for p in settings.load_inputs)
+            return (
+                f"nothing was compared: the inputs loaded from {files} hold 0 iterations; "
+                "give at least one feed (an .npz or Polygraphy .json with one entry per "
+                "iteration)"
+            )
+        return "nothing was compared: the data loader gave 0 iterations"
+    if not runners and reference_runner is not None:
+        return (
+            f"nothing was compared: {reference_runner.name} is the only backend selected and "
+            f"this test runs at {settings.precision}, the reference's own precision, so its "
+            "outputs were compared with nothing; select a second backend (--onnxrt, "
+            "--onnxref, --trt), a reduced precision (--polygraphy-precisions fp16), golden "
+            "outputs (--polygraphy-reference golden), or --polygraphy-validate to check the "
+            "outputs for NaN and Inf only"
+        )
+    names = ", ".join(r.name for r in runners) or "the backends"
+    return (
+        f"nothing was compared: {names} produced no outputs in {iterations} iteration(s); "
+        "check that the model marks the tensors to compare as graph outputs"
+    )
+
+
+INFERENCE_ADVICE = (
+    "The inputs fit the model's declared inputs, but the backend cannot run them. If the "
+    "shapes are wrong for the model's weights, give shapes that fit "
+    "(--polygraphy-input-shapes, or input_shapes in the model's .polygraphy.json); if the "
+    "values are, narrow them (--polygraphy-val-range) or load real inputs "
+    "(--polygraphy-load-inputs)."
+)
+
+
+def feed_origin(settings: AccuracySettings) -> str:
+    """Where a test's inputs came from: ``loaded from a.npz`` or ``generated (seed 1, ...)``."""
+    if settings.load_inputs:
+        return "loaded from " + ", ".join(str(p) for p in settings.load_inputs)
+    shapes = (
+        f"shapes {shape_set_id(settings.input_shapes)}"
+        if settings.input_shapes
+        else "shapes from the model's declared dims"
+    )
+    return f"generated ({shapes}, seed {settings.seed}, {settings.iterations} iteration(s))"
+
+
+def show_traceback(config: pytest.Config) -> bool:
+    """Whether the user asked for tracebacks: ``-v``, ``--tb=long`` or ``--fulltrace``."""
+    return (
+        config.get_verbosity() > 0
+        or config.getoption("tbstyle", "auto") == "long"
+        or bool(config.getoption("fulltrace", False))
+    )
+
+
+def error_report(config: pytest.Config, err: BaseException, settings: AccuracySettings) -> str:
+    """A user-caused error as a short failure: its message, for a backend failure where
+    the inputs came from and what to do, and the traceback only when asked for."""
+    import traceback
+
+    lines = [f"{type(err).__name__}: {err}"]
+    if isinstance(err, InferenceError):
+        lines.append(f"inputs: {feed_origin(settings)}")
+        lines.append(INFERENCE_ADVICE)
+    if show_traceback(config):
+        lines.append("\n" + "".join(traceback.format_exception(err)).rstrip())
+    elif isinstance(err, InferenceError):
+        lines.append("Run with -v or --tb=long for the backend's traceback.")
+    return "\n".join(lines)
+
+
+def fail_with_error(comparer: Comparer, err: PolygraphyError) -> NoReturn:
+    """Fail the test with ``error_report``."""
+    fail(error_report(comparer.config, err, comparer.settings))
 
 
 def _compare_iterations(
@@ -202,7 +302,8 @@ def _compare_iterations(
     source: Any,
     golden: GoldenFile | None,
     update_golden: bool,
-) -> None:
+) -> int:
+    """Compare iteration by iteration; returns the number of iterations run."""
     settings = comparer.settings
     saved: list[dict[str, Any]] | None = None
     if golden is not None and not update_golden:
@@ -236,6 +337,8 @@ def _compare_iterations(
                 reference_name=reference_name,
                 iteration=iteration,
             )
+    if count == 0:
+        return 0  # nothing to write or check: the "nothing was compared" failure follows
     if golden is not None and update_golden:
         golden.write(written, golden_info(comparer, source.name, FULL_PRECISION))
     elif saved is not None and len(saved) != count:
@@ -244,6 +347,7 @@ def _compare_iterations(
             f"the test ran {count}; recreate it with:\n  "
             f"{update_command(comparer.config, comparer.nodeid)}"
         )
+    return count
 
 
 def golden_info(comparer: Comparer, backend: str | None, precision: str) -> dict[str, Any]:

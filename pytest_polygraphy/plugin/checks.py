@@ -16,18 +16,24 @@ from pytest_polygraphy.plugin.accuracy import (
     golden_info,
     read_golden,
 )
-from pytest_polygraphy.plugin.golden import GoldenFile, golden_path, iterations_of, update_command
+from pytest_polygraphy.plugin.golden import GoldenFile, golden_file, iterations_of, update_command
 from pytest_polygraphy.plugin.hooks import runner_cache
 from pytest_polygraphy.plugin.options import get_options
 from pytest_polygraphy.plugin.outcomes import fail
 from pytest_polygraphy.plugin.settings import AccuracySettings
 
 
-def golden_file_path(request: pytest.FixtureRequest, name: str | None) -> Path:
+def golden_file_of(request: pytest.FixtureRequest, name: str | None) -> GoldenFile:
     """The golden file of the requesting test (``name`` tells several of one test apart)."""
     test_name = request.node.name if name is None else f"{request.node.name}.{name}"
     options = get_options(request.config)
-    return golden_path(request.node.path, test_name, options.golden_dir, request.config.rootpath)
+    return golden_file(
+        request.node.path,
+        test_name,
+        request.node.nodeid,
+        options.golden_dir,
+        request.config.rootpath,
+    )
 
 
 class Golden:
@@ -39,8 +45,9 @@ class Golden:
         self.update = get_options(request.config).update_golden
 
     def path(self, name: str | None = None) -> Path:
-        """The golden file ``check(..., name=name)`` reads or writes."""
-        return golden_file_path(self._request, name)
+        """The golden file ``check(..., name=name)`` writes (and reads, unless a file an
+        older version wrote under its former name is read instead)."""
+        return golden_file_of(self._request, name).path
 
     def check(self, outputs: Any, *, name: str | None = None, backend: str | None = None) -> None:
         """Compare ``outputs`` (``{output: array}``, or a list of those, one per iteration)
@@ -49,11 +56,17 @@ class Golden:
         golden files of one test apart; ``backend`` is recorded in the sidecar and reports.
         """
         request = self._request
-        golden = GoldenFile(self.path(name))
+        golden = golden_file_of(request, name)
         nodeid = request.node.nodeid
         comparer = Comparer(request.config, nodeid, request.node.user_properties, self.settings)
         try:
             iterations = list(iterations_of(outputs))
+            if not iterations or not all(iterations):
+                empty = "0 iterations (an empty list)" if not iterations else "an empty {}"
+                fail(
+                    f"nothing was compared: golden.check() got {empty}; give the outputs as "
+                    "{output name: array} with at least one output"
+                )
             if self.update:
                 golden.write(iterations, golden_info(comparer, backend, self.settings.precision))
                 return
@@ -95,7 +108,7 @@ class Accuracy:
         reference = self.settings.reference
         golden = None
         if reference == "golden":
-            golden = GoldenFile(golden_file_path(request, None))
+            golden = golden_file_of(request, None)
         comparer = Comparer(
             request.config, request.node.nodeid, request.node.user_properties, self.settings
         )

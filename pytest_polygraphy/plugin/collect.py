@@ -22,13 +22,13 @@ import pytest
 
 from pytest_polygraphy.errors import PolygraphyError
 from pytest_polygraphy.plugin import debug
-from pytest_polygraphy.plugin.accuracy import Comparer, check_accuracy
-from pytest_polygraphy.plugin.golden import GoldenFile, golden_path
+from pytest_polygraphy.plugin.accuracy import Comparer, check_accuracy, error_report
+from pytest_polygraphy.plugin.golden import golden_file
 from pytest_polygraphy.plugin.hooks import runner_cache
 from pytest_polygraphy.plugin.modelsettings import settings_for_model
 from pytest_polygraphy.plugin.options import get_options
 from pytest_polygraphy.plugin.outcomes import fail
-from pytest_polygraphy.plugin.settings import resolve
+from pytest_polygraphy.plugin.settings import AccuracySettings, resolve
 from pytest_polygraphy.plugin.syntax import OptionValueError, ShapeSet, shape_set_id
 
 ITEM_NAME = "accuracy"
@@ -114,8 +114,9 @@ class ModelItem(pytest.Item):
         reference = settings.reference
         golden = None
         if reference == "golden":
-            path = golden_path(self.path, self.name, options.golden_dir, self.config.rootpath)
-            golden = GoldenFile(path)
+            golden = golden_file(
+                self.path, self.name, self.nodeid, options.golden_dir, self.config.rootpath
+            )
         try:
             check_accuracy(
                 Comparer(self.config, self.nodeid, self.user_properties, settings),
@@ -131,10 +132,20 @@ class ModelItem(pytest.Item):
             raise
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
-        """A user-caused error is its message, not a traceback into the plugin."""
+        """A user-caused error is its message (the traceback only with ``-v`` or
+        ``--tb=long``), not a traceback into the plugin."""
         if isinstance(excinfo.value, PolygraphyError):
-            return f"{type(excinfo.value).__name__}: {excinfo.value}"
+            settings = AccuracySettings(precision=self.precision, input_shapes=self.input_shapes)
+            return error_report(self.config, excinfo.value, settings)
         return super().repr_failure(excinfo, style=style)
 
+    def _traceback_filter(self, excinfo: pytest.ExceptionInfo[BaseException]) -> Any:
+        """An unexpected error's traceback starts at ``runtest``, not in pytest's and
+        pluggy's frames that called it."""
+        traceback = excinfo.traceback
+        cut = traceback.cut(path=Path(__file__))
+        return (cut if cut is not traceback else traceback).filter(excinfo)
+
     def reportinfo(self) -> tuple[Path, int, str]:
-        return self.path, 0, self.name  # a line is required to report a skip
+        # A line is required to report a skip; the headline of a failure names the model.
+        return self.path, 0, self.nodeid

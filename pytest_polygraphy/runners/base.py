@@ -13,7 +13,7 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from pytest_polygraphy.errors import PolygraphyError
+from pytest_polygraphy.errors import InferenceError, ModelError, PolygraphyError
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -139,9 +139,39 @@ class BaseRunner:
 
             feed = validate_feed(feed, self.input_metadata, source=f"runner {self.name!r}")
         start = time.perf_counter()
-        outputs = self._infer(feed)
+        try:
+            outputs = self._infer(feed)
+        except PolygraphyError:
+            raise
+        except Exception as err:  # backends raise their own types (pybind, numpy, ...)
+            raise self._inference_error(err, feed) from err
         self._inference_time = time.perf_counter() - start
         return outputs
+
+    def _inference_error(self, error: Exception, feed: Mapping[str, Any]) -> InferenceError:
+        """The backend's ``error`` as an ``InferenceError`` naming this runner, the model,
+        the feed's shapes and the failing node where ``_failing_node`` finds it."""
+        model = getattr(self, "model", None)
+        where = "its model" if model is None else model_display_name(model)
+        shapes = {name: describe_array(value) for name, value in feed.items()}
+        node = self._failing_node(error)
+        fed = ", ".join(f"{name}: {text}" for name, text in shapes.items()) or "no inputs"
+        text = str(error).strip() or "(no message)"
+        lines = [f"runner {self.name!r} failed to run {where} on {fed}"]
+        if node is not None:
+            lines.append(f"failing node: {node}")
+        lines.append(f"{type(error).__name__}: {_first_lines(text)}")
+        cause, seen = error.__cause__ or error.__context__, 1
+        while cause is not None and seen < 4:  # the evaluator wraps numpy's own message
+            lines.append(f"  caused by {type(cause).__name__}: {_first_lines(str(cause), 3)}")
+            cause, seen = cause.__cause__ or cause.__context__, seen + 1
+        return InferenceError(
+            "\n".join(lines), runner=self.name, model=where, feed_shapes=shapes, node=node
+        )
+
+    def _failing_node(self, error: Exception) -> str | None:
+        """The node the backend failed in, when its error says so (backends override)."""
+        return None
 
     def last_inference_time(self) -> float | None:
         """Seconds the backend spent in the last ``infer()``; None before the first one."""
@@ -156,6 +186,23 @@ class BaseRunner:
 
     def _infer(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         raise NotImplementedError
+
+
+def describe_array(value: Any) -> str:
+    """``float32 [2, 5]``: the dtype and shape of a fed value, for error messages."""
+    dtype = getattr(value, "dtype", None)
+    shape = getattr(value, "shape", None)
+    if dtype is None or shape is None:
+        return type(value).__name__
+    return f"{dtype} {list(shape)}"
+
+
+def _first_lines(text: str, limit: int = 12) -> str:
+    """At most ``limit`` lines of a backend's message (some quote whole stacks)."""
+    lines = text.splitlines()
+    if len(lines) <= limit:
+        return text
+    return "\n".join([*lines[:limit], f"... ({len(lines) - limit} more lines)"])
 
 
 def model_display_name(model: object) -> str:
@@ -195,3 +242,14 @@ class OnnxModelRunner(BaseRunner):
 
             self._output_metadata = output_metadata(self.model)
         return self._output_metadata
+
+    def activate(self) -> None:
+        """Refuses a model without outputs before the backend is asked: it would produce
+        nothing, so nothing could be compared (ModelError naming the model)."""
+        if not self.is_active and not len(self.output_metadata):
+            raise ModelError(
+                f"model {model_display_name(self.model)} has no outputs (runner "
+                f"{self.name!r}): running it produces nothing to compare; mark the tensors to "
+                "check as graph outputs (models.mark_outputs, or --polygraphy-mark-all)"
+            )
+        super().activate()

@@ -55,3 +55,17 @@ class OnnxrefRunner(OnnxModelRunner):
         return {
             name: np.asarray(value) for name, value in zip(self._output_names, values, strict=True)
         }
+
+    def _failing_node(self, error: Exception) -> str | None:
+        """The evaluator's operator objects carry their node: the innermost one on the
+        traceback is where the run failed."""
+        found = None
+        tb = error.__traceback__
+        while tb is not None:
+            node = getattr(tb.tb_frame.f_locals.get("self"), "onnx_node", None)
+            if node is not None:
+                found = node
+            tb = tb.tb_next
+        if found is None:
+            return None
+        return f"{found.name!r} ({found.op_type})" if found.name else f"a {found.op_type} node"

@@ -58,6 +58,7 @@ _SHORT_NAMES = {full: short for short, full in PROVIDER_NAMES.items() if short !
 PRECISIONS = ("fp32", "tf32", "fp16", "bf16", "int8", "fp8")
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_FAILING_NODE = re.compile(r"running (\S+) node\. Name:'([^']*)'")
 
 
 def resolve_provider(name: str) -> str:
@@ -351,3 +352,12 @@ class OnnxrtRunner(OnnxModelRunner):
     def _infer(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         values = self._session.run(self._output_names, feed)
         return dict(zip(self._output_names, values, strict=True))
+
+    def _failing_node(self, error: Exception) -> str | None:
+        """ONNX Runtime names the node in its message: ``... while running MatMul node.
+        Name:'matmul' ...``."""
+        match = _FAILING_NODE.search(str(error))
+        if match is None:
+            return None
+        op_type, name = match.groups()
+        return f"{name!r} ({op_type})" if name else f"a {op_type} node"

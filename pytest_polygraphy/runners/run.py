@@ -286,6 +286,14 @@ def compare(
             name: compare_func(item.outputs[name], expected, outputs=outputs)
             for name in comparison.runners
         }
+        empty = [name for name, result in per_runner.items() if len(result) == 0]
+        if empty:
+            why = "outputs=[] selects none" if outputs is not None else "they hold no outputs"
+            raise InputError(
+                f"nothing was compared: in iteration {item.index}, {empty} vs "
+                f"{comparison.reference!r} compared no output ({why}); a comparison of "
+                "nothing would pass while checking nothing"
+            )
         comparison.iterations.append(IterationComparison(item.index, per_runner))
     if comparison is None:
         raise InputError("nothing to compare: the results hold no iterations")

@@ -158,3 +158,14 @@ def test_save_model_refuses_unloaded_external_data(tmp_path: Path) -> None:
     path = builders.external_data_model(tmp_path / "src")
     with pytest.raises(ModelError, match=r"never loaded"):
         save_model(onnx.load(path, load_external_data=False), tmp_path / "copy.onnx")
+
+
+def test_a_truncated_file_without_a_graph_names_the_file(tmp_path: Path) -> None:
+    """The first bytes of a model parse as a ModelProto that has an ir_version and no graph:
+    an error, never a model that runs and produces nothing."""
+    data = builders.conv_chain().SerializeToString()
+    path = tmp_path / "cut.onnx"
+    path.write_bytes(data[:2])
+    assert not onnx.load(str(path)).HasField("graph")
+    with pytest.raises(ModelError, match=r"cut\.onnx' has no graph: .*truncated"):
+        load_model(path)

@@ -266,3 +266,53 @@ def test_golden_runner_needs_a_runner_choice_when_the_file_has_several(tmp_path:
     with GoldenRunner(path, runner="onnxrt") as golden:
         assert list(golden.output_metadata) == ["probs"]
         assert golden.infer({})["probs"].shape == (2, 8)
+
+
+def _misfit_model():
+    """matmul_softmax with ``x: [2, n]``: any n fits the declared dims, only 16 fits W."""
+    model = matmul_softmax()
+    model.graph.input[0].type.tensor_type.shape.dim[1].dim_param = "n"
+    return model
+
+
+@pytest.mark.parametrize("runner_type", [OnnxrefRunner, OnnxrtRunner])
+def test_a_backend_failure_names_runner_model_feed_and_node(runner_type: Any) -> None:
+    from pytest_polygraphy.errors import InferenceError
+
+    with runner_type(_misfit_model()) as runner, pytest.raises(InferenceError) as raised:
+        runner.infer({"x": np.ones((2, 5), np.float32)})
+    err = raised.value
+    message = str(err)
+    assert message.startswith(f"runner {runner.name!r} failed to run <in-memory ONNX model ")
+    assert "on x: float32 [2, 5]" in message
+    # ONNX Runtime names the node it ran: MatMul and Add fused into 'matmul/MatMulAddFusion'
+    assert "failing node: 'matmul" in message and err.node is not None
+    assert err.node.startswith("'matmul") and err.feed_shapes == {"x": "float32 [2, 5]"}
+    assert err.__cause__ is not None  # the backend's own error, with its traceback
+
+
+@pytest.mark.parametrize("runner_type", [OnnxrefRunner, OnnxrtRunner])
+def test_a_model_without_outputs_or_graph_is_refused_at_activation(runner_type: Any) -> None:
+    import onnx
+
+    from pytest_polygraphy.errors import ModelError
+
+    model = matmul_softmax()
+    del model.graph.output[:]
+    with pytest.raises(ModelError, match=r"'matmul_softmax'> has no outputs"):
+        runner_type(model).activate()
+    with pytest.raises(ModelError, match="has no graph"):
+        runner_type(onnx.ModelProto(ir_version=9)).activate()
+
+
+def test_comparing_no_output_is_an_error_not_a_pass() -> None:
+    results = RunResults()
+    results.add("a", {"y": np.ones(2)})
+    results.add("b", {"y": np.ones(2)})
+    with pytest.raises(InputError, match=r"nothing was compared: in iteration 0, \['b'\]"):
+        compare(results, outputs=[])
+    empty = RunResults()
+    empty.add("a", {})
+    empty.add("b", {})
+    with pytest.raises(InputError, match=r"nothing was compared: .*they hold no outputs"):
+        compare(empty)
