@@ -83,7 +83,9 @@ def test_a_wildcard_pattern_names_inputs(pytester: pytest.Pytester) -> None:
             }
         """
     )
-    result = pytester.runpytest("--onnxref", "--polygraphy-input-shapes", "in*:[3,16]", "-v")
+    result = pytester.runpytest(
+        "--onnxref", "--onnxrt", "--polygraphy-input-shapes", "in*:[3,16]", "-v"
+    )
     result.assert_outcomes(passed=2)  # vad.onnx itself too
     result.stdout.fnmatch_lines(["*test_fed[[]fp32-in[*]=3x16[]] PASSED*"])
     result = pytester.runpytest("vad.onnx", "--onnxref", "--polygraphy-input-shapes", "out*:[3,16]")
@@ -136,7 +138,7 @@ def test_loaded_inputs_must_have_the_shapes_the_id_names(pytester: pytest.Pytest
 
     harness.save(harness.exp_sigmoid_model(), pytester.path / "net.onnx")
     save_inputs(pytester.path / "in.npz", [{"x": np.ones((2, 4), np.float32)}])
-    args = ["net.onnx", "--onnxref", "--polygraphy-load-inputs", "in.npz"]
+    args = ["net.onnx", "--onnxref", "--onnxrt", "--polygraphy-load-inputs", "in.npz"]
     result = pytester.runpytest(*args, "--polygraphy-input-shapes", "x:[2,4]")
     result.assert_outcomes(passed=1)
     result = pytester.runpytest(*args, "--polygraphy-input-shapes", "x:[3,4]")

@@ -274,7 +274,7 @@ def test_resume_after_sigkill_repeats_no_check(tmp_path: Path) -> None:
 
 def test_a_passing_test_runs_once_and_nothing_is_written(tmp_path: Path) -> None:
     models.chain(path=tmp_path / "chain.onnx")
-    run = run_pytest(tmp_path, "chain.onnx", "--onnxref", "--polygraphy-reduce")
+    run = run_pytest(tmp_path, "chain.onnx", "--onnxref", "--onnxrt", "--polygraphy-reduce")
     assert run.outcome("chain.onnx::accuracy[fp32]") == "passed"
     assert not (tmp_path / "polygraphy-debug").exists()
 
