@@ -9,7 +9,9 @@ Each model becomes one test per precision and shape set, e.g.
 ``models/resnet.onnx::accuracy[fp16-x=8x3x224x224]``, that runs the model on every
 selected backend and compares every output with the reference (see ``accuracy``).
 Per-model settings come from ``resnet.polygraphy.json`` beside the model and the ini
-option ``polygraphy_model_settings`` (see ``modelsettings``).
+option ``polygraphy_model_settings`` (see ``modelsettings``); a value given on the command
+line wins over them. A bad per-model setting becomes one failing item,
+``resnet.onnx::accuracy``, with the message: the other models still run.
 """
 
 from __future__ import annotations
@@ -24,10 +26,11 @@ from pytest_polygraphy.errors import PolygraphyError
 from pytest_polygraphy.plugin.accuracy import Comparer, check_accuracy
 from pytest_polygraphy.plugin.golden import GoldenFile, golden_path
 from pytest_polygraphy.plugin.hooks import runner_cache
-from pytest_polygraphy.plugin.modelsettings import settings_for_model
+from pytest_polygraphy.plugin.modelsettings import Layer, merge, model_layers
 from pytest_polygraphy.plugin.options import get_options
 from pytest_polygraphy.plugin.outcomes import fail
-from pytest_polygraphy.plugin.settings import resolve
+from pytest_polygraphy.plugin.records import SOURCES_PROPERTY
+from pytest_polygraphy.plugin.settings import ordered_layers, pick, resolve
 from pytest_polygraphy.plugin.syntax import OptionValueError, ShapeSet, shape_set_id
 
 ITEM_NAME = "accuracy"
@@ -55,16 +58,18 @@ def item_id(precision: str, input_shapes: ShapeSet | None) -> str:
 class ModelFile(pytest.File):
     """An ONNX model: one ``ModelItem`` per precision and shape set."""
 
-    def collect(self) -> Iterator[ModelItem]:
+    def collect(self) -> Iterator[pytest.Item]:
         options = get_options(self.config)
         try:
-            settings = settings_for_model(self.path, options.model_settings, self.config.rootpath)
+            layers = model_layers(self.path, options.model_settings, self.config.rootpath)
         except OptionValueError as err:
-            raise self.CollectError(f"{self.path}: {err}") from None
-        precisions = settings.get("precisions") or options.precisions
-        shape_sets: tuple[ShapeSet | None, ...] = (
-            settings.get("input_shapes") or options.input_shapes or (None,)
-        )
+            # One bad model must not stop the session: its test fails, the others run.
+            yield BadSettingsItem.from_parent(self, name=ITEM_NAME, message=str(err))
+            return
+        ordered = ordered_layers(options, layers)
+        precisions = pick(ordered, "precisions")[0] or options.precisions
+        shape_sets: tuple[ShapeSet | None, ...] = pick(ordered, "input_shapes")[0] or (None,)
+        skip = merge(*(layer.values for layer in layers)).get("skip")
         for precision in precisions:
             for shapes in shape_sets:
                 item = ModelItem.from_parent(
@@ -72,11 +77,25 @@ class ModelFile(pytest.File):
                     name=f"{ITEM_NAME}[{item_id(precision, shapes)}]",
                     precision=precision,
                     input_shapes=shapes,
-                    model_settings=settings,
+                    model_layers=layers,
                 )
-                if settings.get("skip"):
-                    item.add_marker(pytest.mark.skip(reason=settings["skip"]))
+                if skip:
+                    item.add_marker(pytest.mark.skip(reason=skip))
                 yield item
+
+
+class BadSettingsItem(pytest.Item):
+    """Stands for a model whose per-model settings cannot be read: fails with why."""
+
+    def __init__(self, *, message: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.message = message
+
+    def runtest(self) -> None:
+        fail(self.message)
+
+    def reportinfo(self) -> tuple[Path, int, str]:
+        return self.path, 0, self.name
 
 
 class ModelItem(pytest.Item):
@@ -87,13 +106,13 @@ class ModelItem(pytest.Item):
         *,
         precision: str,
         input_shapes: ShapeSet | None,
-        model_settings: dict[str, Any],
+        model_layers: list[Layer],
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.precision = precision
         self.input_shapes = input_shapes
-        self.model_settings = model_settings
+        self.model_layers = model_layers
 
     def runtest(self) -> None:
         options = get_options(self.config)
@@ -102,10 +121,11 @@ class ModelItem(pytest.Item):
                 options,
                 precision=self.precision,
                 input_shapes=self.input_shapes,
-                layers=[self.model_settings],
+                layers=self.model_layers,
             )
         except OptionValueError as err:
             fail(f"{self.path}: {err}")
+        self.user_properties.append((SOURCES_PROPERTY, settings.sources))
         reference = settings.reference
         golden = None
         if reference == "golden":

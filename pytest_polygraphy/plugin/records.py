@@ -22,6 +22,10 @@ from typing import Any
 
 COMPARE_PROPERTY = "polygraphy_compare"
 
+#: ``(SOURCES_PROPERTY, {setting: source})``: where each of a test's settings came from
+#: (``AccuracySettings.sources``), appended once per resolved test; ``pytest -v`` lists it.
+SOURCES_PROPERTY = "polygraphy_settings_sources"
+
 
 def _metric(result: Any, name: str, kind: type) -> Any:
     value = getattr(result, name, None)

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_polygraphy.plugin.records import COMPARE_PROPERTY
+from pytest_polygraphy.plugin.records import COMPARE_PROPERTY, SOURCES_PROPERTY
 
 if TYPE_CHECKING:
     import numpy as np
@@ -387,6 +387,8 @@ class ReportPlugin:
         self.report_path = None if self.is_worker else report_path(config)
         self.written: tuple[Path, Path] | None = None
         self.test_order: dict[str, int] = {}
+        #: test id -> {setting: source}, for the ``-v`` list of where settings came from.
+        self.sources: dict[str, dict[str, str]] = {}
 
     def _remember_order(self, nodeids: Iterable[str]) -> None:
         for nodeid in nodeids:
@@ -412,10 +414,15 @@ class ReportPlugin:
         if report.when == "teardown" and not self.is_worker:
             records = records_of(report.user_properties)
             self.records.extend(records)
-            if records and getattr(self.config.option, "xmlpath", None):
+            for name, value in report.user_properties:
+                if name == SOURCES_PROPERTY and isinstance(value, Mapping):
+                    self.sources[report.nodeid] = dict(value)
+            ours = (COMPARE_PROPERTY, SOURCES_PROPERTY)
+            has_ours = any(item[0] in ours for item in report.user_properties)
+            if has_ours and getattr(self.config.option, "xmlpath", None):
                 original = report.user_properties
                 report.user_properties = [
-                    item for item in original if item[0] != COMPARE_PROPERTY
+                    item for item in original if item[0] not in ours
                 ] + junit_properties(records)
         try:
             return (yield)
@@ -449,6 +456,8 @@ class ReportPlugin:
     def _write_summary(self, terminal: pytest.TerminalReporter) -> None:
         if self.is_worker:
             return
+        if self.sources and self.config.get_verbosity() >= 1:
+            self._write_sources(terminal)
         if self.records:
             rows = aggregate(self.records, self.test_order)
             failed = any(not row.passed for row in rows)
@@ -458,3 +467,14 @@ class ReportPlugin:
         if self.written is not None:
             html_path, json_path = self.written
             terminal.write_line(f"polygraphy report: {html_path} (data: {json_path.name})")
+
+    def _write_sources(self, terminal: pytest.TerminalReporter) -> None:
+        """Under ``-v``: for each test, where each of its settings came from."""
+        from pytest_polygraphy.plugin.settings import describe_sources
+
+        terminal.write_sep("=", "polygraphy settings: where each came from")
+        order = self.test_order
+        for nodeid in sorted(self.sources, key=lambda n: (order.get(n, len(order)), n)):
+            terminal.write_line(nodeid)
+            for line in describe_sources(self.sources[nodeid]):
+                terminal.write_line(f"    {line}")
