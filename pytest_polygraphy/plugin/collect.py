@@ -35,19 +35,60 @@ from pytest_polygraphy.plugin.syntax import OptionValueError, ShapeSet, shape_se
 
 ITEM_NAME = "accuracy"
 
+#: How many ``*.onnx`` files this process saw and left out (no backend switch).
+LEFT_OUT_KEY = pytest.StashKey[int]()
+#: ``workeroutput`` key carrying a worker's count to the xdist controller.
+WORKEROUTPUT_LEFT_OUT = "polygraphy_left_out_models"
+
+SELECT_A_BACKEND = (
+    "polygraphy: {count} model file(s) (*.onnx) were found but not collected as tests, "
+    "because no backend switch was given: select backends with --onnxrt, --onnxref and/or "
+    "--trt (or set polygraphy_collect_models = true and polygraphy_backends in the ini file)"
+)
+
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
     """Collect ``*.onnx`` files (see the module docstring for when)."""
     if file_path.suffix != ".onnx":
         return None
-    options = get_options(parent.config)
+    config = parent.config
+    options = get_options(config)
     if not (
         options.backends_on_command_line
         or options.collect_models
         or parent.session.isinitpath(file_path)
     ):
+        config.stash[LEFT_OUT_KEY] = config.stash.get(LEFT_OUT_KEY, 0) + 1
         return None
     return ModelFile.from_parent(parent, path=file_path)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """xdist worker: hand the count of left-out model files to the controller."""
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput[WORKEROUTPUT_LEFT_OUT] = session.config.stash.get(LEFT_OUT_KEY, 0)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """xdist controller: every worker collects alike; keep the largest count."""
+    count = (getattr(node, "workeroutput", None) or {}).get(WORKEROUTPUT_LEFT_OUT, 0)
+    config = node.config
+    config.stash[LEFT_OUT_KEY] = max(config.stash.get(LEFT_OUT_KEY, 0), int(count))
+
+
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, exitstatus: int, config: pytest.Config
+) -> None:
+    """Say how to select a backend when model files were left out and no test was
+    collected (with ``-v``: whenever model files were left out), instead of a bare
+    "no tests ran"."""
+    count = config.stash.get(LEFT_OUT_KEY, 0)
+    if hasattr(config, "workerinput") or not count:
+        return
+    if exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED or config.get_verbosity() >= 1:
+        terminalreporter.write_line(SELECT_A_BACKEND.format(count=count), yellow=True)
 
 
 def item_id(precision: str, input_shapes: ShapeSet | None) -> str:

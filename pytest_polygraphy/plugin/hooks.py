@@ -25,14 +25,17 @@ def configure(config: pytest.Config) -> None:
     """Register markers, parse the options (a bad one is a UsageError now, not later) and
     register the plugin's hook modules and the reporting plugins."""
     markers.register(config)
-    get_options(config)
+    options = get_options(config)
+    from pytest_polygraphy.plugin.availability import check_backends
+
+    unavailable = check_backends(config, options)
     from pytest_polygraphy.plugin import collect, fixtures
     from pytest_polygraphy.plugin.report import ReportPlugin
     from pytest_polygraphy.plugin.xdist import XdistPlugin
 
     manager = config.pluginmanager
     for name, plugin in (
-        ("polygraphy-hooks", RunHooks()),
+        ("polygraphy-hooks", RunHooks(unavailable)),
         ("polygraphy-fixtures", fixtures),
         ("polygraphy-collect", collect),
         ("polygraphy-report", ReportPlugin(config)),
@@ -79,9 +82,14 @@ def _definition_id(item: pytest.Item) -> str:
 class RunHooks:
     """Hooks with run-wide state; one instance per run."""
 
-    def __init__(self) -> None:
+    def __init__(self, unavailable: str | None = None) -> None:
         #: Test functions whose markers or model settings are bad: node id -> message.
         self.setting_errors: dict[str, str] = {}
+        #: The header line naming backends that skip (``--polygraphy-skip-unavailable``).
+        self.unavailable = unavailable
+
+    def pytest_report_header(self) -> str | None:
+        return self.unavailable
 
     @pytest.hookimpl(trylast=True)  # after @pytest.mark.parametrize: ids stay precision-first
     def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:

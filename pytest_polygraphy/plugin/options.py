@@ -90,6 +90,7 @@ class PolygraphyOptions:
     report: str | None = None
     gpus: str | None = None
     update_golden: bool = False
+    skip_unavailable: bool = False
     golden_dir: Path | None = None
     collect_models: bool = False
     #: Default model of the ``model`` fixture (ini ``polygraphy_model``).

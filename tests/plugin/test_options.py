@@ -30,7 +30,7 @@ CASES: list[tuple[str, list[str], str, Any]] = [
     ("gpus", ["0,1"], "0,1", "0,1"),
 ]
 
-FLAGS = ["mark_all", "validate", "update_golden", "collect_models"]
+FLAGS = ["mark_all", "validate", "update_golden", "collect_models", "skip_unavailable"]
 
 # (option, bad command-line values, what the message must say)
 BAD: list[tuple[str, list[str], str]] = [
@@ -138,7 +138,7 @@ def test_paths_are_relative_to_where_they_were_given(pytester: pytest.Pytester) 
 def test_backends_from_switches_or_the_ini(pytester: pytest.Pytester) -> None:
     options = configure(pytester)
     assert options.backends == () and options.reference_backend() is None
-    options = configure(pytester, "--trt", "--onnxrt")
+    options = configure(pytester, "--trt", "--onnxrt", "--polygraphy-skip-unavailable")
     assert options.backends == ("onnxrt", "trt") and options.backends_on_command_line
     assert options.reference_backend() == "onnxrt"
     ini(pytester, polygraphy_backends="trt onnxref")
@@ -146,7 +146,7 @@ def test_backends_from_switches_or_the_ini(pytester: pytest.Pytester) -> None:
     assert options.backends == ("onnxref", "trt") and not options.backends_on_command_line
     assert options.reference_backend() == "onnxref"
     assert configure(pytester, "--onnxrt").backends == ("onnxrt",)
-    options = configure(pytester, "--polygraphy-reference", "trt")
+    options = configure(pytester, "--polygraphy-reference", "trt", "--polygraphy-skip-unavailable")
     assert options.reference_backend() == "trt"
     ini(pytester, polygraphy_backends="tensorflow")
     with pytest.raises(pytest.UsageError, match="polygraphy_backends: expected some of onnxref"):
