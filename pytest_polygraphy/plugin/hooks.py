@@ -13,7 +13,7 @@ import pytest
 from pytest_polygraphy.plugin import markers, syntax
 from pytest_polygraphy.plugin.backends import RunnerCache
 from pytest_polygraphy.plugin.modelsettings import Layer, model_layers
-from pytest_polygraphy.plugin.options import get_options
+from pytest_polygraphy.plugin.options import PolygraphyOptions, get_options
 from pytest_polygraphy.plugin.outcomes import fail
 from pytest_polygraphy.plugin.settings import ordered_layers, pick
 from pytest_polygraphy.plugin.syntax import OptionValueError
@@ -29,6 +29,7 @@ def configure(config: pytest.Config) -> None:
     from pytest_polygraphy.plugin.availability import check_backends
 
     unavailable = check_backends(config, options)
+    check_output_paths(config, options)
     from pytest_polygraphy.plugin import collect, fixtures
     from pytest_polygraphy.plugin.report import ReportPlugin
     from pytest_polygraphy.plugin.xdist import XdistPlugin
@@ -43,6 +44,33 @@ def configure(config: pytest.Config) -> None:
     ):
         if not manager.has_plugin(name):
             manager.register(plugin, name)
+
+
+def check_output_paths(config: pytest.Config, options: PolygraphyOptions) -> None:
+    """Raise UsageError, naming the path and the reason, for an output folder this run
+    would write and cannot: the report and its artifacts, the golden folder under
+    ``--polygraphy-update-golden``, TensorRT's engine cache. Checked once at start (not on
+    xdist workers, nor under ``--collect-only``, which writes nothing), so that a long run
+    does not end in a traceback instead of its summary."""
+    if hasattr(config, "workerinput") or config.getoption("collectonly", default=False):
+        return
+    from pytest_polygraphy.files import folder_write_problem
+    from pytest_polygraphy.plugin.report import output_path_problems
+
+    problems = output_path_problems(config)
+    folders = []
+    if options.update_golden and options.golden_dir is not None:
+        folders.append(("--polygraphy-golden-dir", options.golden_dir))
+    if "trt" in options.backends and options.cache_dir is not None:
+        folders.append(("--polygraphy-cache-dir", options.cache_dir))
+    for option, folder in folders:
+        problem = folder_write_problem(folder)
+        if problem is not None:
+            problems.append(f"{option} {folder}: cannot write there: {problem}")
+    if problems:
+        raise pytest.UsageError(
+            "\n".join(problems) + "\nPick a path this user can write, or create it first."
+        )
 
 
 def runner_cache(config: pytest.Config) -> RunnerCache:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+import warnings
 from collections.abc import Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -337,6 +338,33 @@ def report_path(config: pytest.Config) -> Path | None:
     return path
 
 
+def output_path_problems(config: pytest.Config) -> list[str]:
+    """What stands in the way of writing the report and its artifacts (``--polygraphy-report``),
+    one line each naming the path; empty when all can be written. Checked at start, so a
+    long run does not end in a report it cannot write."""
+    from pytest_polygraphy.files import folder_write_problem
+
+    path = report_path(config)
+    if path is None:
+        return []
+    problems = []
+    if path.is_dir():
+        problems.append(f"--polygraphy-report {path}: is a folder; give a file name, e.g. acc.html")
+    else:
+        problem = folder_write_problem(path.parent)
+        if problem is not None:
+            problems.append(
+                f"--polygraphy-report {path}: cannot write into {path.parent}: {problem}"
+            )
+    artifacts = path.with_name(f"{path.stem}_artifacts")
+    if artifacts.exists() and not artifacts.is_dir():
+        problems.append(
+            f"--polygraphy-report {path}: its artifact folder {artifacts} is a file; "
+            "move it away or pick another report name"
+        )
+    return problems
+
+
 def artifact_dir(config: pytest.Config) -> Path | None:
     """Where the plugin saves the arrays of failing outputs for the report's images.
 
@@ -374,7 +402,16 @@ def save_artifact(
     )
     digest = hashlib.sha1(key.encode(), usedforsecurity=False).hexdigest()[:12]
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{record.get('output', '')}")[:40]
-    return str(write_artifact(directory / f"{slug}-{digest}.npz", actual, expected))
+    path = directory / f"{slug}-{digest}.npz"
+    try:
+        return str(write_artifact(path, actual, expected))
+    except OSError as err:  # the report loses a picture; the test's verdict stands
+        warnings.warn(
+            f"pytest-polygraphy: could not save {path} for the report: {err}",
+            pytest.PytestWarning,
+            stacklevel=2,
+        )
+        return None
 
 
 class ReportPlugin:
@@ -386,6 +423,8 @@ class ReportPlugin:
         self.is_worker = hasattr(config, "workerinput")
         self.report_path = None if self.is_worker else report_path(config)
         self.written: tuple[Path, Path] | None = None
+        #: Why the report could not be written at the end (shown in the summary).
+        self.write_error: str | None = None
         self.test_order: dict[str, int] = {}
         #: test id -> {setting: source}, for the ``-v`` list of where settings came from.
         self.sources: dict[str, dict[str, str]] = {}
@@ -441,7 +480,10 @@ class ReportPlugin:
             return
         from pytest_polygraphy.plugin.html_report import write_report
 
-        self.written = write_report(self.report_path, self.records, self.test_order)
+        try:
+            self.written = write_report(self.report_path, self.records, self.test_order)
+        except Exception as err:  # never lose the run's summary over its report file
+            self.write_error = f"{type(err).__name__}: {err}"
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_terminal_summary(
@@ -467,6 +509,11 @@ class ReportPlugin:
         if self.written is not None:
             html_path, json_path = self.written
             terminal.write_line(f"polygraphy report: {html_path} (data: {json_path.name})")
+        if self.write_error is not None:
+            terminal.write_line(
+                f"polygraphy report: could not write {self.report_path}: {self.write_error}",
+                red=True,
+            )
 
     def _write_sources(self, terminal: pytest.TerminalReporter) -> None:
         """Under ``-v``: for each test, where each of its settings came from."""
