@@ -340,6 +340,7 @@ OPTION_SPECS: tuple[OptionSpec, ...] = (
         None,
         "bool",
         _bool,
+        _render_flag,  # so a printed command runs where this one ran
     ),
     OptionSpec(
         "collect_models",
