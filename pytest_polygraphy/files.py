@@ -48,3 +48,21 @@ def _umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+def folder_write_problem(folder: PathLike) -> str | None:
+    """Why files cannot be written into ``folder`` (created if missing), or None when they
+    can. Tried for real (a temporary file created and removed), since permission bits do
+    not tell: root ignores them, and read-only mounts do not show in them."""
+    folder = Path(folder)
+    existing = next((f for f in (folder, *folder.parents) if f.exists()), None)
+    if existing is not None and not existing.is_dir():
+        return f"{existing} is a file, not a folder"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=folder, prefix=".pytest-polygraphy-probe-")
+        os.close(fd)
+        os.unlink(name)
+    except OSError as err:
+        return err.strerror or str(err)
+    return None

@@ -9,7 +9,9 @@ Each model becomes one test per precision and shape set, e.g.
 ``models/resnet.onnx::accuracy[fp16-x=8x3x224x224]``, that runs the model on every
 selected backend and compares every output with the reference (see ``accuracy``).
 Per-model settings come from ``resnet.polygraphy.json`` beside the model and the ini
-option ``polygraphy_model_settings`` (see ``modelsettings``).
+option ``polygraphy_model_settings`` (see ``modelsettings``); a value given on the command
+line wins over them. A bad per-model setting becomes one failing item,
+``resnet.onnx::accuracy``, with the message: the other models still run.
 """
 
 from __future__ import annotations
@@ -25,27 +27,69 @@ from pytest_polygraphy.plugin import debug
 from pytest_polygraphy.plugin.accuracy import Comparer, check_accuracy, error_report
 from pytest_polygraphy.plugin.golden import golden_file
 from pytest_polygraphy.plugin.hooks import runner_cache
-from pytest_polygraphy.plugin.modelsettings import settings_for_model
+from pytest_polygraphy.plugin.modelsettings import Layer, merge, model_layers
 from pytest_polygraphy.plugin.options import get_options
 from pytest_polygraphy.plugin.outcomes import fail
-from pytest_polygraphy.plugin.settings import AccuracySettings, resolve
+from pytest_polygraphy.plugin.records import SOURCES_PROPERTY
+from pytest_polygraphy.plugin.settings import AccuracySettings, ordered_layers, pick, resolve
 from pytest_polygraphy.plugin.syntax import OptionValueError, ShapeSet, shape_set_id
 
 ITEM_NAME = "accuracy"
+
+#: How many ``*.onnx`` files this process saw and left out (no backend switch).
+LEFT_OUT_KEY = pytest.StashKey[int]()
+#: ``workeroutput`` key carrying a worker's count to the xdist controller.
+WORKEROUTPUT_LEFT_OUT = "polygraphy_left_out_models"
+
+SELECT_A_BACKEND = (
+    "polygraphy: {count} model file(s) (*.onnx) were found but not collected as tests, "
+    "because no backend switch was given: select backends with --onnxrt, --onnxref and/or "
+    "--trt (or set polygraphy_collect_models = true and polygraphy_backends in the ini file)"
+)
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
     """Collect ``*.onnx`` files (see the module docstring for when)."""
     if file_path.suffix != ".onnx":
         return None
-    options = get_options(parent.config)
+    config = parent.config
+    options = get_options(config)
     if not (
         options.backends_on_command_line
         or options.collect_models
         or parent.session.isinitpath(file_path)
     ):
+        config.stash[LEFT_OUT_KEY] = config.stash.get(LEFT_OUT_KEY, 0) + 1
         return None
     return ModelFile.from_parent(parent, path=file_path)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """xdist worker: hand the count of left-out model files to the controller."""
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput[WORKEROUTPUT_LEFT_OUT] = session.config.stash.get(LEFT_OUT_KEY, 0)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """xdist controller: every worker collects alike; keep the largest count."""
+    count = (getattr(node, "workeroutput", None) or {}).get(WORKEROUTPUT_LEFT_OUT, 0)
+    config = node.config
+    config.stash[LEFT_OUT_KEY] = max(config.stash.get(LEFT_OUT_KEY, 0), int(count))
+
+
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, exitstatus: int, config: pytest.Config
+) -> None:
+    """Say how to select a backend when model files were left out and no test was
+    collected (with ``-v``: whenever model files were left out), instead of a bare
+    "no tests ran"."""
+    count = config.stash.get(LEFT_OUT_KEY, 0)
+    if hasattr(config, "workerinput") or not count:
+        return
+    if exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED or config.get_verbosity() >= 1:
+        terminalreporter.write_line(SELECT_A_BACKEND.format(count=count), yellow=True)
 
 
 def item_id(precision: str, input_shapes: ShapeSet | None) -> str:
@@ -56,16 +100,18 @@ def item_id(precision: str, input_shapes: ShapeSet | None) -> str:
 class ModelFile(pytest.File):
     """An ONNX model: one ``ModelItem`` per precision and shape set."""
 
-    def collect(self) -> Iterator[ModelItem]:
+    def collect(self) -> Iterator[pytest.Item]:
         options = get_options(self.config)
         try:
-            settings = settings_for_model(self.path, options.model_settings, self.config.rootpath)
+            layers = model_layers(self.path, options.model_settings, self.config.rootpath)
         except OptionValueError as err:
-            raise self.CollectError(f"{self.path}: {err}") from None
-        precisions = settings.get("precisions") or options.precisions
-        shape_sets: tuple[ShapeSet | None, ...] = (
-            settings.get("input_shapes") or options.input_shapes or (None,)
-        )
+            # One bad model must not stop the session: its test fails, the others run.
+            yield BadSettingsItem.from_parent(self, name=ITEM_NAME, message=str(err))
+            return
+        ordered = ordered_layers(options, layers)
+        precisions = pick(ordered, "precisions")[0] or options.precisions
+        shape_sets: tuple[ShapeSet | None, ...] = pick(ordered, "input_shapes")[0] or (None,)
+        skip = merge(*(layer.values for layer in layers)).get("skip")
         for precision in precisions:
             for shapes in shape_sets:
                 item = ModelItem.from_parent(
@@ -73,11 +119,25 @@ class ModelFile(pytest.File):
                     name=f"{ITEM_NAME}[{item_id(precision, shapes)}]",
                     precision=precision,
                     input_shapes=shapes,
-                    model_settings=settings,
+                    model_layers=layers,
                 )
-                if settings.get("skip"):
-                    item.add_marker(pytest.mark.skip(reason=settings["skip"]))
+                if skip:
+                    item.add_marker(pytest.mark.skip(reason=skip))
                 yield item
+
+
+class BadSettingsItem(pytest.Item):
+    """Stands for a model whose per-model settings cannot be read: fails with why."""
+
+    def __init__(self, *, message: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.message = message
+
+    def runtest(self) -> None:
+        fail(self.message)
+
+    def reportinfo(self) -> tuple[Path, int, str]:
+        return self.path, 0, self.name
 
 
 class ModelItem(pytest.Item):
@@ -88,13 +148,13 @@ class ModelItem(pytest.Item):
         *,
         precision: str,
         input_shapes: ShapeSet | None,
-        model_settings: dict[str, Any],
+        model_layers: list[Layer],
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.precision = precision
         self.input_shapes = input_shapes
-        self.model_settings = model_settings
+        self.model_layers = model_layers
 
     def runtest(self) -> None:
         options = get_options(self.config)
@@ -103,10 +163,11 @@ class ModelItem(pytest.Item):
                 options,
                 precision=self.precision,
                 input_shapes=self.input_shapes,
-                layers=[self.model_settings],
+                layers=self.model_layers,
             )
         except OptionValueError as err:
             fail(f"{self.path}: {err}")
+        self.user_properties.append((SOURCES_PROPERTY, settings.sources))
         debug.remember(self, model=self.path, settings=settings)
         variant = debug.active_variant(self)
         settings = debug.variant_settings(self, settings, options)

@@ -29,9 +29,10 @@ from pytest_polygraphy.plugin.accuracy import NO_BACKEND, plan
 from pytest_polygraphy.plugin.backends import FULL_PRECISION
 from pytest_polygraphy.plugin.checks import Accuracy, Golden
 from pytest_polygraphy.plugin.hooks import runner_cache
-from pytest_polygraphy.plugin.modelsettings import settings_for_model
+from pytest_polygraphy.plugin.modelsettings import model_layers
 from pytest_polygraphy.plugin.options import get_options
 from pytest_polygraphy.plugin.outcomes import fail
+from pytest_polygraphy.plugin.records import SOURCES_PROPERTY
 from pytest_polygraphy.plugin.settings import AccuracySettings, resolve
 from pytest_polygraphy.plugin.syntax import OptionValueError, ShapeSet
 
@@ -100,8 +101,10 @@ def input_shapes(request: pytest.FixtureRequest) -> ShapeSet | None:
 @pytest.fixture
 def polygraphy_settings(request: pytest.FixtureRequest) -> AccuracySettings:
     """The test's resolved settings (``AccuracySettings``): inputs (seed, iterations,
-    value ranges, loaded files), tolerances per output, compare function. Precedence:
-    precision defaults < options < the model's ``.polygraphy.json`` < ``tolerance`` marker.
+    value ranges, loaded files), tolerances per output, compare function. Precedence,
+    lowest first: defaults (the precision's tolerances) < ini options < the model's
+    per-model settings (ini lines, ``.polygraphy.json``) < command-line options < the
+    test's markers. ``sources`` says where each value came from (``pytest -v`` lists it).
 
     The precision and shape set are the test's when it is parametrized by them (it uses
     ``precision``, ``input_shapes`` or a fixture that does: runners, ``data_loader``,
@@ -111,33 +114,35 @@ def polygraphy_settings(request: pytest.FixtureRequest) -> AccuracySettings:
         @pytest.mark.tolerance(rtol={"": 1e-3, "boxes": 1e-2})
         def test_tolerance(polygraphy_settings):
             assert polygraphy_settings.tolerance("boxes")[0] == 1e-2
+            assert polygraphy_settings.sources["rtol[boxes]"] == "@pytest.mark.tolerance"
     """
-    precision = (
-        request.getfixturevalue("precision")
-        if "precision" in request.fixturenames
-        else FULL_PRECISION
-    )
+    parametrized = "precision" in request.fixturenames
+    precision = request.getfixturevalue("precision") if parametrized else FULL_PRECISION
     input_shapes = (
         request.getfixturevalue("input_shapes") if "input_shapes" in request.fixturenames else None
     )
     options = get_options(request.config)
-    layers = []
     model_path = (
         request.getfixturevalue("model")
         if "model" in request.fixturenames
         else _model_from_markers(request)
     )
     try:
+        layers = []
         if isinstance(model_path, str | Path):
-            layers.append(
-                settings_for_model(
-                    Path(model_path), options.model_settings, request.config.rootpath
-                )
-            )
-        layers.append(markers.tolerance(request.node))
-        settings = resolve(options, precision=precision, input_shapes=input_shapes, layers=layers)
+            layers = model_layers(Path(model_path), options.model_settings, request.config.rootpath)
+        settings = resolve(
+            options,
+            precision=precision,
+            input_shapes=input_shapes,
+            layers=layers,
+            markers=markers.layers(request.node),
+        )
     except OptionValueError as err:
         fail(f"{request.node.nodeid}: {err}")
+    if not parametrized:
+        settings.sources.pop("precision", None)
+    request.node.user_properties.append((SOURCES_PROPERTY, settings.sources))
     debug.remember(request.node, settings=settings)
     return debug.variant_settings(request.node, settings, options)
 

@@ -7,15 +7,15 @@ Stdlib and pytest only at import, like every module the entry point loads.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import pytest
 
 from pytest_polygraphy.plugin import markers, syntax
 from pytest_polygraphy.plugin.backends import RunnerCache
-from pytest_polygraphy.plugin.modelsettings import settings_for_model
-from pytest_polygraphy.plugin.options import get_options
+from pytest_polygraphy.plugin.modelsettings import Layer, model_layers
+from pytest_polygraphy.plugin.options import PolygraphyOptions, get_options
 from pytest_polygraphy.plugin.outcomes import fail
+from pytest_polygraphy.plugin.settings import ordered_layers, pick
 from pytest_polygraphy.plugin.syntax import OptionValueError
 
 RUNNER_CACHE_KEY = pytest.StashKey[RunnerCache]()
@@ -25,7 +25,11 @@ def configure(config: pytest.Config) -> None:
     """Register markers, parse the options (a bad one is a UsageError now, not later) and
     register the plugin's hook modules and the reporting plugins."""
     markers.register(config)
-    get_options(config)
+    options = get_options(config)
+    from pytest_polygraphy.plugin.availability import check_backends
+
+    unavailable = check_backends(config, options)
+    check_output_paths(config, options)
     from pytest_polygraphy.plugin import collect, fixtures
     from pytest_polygraphy.plugin.report import ReportPlugin
     from pytest_polygraphy.plugin.xdist import XdistPlugin
@@ -36,7 +40,7 @@ def configure(config: pytest.Config) -> None:
 
         manager.register(DebugPlugin(config), "polygraphy-debug")
     for name, plugin in (
-        ("polygraphy-hooks", RunHooks()),
+        ("polygraphy-hooks", RunHooks(unavailable)),
         ("polygraphy-fixtures", fixtures),
         ("polygraphy-collect", collect),
         ("polygraphy-report", ReportPlugin(config)),
@@ -44,6 +48,33 @@ def configure(config: pytest.Config) -> None:
     ):
         if not manager.has_plugin(name):
             manager.register(plugin, name)
+
+
+def check_output_paths(config: pytest.Config, options: PolygraphyOptions) -> None:
+    """Raise UsageError, naming the path and the reason, for an output folder this run
+    would write and cannot: the report and its artifacts, the golden folder under
+    ``--polygraphy-update-golden``, TensorRT's engine cache. Checked once at start (not on
+    xdist workers, nor under ``--collect-only``, which writes nothing), so that a long run
+    does not end in a traceback instead of its summary."""
+    if hasattr(config, "workerinput") or config.getoption("collectonly", default=False):
+        return
+    from pytest_polygraphy.files import folder_write_problem
+    from pytest_polygraphy.plugin.report import output_path_problems
+
+    problems = output_path_problems(config)
+    folders = []
+    if options.update_golden and options.golden_dir is not None:
+        folders.append(("--polygraphy-golden-dir", options.golden_dir))
+    if "trt" in options.backends and options.cache_dir is not None:
+        folders.append(("--polygraphy-cache-dir", options.cache_dir))
+    for option, folder in folders:
+        problem = folder_write_problem(folder)
+        if problem is not None:
+            problems.append(f"{option} {folder}: cannot write there: {problem}")
+    if problems:
+        raise pytest.UsageError(
+            "\n".join(problems) + "\nPick a path this user can write, or create it first."
+        )
 
 
 def runner_cache(config: pytest.Config) -> RunnerCache:
@@ -65,35 +96,55 @@ def _parametrized_by_user(metafunc: pytest.Metafunc, argname: str) -> bool:
     return False
 
 
-def _model_settings(metafunc: pytest.Metafunc) -> dict[str, Any]:
+def _model_layers(metafunc: pytest.Metafunc) -> list[Layer]:
     """Per-model settings of the test's model (``model`` marker, else ini), if any."""
     path = markers.model_path(metafunc.definition) or get_options(metafunc.config).model
     if path is None:
-        return {}
+        return []
     options = get_options(metafunc.config)
-    return settings_for_model(path, options.model_settings, metafunc.config.rootpath)
+    return model_layers(path, options.model_settings, metafunc.config.rootpath)
+
+
+def _definition_id(item: pytest.Item) -> str:
+    """The node id of the function an item was generated from (its id without ``[...]``)."""
+    name = getattr(item, "originalname", None) or item.name
+    return f"{item.parent.nodeid}::{name}" if item.parent is not None else item.nodeid
 
 
 class RunHooks:
     """Hooks with run-wide state; one instance per run."""
 
+    def __init__(self, unavailable: str | None = None) -> None:
+        #: Test functions whose markers or model settings are bad: node id -> message.
+        self.setting_errors: dict[str, str] = {}
+        #: The header line naming backends that skip (``--polygraphy-skip-unavailable``).
+        self.unavailable = unavailable
+
+    def pytest_report_header(self) -> str | None:
+        return self.unavailable
+
     @pytest.hookimpl(trylast=True)  # after @pytest.mark.parametrize: ids stay precision-first
     def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
         """Parametrize ``precision`` and ``input_shapes``, in that order, so ids read
         ``[fp16-x=8x3x224x224]``. Values come from the ``precisions`` / ``shapes``
-        markers, else the model's per-model settings, else the options."""
+        markers, else the command line, else the model's per-model settings, else the ini
+        options and defaults (see ``settings``).
+
+        A bad marker or model setting must not stop the collection of other tests: the
+        test is left unparametrized and fails at setup with the message."""
         names = metafunc.fixturenames
         if "precision" not in names and "input_shapes" not in names:
             return
         options = get_options(metafunc.config)
         try:
-            precisions = markers.precisions(metafunc.definition)
-            shape_sets = markers.shape_sets(metafunc.definition)
-            model = _model_settings(metafunc) if not (precisions and shape_sets) else {}
+            ordered = ordered_layers(
+                options, _model_layers(metafunc), markers.layers(metafunc.definition)
+            )
         except OptionValueError as err:
-            fail(f"{metafunc.definition.nodeid}: {err}")
-        precisions = precisions or model.get("precisions") or options.precisions
-        shape_sets = shape_sets or model.get("input_shapes") or options.input_shapes
+            self.setting_errors[metafunc.definition.nodeid] = f"{metafunc.definition.nodeid}: {err}"
+            return
+        precisions = pick(ordered, "precisions")[0] or options.precisions
+        shape_sets = pick(ordered, "input_shapes")[0]
         if "precision" in names and not _parametrized_by_user(metafunc, "precision"):
             metafunc.parametrize("precision", precisions, indirect=True, ids=list(precisions))
         if (
@@ -104,6 +155,13 @@ class RunHooks:
             metafunc.parametrize(
                 "input_shapes", shape_sets, indirect=True, ids=_shape_ids(shape_sets)
             )
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        """Fail (as a setup error) a test whose markers or model settings are bad."""
+        message = self.setting_errors.get(_definition_id(item))
+        if message is not None:
+            fail(message)
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         cache = session.config.stash.get(RUNNER_CACHE_KEY, None)

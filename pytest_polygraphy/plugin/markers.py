@@ -1,7 +1,10 @@
 """The plugin's markers: their registered signatures and how their arguments are read.
 
 Markers are read with ``get_closest_marker``, so a marker on a test wins over one on its
-class, which wins over a module's ``pytestmark``. Stdlib and pytest only.
+class, which wins over a module's ``pytestmark``. A marker is the test's own explicit
+choice, so it wins over every other setting: the command line, per-model settings, the
+ini file and the defaults. A bad marker argument fails that test only (at setup), never
+the collection of the others. Stdlib and pytest only.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from typing import Any
 import pytest
 
 from pytest_polygraphy.plugin import syntax
+from pytest_polygraphy.plugin.modelsettings import Layer
 from pytest_polygraphy.plugin.syntax import OptionValueError, ShapeSet
 
 #: (signature, description) of every marker, registered in ``pytest_configure``.
@@ -24,19 +28,21 @@ MARKERS: tuple[tuple[str, str], ...] = (
     (
         "precisions(*names)",
         "parametrize the test over these precisions (fp32, tf32, fp16, bf16, int8, fp8), "
-        "instead of --polygraphy-precisions; the backends under test run at each, the "
-        "reference at fp32.",
+        "instead of --polygraphy-precisions (a marker wins over the command line and per-model "
+        "settings); the backends under test run at each, the reference at fp32.",
     ),
     (
         "shapes(*shape_sets)",
         "parametrize the test over input shape sets, each a dict {input: shape} or a string "
-        "'x:[1,3,224,224] mask:[1,1,224,224]', instead of --polygraphy-input-shapes.",
+        "'x:[1,3,224,224] mask:[1,1,224,224]', instead of --polygraphy-input-shapes (a marker "
+        "wins over the command line and per-model settings).",
     ),
     (
         "tolerance(rtol=None, atol=None, check_error_stat=None, error_quantile=None, "
         "**compare_args)",
         "the test's tolerances: one value for every output or a dict {output: value} with '' "
-        "as the default; they win over the options and the precision's default tolerances. "
+        "as the default; they win over the command line, the ini file, per-model settings and "
+        "the precision's default tolerances. "
         "Other keyword arguments go to the compare function (e.g. index_tolerance=1, "
         "rule='allclose').",
     ),
@@ -123,3 +129,19 @@ def tolerance(node: Any) -> dict[str, Any]:
     if compare_args:
         settings["compare_args"] = compare_args
     return settings
+
+
+def layers(node: Any) -> list[Layer]:
+    """The ``precisions``, ``shapes`` and ``tolerance`` markers of ``node`` as settings
+    layers (the highest of all; see ``settings``). Raises OptionValueError for a bad one."""
+    found = []
+    names = precisions(node)
+    if names:
+        found.append(Layer("@pytest.mark.precisions", {"precisions": names}))
+    shapes = shape_sets(node)
+    if shapes:
+        found.append(Layer("@pytest.mark.shapes", {"input_shapes": shapes}))
+    tolerances = tolerance(node)
+    if tolerances:
+        found.append(Layer("@pytest.mark.tolerance", tolerances))
+    return found

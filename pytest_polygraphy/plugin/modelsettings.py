@@ -10,8 +10,19 @@ Both take the same keys as the options, without the prefix, e.g. ``resnet.polygr
       "precisions": ["fp32", "fp16"]
     }
 
-Per-model settings are more specific than options, so they win over them (command line
-and ini alike); per-output dicts merge, key by key. JSON rather than TOML because
+Precedence, highest first: a hand-written test's markers (``precisions``, ``shapes``,
+``tolerance``: the test's own explicit choice); values given on the command line; the
+model's ``.polygraphy.json``; the ini ``polygraphy_model_settings`` lines (a later matching
+line over an earlier one); the ini options (``polygraphy_rtol`` ...); the defaults. So a
+file beside the model refines what the project's ini says for every model, and
+``--polygraphy-precisions fp32`` on the command line still runs fp32 only. Per-output dicts
+(tolerances, value ranges) merge key by key: ``--polygraphy-rtol 1e-3`` replaces the
+default for every output, while a sidecar's ``"rtol": {"boxes": 1e-2}`` still applies to
+``boxes`` unless the command line names ``boxes`` too. ``pytest -v`` lists where each
+setting of each test came from.
+
+A bad per-model setting (bad JSON, an unknown key or value) fails that model's test only,
+with the file and key named; the other tests still run. JSON rather than TOML because
 ``tomllib`` is not available on every Python this plugin supports.
 Stdlib only: parsed while collecting, before anything heavy is needed.
 """
@@ -20,7 +31,8 @@ from __future__ import annotations
 
 import fnmatch
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -164,6 +176,29 @@ def load_sidecar(model: Path) -> dict[str, Any]:
         raise OptionValueError(f"{path}: {err}") from None
 
 
+@dataclass(frozen=True)
+class Layer:
+    """Settings from one place (``source``: "command line", "net.polygraphy.json", ...)."""
+
+    source: str
+    values: Mapping[str, Any]
+
+
+def merge_sourced(layers: Sequence[Layer]) -> tuple[dict[str, Any], dict[str, str]]:
+    """``merge`` of the layers' values, and the source of every merged value: keyed by the
+    setting (``seed``), or ``rtol[boxes]`` for a named entry of a per-name dict (its ``""``
+    entry is keyed ``rtol``)."""
+    sources: dict[str, str] = {}
+    for layer in layers:
+        for key, value in layer.values.items():
+            if isinstance(value, dict):
+                for name in value:
+                    sources[f"{key}[{name}]" if name else key] = layer.source
+            else:
+                sources[key] = layer.source
+    return merge(*(layer.values for layer in layers)), sources
+
+
 def merge(*layers: Mapping[str, Any]) -> dict[str, Any]:
     """Later layers win; per-name dicts (tolerances, ranges) merge key by key."""
     merged: dict[str, Any] = {}
@@ -176,20 +211,34 @@ def merge(*layers: Mapping[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def settings_for_model(
+def model_layers(
     model: Path,
     ini_settings: tuple[tuple[str, dict[str, Any]], ...],
     rootpath: Path,
-) -> dict[str, Any]:
+) -> list[Layer]:
     """The ini lines whose glob matches the model (path relative to rootdir, or file name),
-    in order, then the file beside the model."""
+    in order, then the file beside the model (when there is one).
+
+    Raises OptionValueError naming the sidecar for a bad one."""
     try:
         relative = model.resolve().relative_to(rootpath.resolve()).as_posix()
     except ValueError:
         relative = model.as_posix()
     layers = [
-        settings
+        Layer(f"ini polygraphy_model_settings {glob}", settings)
         for glob, settings in ini_settings
         if fnmatch.fnmatch(relative, glob) or fnmatch.fnmatch(model.name, glob)
     ]
-    return merge(*layers, load_sidecar(model))
+    sidecar = load_sidecar(model)
+    if sidecar:
+        layers.append(Layer(sidecar_path(model).name, sidecar))
+    return layers
+
+
+def settings_for_model(
+    model: Path,
+    ini_settings: tuple[tuple[str, dict[str, Any]], ...],
+    rootpath: Path,
+) -> dict[str, Any]:
+    """The merged per-model settings of ``model`` (see ``model_layers``)."""
+    return merge(*(layer.values for layer in model_layers(model, ini_settings, rootpath)))

@@ -3,7 +3,10 @@
 Backend switches (``--onnxrt``, ``--onnxref``, ``--trt``) are named as in ``polygraphy run``;
 every other option lives in the ``polygraphy`` help group with the ``--polygraphy-`` prefix
 and has an ini twin of the same name with underscores (``--polygraphy-rtol`` and
-``polygraphy_rtol``). The command line wins over the ini file. Values follow
+``polygraphy_rtol``). Each parsed option remembers where it came from (``command_line``,
+``from_ini``), because per-model settings rank between the two: a value given on the
+command line wins over a model's settings, which win over the ini file (see ``settings``
+for the whole order). Values follow
 ``polygraphy run``'s syntax (see ``syntax``). A bad value is a ``pytest.UsageError``
 that names the option and says what is accepted.
 
@@ -49,7 +52,10 @@ GROUP_DESCRIPTION = (
     "pytest-polygraphy: model accuracy testing on ONNX Runtime and TensorRT "
     "(each --polygraphy-NAME option has an ini twin polygraphy_NAME; an option taking "
     "several values takes every argument up to the next option: write paths first or "
-    "end its values with --)"
+    "end its values with --). Precedence, highest "
+    "first: a test's markers (precisions, shapes, tolerance), the command line, per-model "
+    "settings (<model>.polygraphy.json, then the ini polygraphy_model_settings lines), the "
+    "ini options, the defaults; -v shows where each setting of a test came from"
 )
 
 
@@ -86,6 +92,7 @@ class PolygraphyOptions:
     report: str | None = None
     gpus: str | None = None
     update_golden: bool = False
+    skip_unavailable: bool = False
     golden_dir: Path | None = None
     collect_models: bool = False
     reduce: bool = False
@@ -99,6 +106,21 @@ class PolygraphyOptions:
     model: Path | None = None
     #: ``(glob, settings)`` pairs from the ini ``polygraphy_model_settings`` lines.
     model_settings: tuple[tuple[str, dict[str, Any]], ...] = ()
+    #: The attributes given on the command line (they win over per-model settings).
+    command_line: frozenset[str] = frozenset()
+    #: The attributes read from the ini file (per-model settings win over them).
+    from_ini: frozenset[str] = frozenset()
+
+    def source(self, attr: str) -> str:
+        """Where an attribute's value came from: ``command line``, ``ini`` or ``default``.
+
+        A value set without either (options built in code) counts as ``ini``: the lowest
+        rank a value that was given can have."""
+        if attr in self.command_line:
+            return COMMAND_LINE
+        if attr in self.from_ini or getattr(self, attr) != getattr(_DEFAULTS, attr):
+            return INI
+        return DEFAULT
 
     def reference_backend(self) -> str | None:
         """The explicit reference, else the first selected backend in ``BACKENDS`` order
@@ -119,6 +141,12 @@ class PolygraphyOptions:
             if value != getattr(default, spec.attr):
                 args.extend(spec.render(spec.flag, value))
         return args
+
+
+COMMAND_LINE = "command line"
+INI = "ini"
+DEFAULT = "default"
+_DEFAULTS = PolygraphyOptions()
 
 
 def get_options(config: pytest.Config) -> PolygraphyOptions:
@@ -161,23 +189,26 @@ def parse_options(config: pytest.Config) -> PolygraphyOptions:
 
     Raises ``pytest.UsageError`` naming the option (or ini key) and what it accepts."""
     values: dict[str, Any] = {}
+    command_line: set[str] = set()
+    from_ini: set[str] = set()
     for spec in OPTION_SPECS:
         given = config.getoption(spec.dest)
-        from_ini = given is None
-        source = f"{spec.flag}" if not from_ini else f"ini option {spec.dest}"
-        if from_ini:
+        from_ini_file = given is None
+        source = f"{spec.flag}" if not from_ini_file else f"ini option {spec.dest}"
+        if from_ini_file:
             given = _ini_value(config, spec.dest, spec.ini_type)
         if given is None:
             continue
+        (from_ini if from_ini_file else command_line).add(spec.attr)
         if spec.parse is None:
             values[spec.attr] = str(given)
             continue
-        if spec.kind == "sets" and from_ini:
+        if spec.kind == "sets" and from_ini_file:
             given = [split_items(line) for line in given]
         if not from_ini and spec.kind in ("values", "sets"):
             _refuse_swallowed_paths(spec.flag, spec.attr, given, config.invocation_params.dir)
         try:
-            values[spec.attr] = spec.parse(given, source, config, from_ini)
+            values[spec.attr] = spec.parse(given, source, config, from_ini_file)
         except OptionValueError as err:
             raise pytest.UsageError(f"{source}: {err}") from None
 
@@ -203,6 +234,8 @@ def parse_options(config: pytest.Config) -> PolygraphyOptions:
             values["model_settings"] = model_settings_lines(settings, "", config, True)
         except OptionValueError as err:
             raise pytest.UsageError(f"ini option polygraphy_model_settings: {err}") from None
+    values["command_line"] = frozenset(command_line)
+    values["from_ini"] = frozenset(from_ini)
     known = {f.name for f in fields(PolygraphyOptions)}
     assert known >= set(values), set(values) - known
     return PolygraphyOptions(**values)

@@ -157,7 +157,8 @@ OPTION_SPECS: tuple[OptionSpec, ...] = (
     OptionSpec(
         "providers",
         "ONNX Runtime execution providers for --onnxrt, by short name "
-        "(cpu, cuda, tensorrt) or full name; an absent one skips. Default: cpu.",
+        "(cpu, cuda, tensorrt) or full name; with --onnxrt, an absent one is a usage error "
+        "(or skips, with --polygraphy-skip-unavailable). Default: cpu.",
         "values",
         "NAME",
         "args",
@@ -342,6 +343,17 @@ OPTION_SPECS: tuple[OptionSpec, ...] = (
         _render_value,
     ),
     OptionSpec(
+        "skip_unavailable",
+        "Skip the tests of a backend that cannot run here (mixed fleets). Without it, a "
+        "backend switch given on the command line for a backend that cannot run is a usage "
+        "error at start, with the reason and the install command.",
+        "flag",
+        None,
+        "bool",
+        _bool,
+        _render_flag,  # so a printed command runs where this one ran
+    ),
+    OptionSpec(
         "collect_models",
         "Collect *.onnx files as tests even without a backend switch on "
         "the command line (they are collected when one is given).",
@@ -435,5 +447,6 @@ INI_ONLY: tuple[tuple[str, str, str], ...] = (
 BACKEND_HELP = {
     "onnxrt": "Run the models on ONNX Runtime (providers: --polygraphy-providers).",
     "onnxref": "Run the models on onnx's reference evaluator (an independent CPU backend).",
-    "trt": "Run the models on TensorRT (skipped where TensorRT is not installed).",
+    "trt": "Run the models on TensorRT (a usage error where it cannot run, unless "
+    "--polygraphy-skip-unavailable).",
 }

@@ -29,6 +29,10 @@ DEBUG_PROPERTY = "polygraphy_debug"
 #: the session's business, so they are neither recorded nor drawn.
 DEBUG_CHECK_RUNNING = pytest.StashKey[bool]()
 
+#: ``(SOURCES_PROPERTY, {setting: source})``: where each of a test's settings came from
+#: (``AccuracySettings.sources``), appended once per resolved test; ``pytest -v`` lists it.
+SOURCES_PROPERTY = "polygraphy_settings_sources"
+
 
 def _metric(result: Any, name: str, kind: type) -> Any:
     value = getattr(result, name, None)

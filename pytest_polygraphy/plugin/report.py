@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+import warnings
 from collections.abc import Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,7 @@ from pytest_polygraphy.plugin.records import (
     COMPARE_PROPERTY,
     DEBUG_CHECK_RUNNING,
     DEBUG_PROPERTY,
+    SOURCES_PROPERTY,
 )
 
 if TYPE_CHECKING:
@@ -341,6 +343,33 @@ def report_path(config: pytest.Config) -> Path | None:
     return path
 
 
+def output_path_problems(config: pytest.Config) -> list[str]:
+    """What stands in the way of writing the report and its artifacts (``--polygraphy-report``),
+    one line each naming the path; empty when all can be written. Checked at start, so a
+    long run does not end in a report it cannot write."""
+    from pytest_polygraphy.files import folder_write_problem
+
+    path = report_path(config)
+    if path is None:
+        return []
+    problems = []
+    if path.is_dir():
+        problems.append(f"--polygraphy-report {path}: is a folder; give a file name, e.g. acc.html")
+    else:
+        problem = folder_write_problem(path.parent)
+        if problem is not None:
+            problems.append(
+                f"--polygraphy-report {path}: cannot write into {path.parent}: {problem}"
+            )
+    artifacts = path.with_name(f"{path.stem}_artifacts")
+    if artifacts.exists() and not artifacts.is_dir():
+        problems.append(
+            f"--polygraphy-report {path}: its artifact folder {artifacts} is a file; "
+            "move it away or pick another report name"
+        )
+    return problems
+
+
 def artifact_dir(config: pytest.Config) -> Path | None:
     """Where the plugin saves the arrays of failing outputs for the report's images.
 
@@ -378,7 +407,16 @@ def save_artifact(
     )
     digest = hashlib.sha1(key.encode(), usedforsecurity=False).hexdigest()[:12]
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{record.get('output', '')}")[:40]
-    return str(write_artifact(directory / f"{slug}-{digest}.npz", actual, expected))
+    path = directory / f"{slug}-{digest}.npz"
+    try:
+        return str(write_artifact(path, actual, expected))
+    except OSError as err:  # the report loses a picture; the test's verdict stands
+        warnings.warn(
+            f"pytest-polygraphy: could not save {path} for the report: {err}",
+            pytest.PytestWarning,
+            stacklevel=2,
+        )
+        return None
 
 
 class ReportPlugin:
@@ -391,7 +429,11 @@ class ReportPlugin:
         self.is_worker = hasattr(config, "workerinput")
         self.report_path = None if self.is_worker else report_path(config)
         self.written: tuple[Path, Path] | None = None
+        #: Why the report could not be written at the end (shown in the summary).
+        self.write_error: str | None = None
         self.test_order: dict[str, int] = {}
+        #: test id -> {setting: source}, for the ``-v`` list of where settings came from.
+        self.sources: dict[str, dict[str, str]] = {}
 
     def _remember_order(self, nodeids: Iterable[str]) -> None:
         for nodeid in nodeids:
@@ -423,10 +465,15 @@ class ReportPlugin:
         if report.when == "teardown" and not self.is_worker:
             records = records_of(report.user_properties)
             self.records.extend(records)
-            if records and getattr(self.config.option, "xmlpath", None):
+            for name, value in report.user_properties:
+                if name == SOURCES_PROPERTY and isinstance(value, Mapping):
+                    self.sources[report.nodeid] = dict(value)
+            ours = (COMPARE_PROPERTY, SOURCES_PROPERTY)
+            has_ours = any(item[0] in ours for item in report.user_properties)
+            if has_ours and getattr(self.config.option, "xmlpath", None):
                 original = report.user_properties
                 report.user_properties = [
-                    item for item in original if item[0] != COMPARE_PROPERTY
+                    item for item in original if item[0] not in ours
                 ] + junit_properties(records)
         try:
             return (yield)
@@ -445,9 +492,12 @@ class ReportPlugin:
             return
         from pytest_polygraphy.plugin.html_report import write_report
 
-        self.written = write_report(
-            self.report_path, self.records, self.test_order, self.debug_sessions
-        )
+        try:
+            self.written = write_report(
+                self.report_path, self.records, self.test_order, self.debug_sessions
+            )
+        except Exception as err:  # never lose the run's summary over its report file
+            self.write_error = f"{type(err).__name__}: {err}"
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_terminal_summary(
@@ -462,6 +512,8 @@ class ReportPlugin:
     def _write_summary(self, terminal: pytest.TerminalReporter) -> None:
         if self.is_worker:
             return
+        if self.sources and self.config.get_verbosity() >= 1:
+            self._write_sources(terminal)
         if self.records:
             rows = aggregate(self.records, self.test_order)
             failed = any(not row.passed for row in rows)
@@ -471,3 +523,19 @@ class ReportPlugin:
         if self.written is not None:
             html_path, json_path = self.written
             terminal.write_line(f"polygraphy report: {html_path} (data: {json_path.name})")
+        if self.write_error is not None:
+            terminal.write_line(
+                f"polygraphy report: could not write {self.report_path}: {self.write_error}",
+                red=True,
+            )
+
+    def _write_sources(self, terminal: pytest.TerminalReporter) -> None:
+        """Under ``-v``: for each test, where each of its settings came from."""
+        from pytest_polygraphy.plugin.settings import describe_sources
+
+        terminal.write_sep("=", "polygraphy settings: where each came from")
+        order = self.test_order
+        for nodeid in sorted(self.sources, key=lambda n: (order.get(n, len(order)), n)):
+            terminal.write_line(nodeid)
+            for line in describe_sources(self.sources[nodeid]):
+                terminal.write_line(f"    {line}")

@@ -3,10 +3,17 @@
 
 Layers, each winning over the ones before (per-output dicts merge key by key):
 
-1. the precision's default tolerances (``compare.default_tolerances``);
-2. the options (command line over ini);
-3. per-model settings (ini ``polygraphy_model_settings``, then ``<model>.polygraphy.json``);
-4. the test's ``tolerance`` marker.
+1. the defaults: the precision's default tolerances (``compare.default_tolerances``) and
+   the options' defaults (the reference: the first selected backend);
+2. the options read from the ini file;
+3. per-model settings (ini ``polygraphy_model_settings`` lines, then
+   ``<model>.polygraphy.json``): more specific than the project's ini options;
+4. the options given on the command line: what the person running pytest asked for now;
+5. the test's markers (``precisions``, ``shapes``, ``tolerance``): the test's own explicit
+   choice, the most specific of all.
+
+Every resolved value remembers its layer (``AccuracySettings.sources``), which ``pytest
+-v`` lists for each test.
 
 Stdlib only at import; the compare module is imported when a compare function is built.
 """
@@ -19,11 +26,26 @@ from pathlib import Path
 from typing import Any
 
 from pytest_polygraphy.per_name import value_for
-from pytest_polygraphy.plugin.modelsettings import merge
-from pytest_polygraphy.plugin.options import PolygraphyOptions
+from pytest_polygraphy.plugin.modelsettings import Layer, merge_sourced
+from pytest_polygraphy.plugin.options import COMMAND_LINE, DEFAULT, INI, PolygraphyOptions
 from pytest_polygraphy.plugin.syntax import OptionValueError, ShapeSet
 
 TOLERANCE_KEYS = ("rtol", "atol", "check_error_stat", "error_quantile")
+
+#: Options that per-model settings and markers may also set (same names everywhere).
+LAYERED_OPTIONS = (
+    "reference",
+    "precisions",
+    "input_shapes",
+    "val_range",
+    "seed",
+    "iterations",
+    "load_inputs",
+    *TOLERANCE_KEYS,
+    "compare_func",
+    "mark_all",
+    "validate",
+)
 
 
 @dataclass(frozen=True)
@@ -49,6 +71,9 @@ class AccuracySettings:
     skip: str | None = None
     #: The feeds of a debug session's variant, which replace the test's own inputs.
     feeds: Any = None
+    #: Where each value came from (see ``modelsettings.merge_sourced`` for the keys):
+    #: "command line", "ini", "net.polygraphy.json", "@pytest.mark.tolerance", "default"...
+    sources: dict[str, str] = field(default_factory=dict, compare=False)
 
     def tolerance(self, output: str) -> tuple[float | None, float | None]:
         """``(rtol, atol)`` that apply to ``output`` (``None`` when not ``simple``)."""
@@ -157,41 +182,75 @@ def check_loaded_shapes(
             )
 
 
+def ordered_layers(
+    options: PolygraphyOptions,
+    model: Sequence[Layer | Mapping[str, Any]] = (),
+    markers: Sequence[Layer] = (),
+) -> list[Layer]:
+    """Every layer of settings, lowest first (see the module docstring): defaults, ini
+    options, per-model settings (a plain mapping counts as per-model settings), command-line
+    options, markers."""
+    layers = {DEFAULT: {}, INI: {}, COMMAND_LINE: {}}
+    for key in LAYERED_OPTIONS:
+        layers[options.source(key)][key] = getattr(options, key)
+    if options.source("reference") == DEFAULT:
+        layers[DEFAULT]["reference"] = options.reference_backend()
+    per_model = [
+        layer if isinstance(layer, Layer) else Layer("per-model settings", layer) for layer in model
+    ]
+    return [
+        Layer(DEFAULT, layers[DEFAULT]),
+        Layer(INI, layers[INI]),
+        *per_model,
+        Layer(COMMAND_LINE, layers[COMMAND_LINE]),
+        *markers,
+    ]
+
+
+def pick(layers: Sequence[Layer], key: str) -> tuple[Any, str]:
+    """The value of ``key`` from the highest layer that gives one, and that layer's
+    source; ``(None, "default")`` when none does (empty values count as not given)."""
+    for layer in reversed(layers):
+        value = layer.values.get(key)
+        if value is not None and value != () and value != {}:
+            return value, layer.source
+    return None, DEFAULT
+
+
 def resolve(
     options: PolygraphyOptions,
     *,
     precision: str,
     input_shapes: ShapeSet | None,
-    layers: Sequence[Mapping[str, Any]] = (),
+    layers: Sequence[Layer | Mapping[str, Any]] = (),
+    markers: Sequence[Layer] = (),
 ) -> AccuracySettings:
-    """The settings of one test (see the module docstring for the precedence)."""
+    """The settings of one test (see the module docstring for the precedence).
+
+    ``layers`` are the model's settings (``modelsettings.model_layers``), ``markers`` the
+    test's marker layers. The sources of ``precision`` and ``input_shapes`` are those of
+    the layers that give ``precisions`` and ``input_shapes``, as at collection."""
     from pytest_polygraphy.compare import default_tolerances
 
     defaults = default_tolerances(precision)
-    base: dict[str, Any] = {
-        "rtol": {"": float(defaults["rtol"])},
-        "atol": {"": float(defaults["atol"])},
-    }
-    given = {
-        "reference": options.reference_backend(),
-        "val_range": options.val_range,
-        "seed": options.seed,
-        "iterations": options.iterations,
-        "load_inputs": options.load_inputs,
-        "rtol": options.rtol,
-        "atol": options.atol,
-        "check_error_stat": options.check_error_stat,
-        "error_quantile": options.error_quantile,
-        "compare_func": options.compare_func,
-        "mark_all": options.mark_all,
-        "validate": options.validate,
-    }
-    merged = merge(base, given, *layers)
+    base = Layer(
+        f"default ({precision})",
+        {"rtol": {"": float(defaults["rtol"])}, "atol": {"": float(defaults["atol"])}},
+    )
+    ordered = ordered_layers(options, layers, markers)
+    merged, sources = merge_sourced([base, *ordered])
     merged.pop("precisions", None)
     merged.pop("input_shapes", None)
+    sources.pop("precisions", None)
+    sources.pop("input_shapes", None)
+    sources["precision"] = pick(ordered, "precisions")[1]
+    if input_shapes is not None:
+        sources["input_shapes"] = pick(ordered, "input_shapes")[1]
     if merged["compare_func"] != "simple":
         explicit = [
-            key for key in TOLERANCE_KEYS if any(layer.get(key) for layer in (given, *layers))
+            key
+            for key in TOLERANCE_KEYS
+            if any(layer.values.get(key) for layer in ordered if layer.source != DEFAULT)
         ]
         if explicit:
             raise OptionValueError(
@@ -201,7 +260,36 @@ def resolve(
             )
         for key in TOLERANCE_KEYS:
             merged.pop(key, None)
-    return AccuracySettings(precision=precision, input_shapes=input_shapes, **merged)
+            for name in [k for k in sources if k == key or k.startswith(key + "[")]:
+                del sources[name]
+    return AccuracySettings(
+        precision=precision,
+        input_shapes=input_shapes,
+        sources=_ordered_sources(sources, [base, *ordered]),
+        **merged,
+    )
+
+
+def describe_sources(sources: Mapping[str, str]) -> list[str]:
+    """``source: setting, setting`` lines in the order of ``sources`` (``resolve`` orders
+    them highest-ranking source first), for ``-v``."""
+    by_source: dict[str, list[str]] = {}
+    for key, source in sources.items():
+        by_source.setdefault(source, []).append(key)
+    return [f"{source}: {', '.join(keys)}" for source, keys in by_source.items()]
+
+
+def _ordered_sources(sources: Mapping[str, str], layers: Sequence[Layer]) -> dict[str, str]:
+    """``sources`` with the highest layer's settings first, each layer's in a fixed order."""
+    rank = {layer.source: index for index, layer in enumerate(layers)}
+    names = ("precision", "input_shapes", *LAYERED_OPTIONS)
+
+    def order(key: str) -> tuple[int, int, str]:
+        base = key.split("[", 1)[0]
+        position = names.index(base) if base in names else len(names)
+        return -rank.get(sources[key], -1), position, key
+
+    return {key: sources[key] for key in sorted(sources, key=order)}
 
 
 def nonfinite_report(outputs: Mapping[str, Any], runner: str, iteration: int) -> list[str]:

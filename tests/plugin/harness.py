@@ -168,10 +168,15 @@ def run_pytest(project: Path, *args: str, env: dict[str, str] | None = None) -> 
     dump = project / "reports.json"
     dump.unlink(missing_ok=True)
     environ = clean_environ()
+    # The project first (its plugin module), then the outer path, so that a checkout run
+    # with PYTHONPATH=$PWD tests its own code, not an installed copy.
+    outer = environ.get("PYTHONPATH")
     environ.update(
         POLYGRAPHY_TEST_DUMP=str(dump),
         # the package under test first: an editable install may point at another checkout
-        PYTHONPATH=os.pathsep.join([str(project), str(PACKAGE_ROOT)]),
+        PYTHONPATH=os.pathsep.join(
+            [str(project), str(PACKAGE_ROOT), *([outer] if outer else [])]
+        ),
         PYTEST_POLYGRAPHY_CACHE_DIR=str(project / ".cache"),
         **(env or {}),
     )

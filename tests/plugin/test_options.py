@@ -39,6 +39,7 @@ FLAGS = [
     "validate",
     "update_golden",
     "collect_models",
+    "skip_unavailable",
     "reduce",
     "no_reduce_inputs",
     "no_reduce_outputs",
@@ -155,7 +156,7 @@ def test_paths_are_relative_to_where_they_were_given(pytester: pytest.Pytester) 
 def test_backends_from_switches_or_the_ini(pytester: pytest.Pytester) -> None:
     options = configure(pytester)
     assert options.backends == () and options.reference_backend() is None
-    options = configure(pytester, "--trt", "--onnxrt")
+    options = configure(pytester, "--trt", "--onnxrt", "--polygraphy-skip-unavailable")
     assert options.backends == ("onnxrt", "trt") and options.backends_on_command_line
     assert options.reference_backend() == "onnxrt"
     ini(pytester, polygraphy_backends="trt onnxref")
@@ -163,7 +164,7 @@ def test_backends_from_switches_or_the_ini(pytester: pytest.Pytester) -> None:
     assert options.backends == ("onnxref", "trt") and not options.backends_on_command_line
     assert options.reference_backend() == "onnxref"
     assert configure(pytester, "--onnxrt").backends == ("onnxrt",)
-    options = configure(pytester, "--polygraphy-reference", "trt")
+    options = configure(pytester, "--polygraphy-reference", "trt", "--polygraphy-skip-unavailable")
     assert options.reference_backend() == "trt"
     ini(pytester, polygraphy_backends="tensorflow")
     with pytest.raises(pytest.UsageError, match="polygraphy_backends: expected some of onnxref"):

@@ -149,7 +149,9 @@ def test_a_named_model_without_backend_skips_saying_how_to_select_one(
     )
 
 
-def test_absent_backends_skip_with_the_reason(model_project: pytest.Pytester) -> None:
+def test_absent_backends_skip_with_the_reason_when_asked_to(
+    model_project: pytest.Pytester,
+) -> None:
     model_project.makepyfile(
         test_backends="""
         import pytest
@@ -169,7 +171,7 @@ def test_absent_backends_skip_with_the_reason(model_project: pytest.Pytester) ->
     )
     result = model_project.runpytest(
         "models", "test_backends.py", "--trt", "--onnxrt", "--onnxref",
-        "--polygraphy-providers", "cuda", "-rs",
+        "--polygraphy-providers", "cuda", "-rs", "--polygraphy-skip-unavailable",
     )  # fmt: skip
     if cuda_available():  # the CUDA provider really runs: only TensorRT and int8 skip
         result.assert_outcomes(passed=1, skipped=3)

@@ -70,6 +70,36 @@ def test_settings_layer_over_the_precision_defaults() -> None:
     assert resolve(OPTIONS, precision="fp32", input_shapes=None, layers=[{"reference": "golden"}])
 
 
+def test_each_resolved_setting_knows_its_source() -> None:
+    from pytest_polygraphy.plugin.modelsettings import Layer
+
+    options = PolygraphyOptions(
+        rtol={"": 0.3}, seed=4, precisions=("fp32",), command_line=frozenset({"rtol"})
+    )
+    sidecar = Layer("net.polygraphy.json", {"rtol": {"": 0.1, "y": 0.2}, "seed": 9})
+    marker = Layer("@pytest.mark.tolerance", {"atol": {"z": 0.5}})
+    settings = resolve(
+        options, precision="fp16", input_shapes=None, layers=[sidecar], markers=[marker]
+    )
+    assert (settings.tolerance("y"), settings.tolerance("z")) == ((0.2, 2e-3), (0.3, 0.5))
+    assert settings.seed == 9  # options built in code rank as ini: below the sidecar
+    assert settings.sources == {
+        "atol[z]": "@pytest.mark.tolerance",
+        "rtol": "command line",
+        "rtol[y]": "net.polygraphy.json",
+        "seed": "net.polygraphy.json",
+        "precision": "default",  # fp32 is the default value
+        "reference": "default",
+        "iterations": "default",
+        "load_inputs": "default",
+        "compare_func": "default",
+        "mark_all": "default",
+        "validate": "default",
+        "atol": "default (fp16)",
+    }
+    assert list(settings.sources)[:2] == ["atol[z]", "rtol"]  # highest source first
+
+
 def test_compare_functions_other_than_simple_take_their_own_arguments() -> None:
     indices = resolve(
         PolygraphyOptions(compare_func="indices"),
