@@ -115,7 +115,9 @@ def test_one_bad_setting_fails_its_test_and_the_others_run(tmp_path: Path, mode:
         harness.save(harness.exp_sigmoid_model(), models / f"bad{name}.onnx")
         (models / f"bad{name}.polygraphy.json").write_text(content)
     (tmp_path / "test_bad.py").write_text(BAD_TESTS)
-    result = harness.run_pytest(tmp_path, "models", "test_bad.py", "--onnxrt", *harness.MODES[mode])
+    result = harness.run_pytest(
+        tmp_path, "models", "test_bad.py", "--onnxrt", "--onnxref", *harness.MODES[mode]
+    )
     assert result.returncode == 1, result.output
     assert "Interrupted" not in result.output and "error during collection" not in result.output
     for name, (_, says) in BAD_SIDECARS.items():

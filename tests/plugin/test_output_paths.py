@@ -38,7 +38,7 @@ def project(tmp_path: Path) -> Path:
 @pytest.mark.parametrize("mode", list(harness.MODES))
 def test_an_unwritable_report_path_is_a_usage_error_at_start(project: Path, mode: str) -> None:
     result = harness.run_pytest(
-        project, "models", "--onnxrt", "--polygraphy-report", "a_file/acc.html",
+        project, "models", "--onnxrt", "--onnxref", "--polygraphy-report", "a_file/acc.html",
         *harness.MODES[mode],
     )  # fmt: skip
     assert result.returncode == pytest.ExitCode.USAGE_ERROR, result.output
@@ -77,7 +77,7 @@ def test_collect_only_writes_nothing_and_checks_nothing(project: Path) -> None:
 def test_a_report_that_fails_at_the_end_keeps_the_summary(project: Path, mode: str) -> None:
     (project / "test_plain.py").write_text(BLOCKING)
     result = harness.run_pytest(
-        project, "models", "test_plain.py", "--onnxrt", "--polygraphy-report", "acc.html",
+        project, "models", "test_plain.py", "--onnxrt", "--onnxref", "--polygraphy-report", "acc.html",
         *harness.MODES[mode],
     )  # fmt: skip
     assert "INTERNALERROR" not in result.output and "Traceback" not in result.output

@@ -56,7 +56,9 @@ def project(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
 
 def run(project: Path, *args: str) -> Run:
     mode = harness.MODES[project.joinpath("mode").read_text()]
-    return harness.run_pytest(project, "models", "test_net.py", "--onnxrt", *args, *mode)
+    return harness.run_pytest(
+        project, "models", "test_net.py", "--onnxrt", "--onnxref", *args, *mode
+    )
 
 
 @pytest.fixture(scope="module")
