@@ -23,11 +23,11 @@ The check is the same comparison on both sides: the model (or variant) run by on
 reference evaluator at fp32 and at fp16, fp16 converted by the project's ``convert_to_fp16``
 on both sides (Polygraphy's own conversion needs onnxmltools and converts differently; the
 bench compares reducers, not converters), fp16 vs fp32 compared with rtol = atol = 2e-3,
-inputs from the same Polygraphy JSON file. Not ONNX Runtime: its CPU provider moves fp16
-nodes without an fp16 kernel, and isolated fp16 nodes between them, to fp32
-(InsertCastTransformer, on at every optimization level), so the planted Exp never
-overflows there. Polygraphy has no runner on the reference evaluator; the check defines a
-minimal one (``onnxref_runner``).
+inputs from the same Polygraphy JSON file. Not ONNX Runtime: its CPU provider casts around
+fp16 nodes that have no fp16 kernel (Log), and the fp16 Exp before such a Log ran in fp32
+too (fp16 ``Log(Exp(12))`` gives 12 there, not inf, at every optimization level), so the
+planted Exp never overflows on it. Polygraphy has no runner on the reference evaluator;
+the check defines a minimal one (``onnxref_runner``).
 
 - Ours: ``pytest MODEL --onnxref --polygraphy-precisions fp16 --polygraphy-reduce`` in a
   subprocess, wall time of the whole command; checks from its summary (``N checks``).
