@@ -1,0 +1,748 @@
+"""Benchmark: ``pytest --polygraphy-reduce`` against Polygraphy 0.53.6 ``debug reduce``.
+
+    python bench/reduce.py [--cases chain real] [--chain-nodes 245] [--work DIR]
+
+Two models, each with one planted fp16 overflow, ``Exp(Mul(t, s))`` followed by ``Log``
+(and, in the real model, a ``Mul`` by ``1/s``, so that the fp32 model computes what it
+computed before): ``Exp`` overflows float16 (65504) wherever ``s * t`` is above ~11.1.
+The planted ``Exp`` is the first node whose fp16 output goes wrong: the node both tools
+should end at.
+
+- ``chain``: a generated chain of about 245 nodes of ops that are exact in fp16 for inputs
+  in [0, 1] (Neg, Abs, Relu, Mul by 0.5 and 2), so only the planted node can fail.
+- ``real``: the PaddleOCR direction classifier (paddle2onnx, about 560 nodes) from the
+  ``rapidocr-onnxruntime`` wheel, pip-installed with ``--no-deps`` into ``bench/.models``;
+  the fault goes into a copy, after the output of its middle ``Relu``. Plain fp16 rounding
+  already fails most of its intermediate tensors at rtol = atol = 2e-3 (190 of 252 on the
+  bench's input, none with NaN or Inf), so here both tools count a check as failing only
+  when the fp16 run also produced NaN or Inf: ours with ``--polygraphy-fail-on``, Polygraphy's with
+  ``--fail-code 1 --fail-regex`` on its own ``Comparator.validate`` log. Without that
+  filter both would, rightly, stop at the first naturally failing tensor.
+
+The check is the same comparison on both sides: the model (or variant) run by onnx's
+reference evaluator at fp32 and at fp16, fp16 converted by the project's ``convert_to_fp16``
+on both sides (Polygraphy's own conversion needs onnxmltools and converts differently; the
+bench compares reducers, not converters), fp16 vs fp32 compared with rtol = atol = 2e-3,
+inputs from the same Polygraphy JSON file. Not ONNX Runtime: its CPU provider casts around
+fp16 nodes that have no fp16 kernel (Log), and the fp16 Exp before such a Log ran in fp32
+too (fp16 ``Log(Exp(12))`` gives 12 there, not inf, at every optimization level), so the
+planted Exp never overflows on it. Polygraphy has no runner on the reference evaluator;
+the check defines a minimal one (``onnxref_runner``).
+
+- Ours: ``pytest MODEL --onnxref --polygraphy-precisions fp16 --polygraphy-reduce`` in a
+  subprocess, wall time of the whole command; checks from its summary (``N checks``).
+- Polygraphy: its documented workflow (examples/cli/debug/02_reducing_failing_onnx_models):
+  ``surgeon sanitize --fold-constants --override-input-shapes`` when the model has dynamic
+  inputs or shape ops; ``run --onnxrt --onnx-outputs mark all`` for the values of every
+  tensor (ONNX Runtime at fp32, as in the example; they match the reference evaluator's to
+  float32 rounding); ``data merge`` (0.53's name for the example's ``data to-input``);
+  ``debug reduce --mode bisect --load-inputs ... --fail-code 1 --check`` with this file's
+  ``--check-model`` mode as the check (Polygraphy's ``Comparator`` and
+  ``CompareFunc.simple``, one process per check, as ``--check`` works); then, as the same
+  example says, a ``--mode linear`` pass when bisect left more than one node. Checks are
+  counted by the check itself (one line per run in a counter file). Wall time is the sum
+  of the steps.
+
+Polygraphy is never a dependency of the project: it is pip-installed into
+``bench/.venv-polygraphy`` (with numpy, onnx, onnx-graphsurgeon, which ``debug reduce``
+needs, and the project venv's onnxruntime version) on first use and run there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import venv
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+POLYGRAPHY_VENV = HERE / ".venv-polygraphy"
+POLYGRAPHY_VERSION = "0.53.6"
+MODELS = HERE / ".models"
+OCR_WHEEL = "rapidocr-onnxruntime"
+REAL_TARGET_NODES = 560
+RTOL = ATOL = 2e-3
+SEED = 0
+PLANTED = "planted_exp"
+#: Ours: the failure text must show NaN or Inf in the fp16 run (the "actual" side).
+OURS_NONFINITE = r"actual has \d+ (NaN|Inf)"
+#: Polygraphy: Comparator.validate's log for the fp16 run.
+POLYGRAPHY_NONFINITE = r"(Inf|NaN) Detected"
+
+
+# -- models -------------------------------------------------------------------------
+
+
+def _opset_model(nodes: list[Any], inputs: list[Any], outputs: list[Any], inits: list[Any]) -> Any:
+    from onnx import helper
+
+    graph = helper.make_graph(nodes, "chain", inputs, outputs, inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 9
+    return model
+
+
+def chain_model(total: int, width: int = 64) -> Any:
+    """``x[1, width]`` through ``total`` nodes; the planted ``Mul(40) -> Exp -> Log`` sits
+    at about 60 % of the chain (not on a halving boundary). Every other node is exact in
+    fp16 for values in [0, 1]."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    inits = [
+        numpy_helper.from_array(np.array(value, np.float32), name)
+        for name, value in (("half", 0.5), ("two", 2.0), ("planted_scale", 40.0))
+    ]
+    cycle = ("Neg", "Relu", "MulHalf", "MulTwo")
+    culprit = int(total * 0.6) + 3
+    nodes: list[Any] = []
+    previous = "x"
+    i = 0
+    while len(nodes) < total - 1:
+        out = f"t{len(nodes)}"
+        if len(nodes) == culprit - 1:
+            nodes.append(helper.make_node("Mul", [previous, "planted_scale"], ["s"], "planted_mul"))
+            nodes.append(helper.make_node("Exp", ["s"], ["e"], PLANTED))
+            nodes.append(helper.make_node("Log", ["e"], [out], "planted_log"))
+        else:
+            op = cycle[i % len(cycle)]
+            i += 1
+            name = f"n{len(nodes)}"
+            if op == "MulHalf":
+                nodes.append(helper.make_node("Mul", [previous, "half"], [out], name))
+            elif op == "MulTwo":
+                nodes.append(helper.make_node("Mul", [previous, "two"], [out], name))
+            elif op == "Neg" and len(nodes) + 2 < total - 1:  # Neg, Abs: back in [0, 1]
+                nodes.append(helper.make_node("Neg", [previous], [out], name))
+                previous = out
+                out = f"t{len(nodes)}"
+                nodes.append(helper.make_node("Abs", [previous], [out], f"n{len(nodes)}"))
+            else:
+                nodes.append(helper.make_node(op, [previous], [out], name))
+        previous = out
+    nodes.append(helper.make_node("Identity", [previous], ["y"], "output"))
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, width])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, width])
+    model = _opset_model(nodes, [x], [y], inits)
+    onnx.checker.check_model(model)
+    return model
+
+
+def ocr_models() -> list[Path]:
+    """The PaddleOCR models of the rapidocr wheel, installed on first use."""
+    found = sorted(MODELS.glob("rapidocr_onnxruntime/models/*.onnx"))
+    if not found:
+        print(f"installing {OCR_WHEEL} (no deps) into {MODELS} ...", file=sys.stderr, flush=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "--no-deps",
+                "--target",
+                MODELS,
+                OCR_WHEEL,
+            ],
+            check=True,
+        )
+        found = sorted(MODELS.glob("rapidocr_onnxruntime/models/*.onnx"))
+    if not found:
+        raise RuntimeError(f"no .onnx model in {MODELS}/rapidocr_onnxruntime/models")
+    return found
+
+
+def pick_real_model() -> tuple[Path, dict[str, int]]:
+    """The OCR model whose node count is nearest ``REAL_TARGET_NODES``, and every count."""
+    import onnx
+
+    counts = {
+        path.name: len(onnx.load(str(path), load_external_data=False).graph.node)
+        for path in ocr_models()
+    }
+    name = min(counts, key=lambda n: abs(counts[n] - REAL_TARGET_NODES))
+    return MODELS / "rapidocr_onnxruntime" / "models" / name, counts
+
+
+def fixed_shape(model: Any, batch: int = 1, height: int = 48, width: int = 192) -> tuple[int, ...]:
+    """A concrete shape for the model's single image input (the classifier's 48x192)."""
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    defaults = (batch, 3, height, width)
+    return tuple(d.dim_value if d.dim_value > 0 else defaults[i] for i, d in enumerate(dims))
+
+
+def input_array(shape: tuple[int, ...]) -> Any:
+    import numpy as np
+
+    return np.random.default_rng(SEED).random(shape, dtype=np.float32)
+
+
+def plant_real(source: Path, shape: tuple[int, ...]) -> tuple[Any, str]:
+    """A copy of ``source`` with ``Mul(1/s) <- Log <- Exp <- Mul(s)`` after the output of
+    its middle Relu; ``s`` makes the largest value 20 for the bench's input (exp(20) is
+    finite in fp32, far past fp16's range). Returns the model and the tensor cut into."""
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+    from onnx import helper, numpy_helper
+
+    model = onnx.load(str(source))
+    relus = [node for node in model.graph.node if node.op_type == "Relu"]
+    target = relus[len(relus) // 2].output[0]
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    probe.graph.output.append(onnx.ValueInfoProto(name=target))
+    session = ort.InferenceSession(probe.SerializeToString(), providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    (values,) = session.run([target], {name: input_array(shape)})
+    peak = float(np.max(values))
+    if not peak > 0:
+        raise RuntimeError(f"{target!r} has no positive value; cannot plant the overflow")
+    scale = 20.0 / peak
+    restored = f"{target}_restored"
+    for node in model.graph.node:
+        for position, read in enumerate(node.input):
+            if read == target:
+                node.input[position] = restored
+    for value in model.graph.output:
+        if value.name == target:
+            raise RuntimeError(f"{target!r} is a graph output; pick another tensor")
+    model.graph.initializer.extend(
+        [
+            numpy_helper.from_array(np.array(scale, np.float32), "planted_scale"),
+            numpy_helper.from_array(np.array(1.0 / scale, np.float32), "planted_unscale"),
+        ]
+    )
+    planted = [
+        helper.make_node("Mul", [target, "planted_scale"], ["planted_s"], "planted_mul"),
+        helper.make_node("Exp", ["planted_s"], ["planted_e"], PLANTED),
+        helper.make_node("Log", ["planted_e"], ["planted_l"], "planted_log"),
+        helper.make_node("Mul", ["planted_l", "planted_unscale"], [restored], "planted_unmul"),
+    ]
+    # paddle2onnx names both spatial dims "?"; the project's input check reads a repeated
+    # dim_param as one dimension (height == width) and refuses 48x192, so the copy names
+    # them apart (reported; ONNX Runtime and Polygraphy accept the original).
+    for value in model.graph.input:
+        dims = value.type.tensor_type.shape.dim
+        for axis, dim in enumerate(dims):
+            if dim.dim_param == "?":
+                dim.dim_param = f"{value.name}_dim{axis}"
+    nodes = list(model.graph.node)
+    at = next(i for i, node in enumerate(nodes) if target in node.output) + 1
+    del model.graph.node[:]
+    model.graph.node.extend(nodes[:at] + planted + nodes[at:])
+    onnx.checker.check_model(model)
+    return model, target
+
+
+# -- Polygraphy side: runs in bench/.venv-polygraphy ---------------------------------
+
+
+def write_inputs(path: Path, name: str, shape: tuple[int, ...]) -> None:
+    from polygraphy.json import save_json
+
+    save_json([{name: input_array(shape)}], str(path))
+
+
+def onnxref_runner(model: Any, name: str) -> Any:
+    """A Polygraphy runner on onnx's ``ReferenceEvaluator`` (Polygraphy has none), so that
+    Polygraphy's side runs the same backend as ``--onnxref``."""
+    from collections import OrderedDict
+
+    from onnx.reference import ReferenceEvaluator
+    from polygraphy.backend.base import BaseRunner
+    from polygraphy.common import TensorMetadata
+    from polygraphy.datatype import DataType
+
+    class OnnxrefRunner(BaseRunner):
+        def activate_impl(self) -> None:
+            self.evaluator = ReferenceEvaluator(model)
+
+        def get_input_metadata_impl(self) -> Any:
+            meta = TensorMetadata()
+            for value in model.graph.input:
+                tensor = value.type.tensor_type
+                shape = [d.dim_value if d.dim_value > 0 else None for d in tensor.shape.dim]
+                meta.add(value.name, DataType.from_dtype(tensor.elem_type, "onnx"), shape)
+            return meta
+
+        def infer_impl(self, feed_dict: Any) -> Any:
+            start = time.perf_counter()
+            outputs = self.evaluator.run(None, dict(feed_dict))
+            self.inference_time = time.perf_counter() - start
+            names = [value.name for value in model.graph.output]
+            return OrderedDict(zip(names, outputs, strict=True))
+
+        def deactivate_impl(self) -> None:
+            del self.evaluator
+
+    return OnnxrefRunner(name=name)
+
+
+def check_model(model_path: Path, inputs: Path, counter: Path) -> int:
+    """Polygraphy's side of a check: fp16 vs fp32 of ``model_path`` on onnx's reference
+    evaluator, compared by Polygraphy's ``Comparator`` and ``CompareFunc.simple``.
+
+    Exit status 1 when the comparison fails, and only then (``--fail-code 1``): a check that
+    crashes exits 3, which Polygraphy then counts as a pass, as ours never counts an
+    invalid run as failing; the counter file says which runs crashed."""
+    try:
+        status = _compare(model_path, inputs)
+    except Exception as err:  # any crash: reported, then exit status 3
+        print(f"check crashed: {type(err).__name__}: {err}", file=sys.stderr)
+        status = 3
+    with open(counter, "a", encoding="utf-8") as stream:
+        stream.write(f"{status}\n")
+    return status
+
+
+def _compare(model_path: Path, inputs: Path) -> int:
+    sys.path.insert(0, str(REPO))  # the project's convert_to_fp16 (numpy + onnx only)
+    import onnx
+    from polygraphy.comparator import Comparator, CompareFunc, RunResults
+    from polygraphy.json import load_json
+
+    from pytest_polygraphy.models.fp16 import convert_to_fp16
+
+    model = onnx.load(str(model_path))
+    (values,) = load_json(str(inputs))
+    feed = {value.name: values[value.name] for value in model.graph.input}
+    runners = [
+        onnxref_runner(convert_to_fp16(model), "onnxref[fp16]"),
+        onnxref_runner(model, "onnxref"),
+    ]
+    results = Comparator.run(runners, data_loader=[feed])
+    fp16 = RunResults([next(iter(results.items()))])
+    Comparator.validate(fp16, check_inf=True, check_nan=True)  # logs "Inf Detected" etc.
+    accuracy = Comparator.compare_accuracy(
+        results, compare_func=CompareFunc.simple(rtol=RTOL, atol=ATOL)
+    )
+    return 0 if bool(accuracy) else 1
+
+
+# -- driver side ---------------------------------------------------------------------
+
+
+def polygraphy_python() -> Path:
+    """The benchmark environment's interpreter, created with Polygraphy on first use."""
+    from importlib import metadata
+
+    python = POLYGRAPHY_VENV / "bin" / "python"
+    if not python.exists():
+        print(f"creating {POLYGRAPHY_VENV} with polygraphy=={POLYGRAPHY_VERSION} ...", flush=True)
+        ort = "onnxruntime"
+        for dist in ("onnxruntime", "onnxruntime-gpu"):
+            try:
+                ort = f"onnxruntime=={metadata.version(dist)}"  # the same ORT as ours
+                break
+            except metadata.PackageNotFoundError:
+                continue
+        venv.EnvBuilder(with_pip=True, clear=True).create(POLYGRAPHY_VENV)
+        packages = [f"polygraphy=={POLYGRAPHY_VERSION}", "numpy", "onnx", "onnx-graphsurgeon", ort]
+        subprocess.run([python, "-m", "pip", "install", "-q", *packages], check=True)
+    return python
+
+
+@dataclass
+class Side:
+    """One tool's run on one case."""
+
+    checks: int = 0
+    wall_s: float = 0.0
+    #: Ours: the reduce session's own time, from its summary.
+    session_s: float = 0.0
+    nodes: list[str] = field(default_factory=list)
+    steps: list[tuple[str, float, int]] = field(default_factory=list)
+    note: str = ""
+
+
+@dataclass
+class Case:
+    name: str
+    model: Path
+    inputs: Path
+    graph_nodes: int
+    fail_on: bool
+    candidates: int = 0
+    polygraphy_nodes: int = 0
+    ours: Side = field(default_factory=Side)
+    polygraphy: Side = field(default_factory=Side)
+
+
+def tool_env(work: Path, **extra: str) -> dict[str, str]:
+    """Both sides' environment: Python's default bytecode caching, whatever this shell
+    says (PYTHONDONTWRITEBYTECODE=1 would make pytest re-rewrite and recompile ~150
+    modules on every run, seconds that no user pays), with every cache file under the work
+    folder (nothing written next to the venvs' sources)."""
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPYCACHEPREFIX"] = str(work / "pycache")
+    return {**env, **extra}
+
+
+def timed(command: list[str], cwd: Path, log: Path, env: dict[str, str] | None = None) -> float:
+    start = time.perf_counter()
+    with open(log, "w", encoding="utf-8") as stream:
+        done = subprocess.run(
+            command, cwd=cwd, stdout=stream, stderr=subprocess.STDOUT, env=env, text=True
+        )
+    seconds = time.perf_counter() - start
+    if done.returncode not in (0, 1):  # pytest: 1 = the test failed, as it should
+        tail = log.read_text(encoding="utf-8", errors="replace")[-3000:]
+        raise RuntimeError(f"exit status {done.returncode}: {' '.join(command)}\n{tail}")
+    return seconds
+
+
+def run_ours(case: Case, work: Path) -> None:
+    """Times the pytest command, after one untimed run of the same test without
+    ``--polygraphy-reduce`` that fills the bytecode cache."""
+    folder = work / "ours"
+    shutil.rmtree(folder, ignore_errors=True)  # a fresh journal: nothing answered from it
+    folder.mkdir(parents=True)
+    command = [sys.executable, "-m", "pytest", str(case.model), "--onnxref"]
+    command += ["--polygraphy-precisions", "fp16"]
+    command += ["--polygraphy-load-inputs", str(case.inputs)]
+    command += ["--polygraphy-rtol", str(RTOL), "--polygraphy-atol", str(ATOL)]
+    command += ["--polygraphy-debug-dir", str(folder / "debug"), "-p", "no:cacheprovider"]
+    if case.fail_on:
+        command += ["--polygraphy-fail-on", OURS_NONFINITE]
+    env = tool_env(
+        work.parent, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])
+    )
+    timed(command, folder, folder / "warm-up.log", env)
+    shutil.rmtree(folder / "debug", ignore_errors=True)
+    log = folder / "pytest.log"
+    case.ours.wall_s = timed([*command, "--polygraphy-reduce"], folder, log, env)
+    text = log.read_text(encoding="utf-8", errors="replace")
+    checks = re.search(r"^\s*(\d+) checks\b.*?, ([\d.]+) s;", text, re.M)
+    head = re.search(r"minimal failing subgraph: (\d+) of (\d+) nodes", text)
+    if checks is None or head is None:
+        raise RuntimeError(f"no reduce summary in {log}:\n{text[-3000:]}")
+    case.ours.checks = int(checks.group(1))
+    case.ours.session_s = float(checks.group(2))
+    case.candidates = int(head.group(2))
+    for line in text[head.end() :].splitlines()[1:]:
+        node = re.match(r"^\s+(\S+) \((\w+)\)$", line)
+        if node is None:
+            break
+        case.ours.nodes.append(f"{node.group(1)} ({node.group(2)})")
+    if "does NOT reproduce" in text:
+        case.ours.note = "minimal_failing/ does not reproduce"
+
+
+def polygraphy_node_labels(path: Path) -> list[str]:
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    return [f"{n.name or n.output[0]} ({n.op_type})" for n in graph.node if n.op_type != "Constant"]
+
+
+def needs_sanitize(model: Path) -> bool:
+    """Polygraphy's advice: freeze shapes and fold shape ops first when either is present."""
+    import onnx
+
+    graph = onnx.load(str(model), load_external_data=False).graph
+    dynamic = any(d.dim_value <= 0 for i in graph.input for d in i.type.tensor_type.shape.dim)
+    return dynamic or any(node.op_type in ("Shape", "Size") for node in graph.node)
+
+
+def run_polygraphy(case: Case, work: Path, shape: tuple[int, ...], input_name: str) -> None:
+    """Times Polygraphy's steps, after untimed runs that fill the bytecode cache: its CLI
+    and the lazily imported modules, and the check once on the whole model."""
+    folder = work / "polygraphy"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    python = polygraphy_python()
+    tool = str(python.parent / "polygraphy")
+    side = case.polygraphy
+    model = case.model
+    env = tool_env(work.parent, PYTHONWARNINGS="ignore")
+
+    def step(label: str, command: list[str]) -> None:
+        log = folder / f"{len(side.steps)}-{label.replace(' ', '_')}.log"
+        before = counted()
+        seconds = timed(command, folder, log, env)
+        side.steps.append((label, seconds, counted() - before))
+
+    counter = folder / "checks.txt"
+
+    def counted() -> int:
+        return len(statuses())
+
+    def statuses() -> list[str]:
+        return counter.read_text().split() if counter.exists() else []
+
+    warm = folder / "warm-up"
+    warm.mkdir()
+    for n, command in enumerate(
+        [
+            [str(python), "-c", "import onnx_graphsurgeon, polygraphy.backend.onnx"],
+            [tool, "run", str(model), "--onnxrt", "--load-inputs", str(case.inputs)],
+            [tool, "surgeon", "sanitize", "-h"],
+            [tool, "data", "merge", "-h"],
+            [tool, "debug", "reduce", "-h"],
+            [
+                str(python),
+                __file__,
+                "--check-model",
+                str(model),
+                "--inputs",
+                str(case.inputs),
+                "--counter",
+                str(warm / "checks.txt"),
+            ],
+        ]
+    ):
+        timed(command, warm, warm / f"{n}.log", env)
+
+    if needs_sanitize(model):
+        folded = folder / "folded.onnx"
+        shape_text = f"{input_name}:[{','.join(map(str, shape))}]"
+        step(
+            "sanitize",
+            [
+                tool,
+                "surgeon",
+                "sanitize",
+                str(model),
+                "-o",
+                str(folded),
+                "--fold-constants",
+                "--override-input-shapes",
+                shape_text,
+            ],
+        )
+        model = folded
+    golden = folder / "layerwise_golden.json"
+    layerwise = folder / "layerwise_inputs.json"
+    step(
+        "layerwise run",
+        [
+            tool,
+            "run",
+            str(model),
+            "--onnxrt",
+            "--load-inputs",
+            str(case.inputs),
+            "--onnx-outputs",
+            "mark",
+            "all",
+            "--save-outputs",
+            str(golden),
+        ],
+    )
+    step(
+        "data merge",
+        [tool, "data", "merge", str(case.inputs), str(golden), "-o", str(layerwise)],
+    )
+    case.polygraphy_nodes = len(polygraphy_node_labels(model))
+    check = [str(python), __file__, "--check-model", "polygraphy_debug.onnx"]
+    check += ["--inputs", str(layerwise), "--counter", str(counter)]
+    filters = ["--fail-code", "1"]
+    filters += ["--fail-regex", POLYGRAPHY_NONFINITE] if case.fail_on else []
+    reduced = folder / "reduced.onnx"
+    step(
+        "reduce bisect",
+        [
+            tool,
+            "debug",
+            "reduce",
+            str(model),
+            "-o",
+            str(reduced),
+            "--mode",
+            "bisect",
+            "--load-inputs",
+            str(layerwise),
+            *filters,
+            "--check",
+            *check,
+        ],
+    )
+    nodes = polygraphy_node_labels(reduced)
+    if len(nodes) > 1:  # the example's step 5: refine a bisect result with linear
+        final = folder / "final_reduced.onnx"
+        step(
+            "reduce linear",
+            [
+                tool,
+                "debug",
+                "reduce",
+                str(reduced),
+                "-o",
+                str(final),
+                "--mode",
+                "linear",
+                "--load-inputs",
+                str(layerwise),
+                *filters,
+                "--check",
+                *check,
+            ],
+        )
+        nodes = polygraphy_node_labels(final)
+    side.nodes = nodes
+    side.checks = counted()
+    crashed = statuses().count("3")
+    if crashed:
+        side.note = f"{crashed} check(s) crashed (counted as passing); see the logs"
+    side.wall_s = sum(seconds for _, seconds, _ in side.steps)
+
+
+def prepare(name: str, work: Path, chain_nodes: int) -> tuple[Case, tuple[int, ...], str]:
+    import onnx
+
+    folder = work / name
+    folder.mkdir(parents=True, exist_ok=True)
+    if name == "chain":
+        model = chain_model(chain_nodes)
+        source = "generated"
+        fail_on = False
+    else:
+        source_path, counts = pick_real_model()
+        listing = ", ".join(f"{n}: {c}" for n, c in counts.items())
+        print(f"OCR models (graph nodes): {listing}; using {source_path.name}", file=sys.stderr)
+        original = onnx.load(str(source_path))
+        shape = fixed_shape(original)
+        model, target = plant_real(source_path, shape)
+        source = f"{source_path.name}, Exp overflow planted after {target!r}"
+        fail_on = True
+    shape = fixed_shape(model)
+    path = folder / "model.onnx"
+    onnx.save(model, str(path))
+    input_name = model.graph.input[0].name
+    inputs = folder / "inputs.json"
+    subprocess.run(
+        [
+            str(polygraphy_python()),
+            __file__,
+            "--write-inputs",
+            str(inputs),
+            "--input-name",
+            input_name,
+            "--shape",
+            ",".join(map(str, shape)),
+        ],
+        check=True,
+    )
+    case = Case(name, path, inputs, len(model.graph.node), fail_on)
+    print(f"{name}: {source}, {case.graph_nodes} graph nodes, input {shape}", file=sys.stderr)
+    return case, shape, input_name
+
+
+def ended_at_planted(nodes: list[str]) -> str:
+    return "yes" if len(nodes) == 1 and nodes[0].startswith(f"{PLANTED} ") else "NO"
+
+
+def table(cases: list[Case]) -> str:
+    header = (
+        "case",
+        "N (ours / Polygraphy)",
+        "ceil(log2 N)+3",
+        "our checks",
+        "Polygraphy checks",
+        "our wall s",
+        "Polygraphy wall s",
+        "speedup",
+        "ours ended at planted",
+        "Polygraphy ended at planted",
+    )
+    rows = [header]
+    for case in cases:
+        bound = (math.ceil(math.log2(case.candidates)) if case.candidates > 1 else 0) + 3
+        speedup = case.polygraphy.wall_s / case.ours.wall_s if case.ours.wall_s else float("nan")
+        rows.append(
+            (
+                case.name,
+                f"{case.candidates} / {case.polygraphy_nodes}",
+                str(bound),
+                str(case.ours.checks),
+                str(case.polygraphy.checks),
+                f"{case.ours.wall_s:.1f}",
+                f"{case.polygraphy.wall_s:.1f}",
+                f"{speedup:.1f}x",
+                ended_at_planted(case.ours.nodes),
+                ended_at_planted(case.polygraphy.nodes),
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def details(case: Case) -> str:
+    lines = [f"{case.name} ({case.graph_nodes} graph nodes):"]
+    ours = ", ".join(case.ours.nodes) or "(nothing)"
+    lines.append(f"  ours ended with {len(case.ours.nodes)} node(s): {ours}")
+    lines.append(
+        f"  ours: pytest {case.ours.wall_s:.1f} s, of which the reduce session "
+        f"{case.ours.session_s:.1f} s (the rest: start-up, collection, the failing run)"
+    )
+    if case.ours.note:
+        lines.append(f"    {case.ours.note}")
+    shown = case.polygraphy.nodes[:6]
+    more = len(case.polygraphy.nodes) - len(shown)
+    poly = ", ".join(shown) + (f", ... (+{more})" if more > 0 else "") or "(nothing)"
+    lines.append(f"  Polygraphy ended with {len(case.polygraphy.nodes)} node(s): {poly}")
+    if case.polygraphy.note:
+        lines.append(f"    {case.polygraphy.note}")
+    steps = "; ".join(f"{label} {s:.1f} s ({n} checks)" for label, s, n in case.polygraphy.steps)
+    lines.append(f"  Polygraphy steps: {steps}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", nargs="+", choices=["chain", "real"], default=["chain", "real"])
+    parser.add_argument("--chain-nodes", type=int, default=245, help="nodes of the chain")
+    parser.add_argument("--work", type=Path, help="work folder (default: a temporary one)")
+    parser.add_argument("--check-model", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--inputs", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--counter", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--write-inputs", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--input-name", help=argparse.SUPPRESS)
+    parser.add_argument("--shape", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.check_model:
+        sys.exit(check_model(args.check_model, args.inputs, args.counter))
+    if args.write_inputs:
+        shape = tuple(int(d) for d in args.shape.split(","))
+        write_inputs(args.write_inputs, args.input_name, shape)
+        return
+
+    work = args.work or Path(tempfile.mkdtemp(prefix="reduce-bench-"))
+    work = work.resolve()
+    print(f"work folder: {work}", file=sys.stderr)
+    polygraphy_python()
+    cases = []
+    for name in args.cases:
+        case, shape, input_name = prepare(name, work, args.chain_nodes)
+        print(f"{name}: running ours ...", file=sys.stderr, flush=True)
+        run_ours(case, work / name)
+        print(f"{name}: running Polygraphy ...", file=sys.stderr, flush=True)
+        run_polygraphy(case, work / name, shape, input_name)
+        cases.append(case)
+    print(
+        f"\nfp16 vs fp32 on onnx's reference evaluator, rtol=atol={RTOL}, cpus: {os.cpu_count()}\n"
+    )
+    print(table(cases))
+    print()
+    for case in cases:
+        print(details(case))
+    print(f"\nlogs and models: {work}")
+
+
+if __name__ == "__main__":
+    main()
