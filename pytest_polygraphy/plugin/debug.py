@@ -14,7 +14,8 @@ A re-run is classified as the engine asks:
 - **bad**: it failed the same way as the original: an accuracy failure (on the same
   failing outputs, where the variant still has them), or an exception of the same type;
   and, under ``--polygraphy-fail-on REGEX``, its failure text matches;
-- **good**: it passed;
+- **good**: it passed, or (as with Polygraphy's ``--fail-regex``) it failed the same way
+  but its failure text does not match ``--polygraphy-fail-on``;
 - **invalid**: anything else (an error in setup, a skip, another failure, a test that did
   not take the variant's inputs). Never counted as bad.
 
@@ -355,7 +356,7 @@ class _Session:
             )
         fail_on = self.options.fail_on
         if fail_on is not None and not re.search(fail_on, signature.text):
-            return CheckOutcome(Verdict.INVALID, f"failure does not match {fail_on!r}")
+            return CheckOutcome(Verdict.GOOD, f"failed, but not matching {fail_on!r}")
         kept = set(signature.failures) & self.model_outputs
         if kept and not kept & set(self.original.failures):
             return CheckOutcome(
