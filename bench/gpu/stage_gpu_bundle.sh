@@ -17,6 +17,8 @@ SPECS=(
   "tensorrt-rtx-cu13-bindings==1.7.1.116"
   "filelock"
 )
+# STAGE_SPECS="onnxruntime-gpu==1.31.1 filelock" stages only those (fewer parts).
+if [ -n "${STAGE_SPECS:-}" ]; then read -r -a SPECS <<< "$STAGE_SPECS"; fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
