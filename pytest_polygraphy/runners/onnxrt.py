@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_polygraphy.errors import BackendUnavailableError, InputError, ModelError
+from pytest_polygraphy.ort_module import import_onnxruntime
 from pytest_polygraphy.runners.base import OnnxModelRunner, model_display_name
 
 if TYPE_CHECKING:
@@ -268,7 +269,7 @@ class OnnxrtRunner(OnnxModelRunner):
             return path
 
     def _make_session_options(self) -> Any:
-        import onnxruntime as ort
+        ort = import_onnxruntime()
 
         given = self.session_options
         if isinstance(given, ort.SessionOptions):
@@ -282,7 +283,7 @@ class OnnxrtRunner(OnnxModelRunner):
 
     # -- lifecycle ---------------------------------------------------------------------
     def _activate(self) -> None:
-        import onnxruntime as ort
+        ort = import_onnxruntime()
 
         available = ort.get_available_providers()
         missing = [p for p in self.providers if p not in available]

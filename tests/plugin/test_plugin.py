@@ -194,6 +194,40 @@ def test_absent_backends_skip_with_the_reason(model_project: pytest.Pytester) ->
     )
 
 
+def test_without_onnx_runtime_onnxrt_skips_saying_what_to_install(
+    model_project: pytest.Pytester,
+) -> None:
+    """Neither ONNX Runtime flavour is a requirement; where none is installed the onnxrt
+    tests skip with the command that installs one, and the reference evaluator still runs."""
+    model_project.makeconftest(
+        """
+        import sys
+
+        sys.modules["onnxruntime"] = None  # as if neither flavour were installed
+        """
+    )
+    model_project.makepyfile(
+        test_ort="""
+        import pytest
+
+        @pytest.mark.model("models/m.onnx")
+        def test_runner(onnxrt_runner):
+            pass
+        """
+    )
+    result = model_project.runpytest_subprocess(
+        "models", "test_ort.py", "--onnxrt", "--onnxref", "-rs", "-p", "no:cacheprovider"
+    )
+    result.assert_outcomes(skipped=2)
+    hint = (
+        'ONNX Runtime is not installed: pip install "pytest-polygraphy[cpu]" (or onnxruntime) '
+        'for the CPU provider, or pip install "pytest-polygraphy[gpu]" (or onnxruntime-gpu)'
+    )
+    skips = [line for line in result.stdout.lines if line.startswith("SKIPPED")]
+    assert len(skips) == 2 and all(hint in line for line in skips), skips
+    model_project.runpytest_subprocess("models", "--onnxref").assert_outcomes(passed=1)
+
+
 def test_hand_written_tests_skip_without_backends(pytester: pytest.Pytester) -> None:
     harness.save(harness.scale_model(), pytester.path / "m.onnx")
     pytester.makepyfile(
