@@ -55,3 +55,22 @@ def test_entry_point_is_registered() -> None:
 
 def test_py_typed_is_shipped() -> None:
     assert (Path(pytest_polygraphy.__file__).parent / "py.typed").is_file()
+
+
+def test_strategies_without_hypothesis_say_what_to_install() -> None:
+    """hypothesis is an extra: its absence is met at ``import pytest_polygraphy.strategies``
+    with the command that installs it, and nowhere else."""
+    code = (
+        "import sys\n"
+        "sys.modules['hypothesis'] = None\n"  # as if hypothesis were not installed
+        "import pytest_polygraphy, pytest_polygraphy.data, pytest_polygraphy.plugin\n"
+        "try:\n"
+        "    import pytest_polygraphy.strategies\n"
+        "except ModuleNotFoundError as err:\n"
+        "    print(err.name, err)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True
+    ).stdout
+    assert out.startswith("hypothesis "), out
+    assert 'pip install "pytest-polygraphy[hypothesis]"' in out, out
