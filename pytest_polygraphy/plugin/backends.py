@@ -32,8 +32,9 @@ from typing import Any
 from pytest_polygraphy.errors import BackendUnavailableError
 from pytest_polygraphy.plugin.options import PolygraphyOptions
 from pytest_polygraphy.plugin.settings import AccuracySettings
+from pytest_polygraphy.plugin.syntax import FULL_PRECISION
 
-FULL_PRECISION = "fp32"
+__all__ = ["FULL_PRECISION", "RunnerCache", "build_runner", "model_key", "runner_name"]
 
 
 def runner_name(backend: str, precision: str) -> str:

@@ -10,6 +10,9 @@ Each model becomes one test per precision and shape set, e.g.
 selected backend and compares every output with the reference (see ``accuracy``).
 Per-model settings come from ``resnet.polygraphy.json`` beside the model and the ini
 option ``polygraphy_model_settings`` (see ``modelsettings``).
+
+The collection hook runs on every pytest start: what a model test needs is imported when
+a model is collected or run.
 """
 
 from __future__ import annotations
@@ -21,13 +24,9 @@ from typing import Any
 import pytest
 
 from pytest_polygraphy.errors import PolygraphyError
-from pytest_polygraphy.plugin.accuracy import Comparer, check_accuracy
-from pytest_polygraphy.plugin.golden import GoldenFile, golden_path
 from pytest_polygraphy.plugin.hooks import runner_cache
-from pytest_polygraphy.plugin.modelsettings import settings_for_model
 from pytest_polygraphy.plugin.options import get_options
 from pytest_polygraphy.plugin.outcomes import fail
-from pytest_polygraphy.plugin.settings import resolve
 from pytest_polygraphy.plugin.syntax import OptionValueError, ShapeSet, shape_set_id
 
 ITEM_NAME = "accuracy"
@@ -56,6 +55,8 @@ class ModelFile(pytest.File):
     """An ONNX model: one ``ModelItem`` per precision and shape set."""
 
     def collect(self) -> Iterator[ModelItem]:
+        from pytest_polygraphy.plugin.modelsettings import settings_for_model
+
         options = get_options(self.config)
         try:
             settings = settings_for_model(self.path, options.model_settings, self.config.rootpath)
@@ -96,6 +97,10 @@ class ModelItem(pytest.Item):
         self.model_settings = model_settings
 
     def runtest(self) -> None:
+        from pytest_polygraphy.plugin.accuracy import Comparer, check_accuracy
+        from pytest_polygraphy.plugin.golden import GoldenFile, golden_path
+        from pytest_polygraphy.plugin.settings import resolve
+
         options = get_options(self.config)
         try:
             settings = resolve(

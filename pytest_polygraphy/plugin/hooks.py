@@ -1,24 +1,26 @@
 """Run-wide hooks: configuration (markers, options, the plugin's other modules), test
 parametrization by precision and shape set, and the per-worker runner cache.
 
-Stdlib and pytest only at import, like every module the entry point loads.
+Stdlib and pytest only at import, like every module the entry point loads; the runner
+cache and per-model settings are imported when a test first needs them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from pytest_polygraphy.plugin import markers, syntax
-from pytest_polygraphy.plugin.backends import RunnerCache
-from pytest_polygraphy.plugin.modelsettings import settings_for_model
 from pytest_polygraphy.plugin.options import get_options
 from pytest_polygraphy.plugin.outcomes import fail
 from pytest_polygraphy.plugin.syntax import OptionValueError
 
-RUNNER_CACHE_KEY = pytest.StashKey[RunnerCache]()
+if TYPE_CHECKING:
+    from pytest_polygraphy.plugin.backends import RunnerCache
+
+RUNNER_CACHE_KEY = pytest.StashKey["RunnerCache"]()
 
 
 def configure(config: pytest.Config) -> None:
@@ -46,6 +48,8 @@ def runner_cache(config: pytest.Config) -> RunnerCache:
     """This process's runner cache (created on first use, closed at session end)."""
     cache = config.stash.get(RUNNER_CACHE_KEY, None)
     if cache is None:
+        from pytest_polygraphy.plugin.backends import RunnerCache
+
         cache = RunnerCache(get_options(config))
         config.stash[RUNNER_CACHE_KEY] = cache
     return cache
@@ -66,6 +70,8 @@ def _model_settings(metafunc: pytest.Metafunc) -> dict[str, Any]:
     path = markers.model_path(metafunc.definition) or get_options(metafunc.config).model
     if path is None:
         return {}
+    from pytest_polygraphy.plugin.modelsettings import settings_for_model
+
     options = get_options(metafunc.config)
     return settings_for_model(path, options.model_settings, metafunc.config.rootpath)
 

@@ -114,6 +114,12 @@ def test_collecting_an_unrelated_project_imports_nothing_heavy(tmp_path: Path, m
         assert "pytest_polygraphy" in loaded
         heavy = loaded & {"numpy", "onnx", "onnxruntime", "tensorrt", "tensorrt_rtx", "cuda"}
         assert not heavy, (dump.name, heavy)
+        # what only a model test needs waits for one (start-up cost, bench/startup.py)
+        lazy = set(json.loads(dump.read_text())) & {
+            f"pytest_polygraphy.plugin.{name}"
+            for name in ("accuracy", "backends", "checks", "golden", "modelsettings", "settings")
+        }
+        assert not lazy, (dump.name, lazy)
 
 
 @pytest.fixture
