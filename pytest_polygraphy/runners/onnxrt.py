@@ -138,7 +138,9 @@ class OnnxrtRunner(OnnxModelRunner):
         precision: one of ``fp32``, ``tf32``, ``fp16``, ``int8`` (``bf16``/``fp8``: error).
         name: runner name; defaults to a stable name such as ``onnxrt[cuda,fp16]``.
         session_options: an ``onnxruntime.SessionOptions``, or a dict of its attributes
-            (``{"intra_op_num_threads": 1, "graph_optimization_level": ...}``).
+            (``{"intra_op_num_threads": 1, "graph_optimization_level": ...}``) and of
+            session config entries, the keys with a dot
+            (``{"session.intra_op.allow_spinning": "0"}``).
         calibration_data: int8 calibration feeds (an iterable of feeds or a ``DataLoader``).
         fp16_block_list: node names kept in fp32 by the fp16 conversion.
         int8_exclude: node names left unquantized by the int8 quantization.
@@ -276,6 +278,12 @@ class OnnxrtRunner(OnnxModelRunner):
             return given
         options = ort.SessionOptions()
         for attr, value in (given or {}).items():
+            if "." in attr:  # a session config entry: ONNX Runtime checks the key and value
+                try:
+                    options.add_session_config_entry(attr, str(value))
+                except Exception as err:  # ORT raises its own pybind types
+                    raise InputError(f"session config entry {attr}={value!r}: {err}") from None
+                continue
             if not hasattr(options, attr):
                 raise InputError(f"onnxruntime.SessionOptions has no attribute {attr!r}")
             setattr(options, attr, value)

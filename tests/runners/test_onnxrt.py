@@ -211,6 +211,16 @@ def test_session_options_from_a_dict() -> None:
         OnnxrtRunner(matmul_softmax(), session_options={"threads": 1}).activate()
 
 
+def test_session_config_entries_from_a_dict() -> None:
+    entries = {"session.intra_op.allow_spinning": "0", "session.inter_op.allow_spinning": 0}
+    runner = OnnxrtRunner(matmul_softmax(), session_options=entries)
+    options = runner._make_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert options.get_session_config_entry("session.inter_op.allow_spinning") == "0"
+    with runner:
+        assert runner.infer(random_feed(matmul_softmax()))["probs"].shape == (2, 8)
+
+
 def test_infer_outside_activation_is_a_clear_error() -> None:
     runner = OnnxrtRunner(matmul_softmax())
     with pytest.raises(RunnerNotActiveError, match="not active"):
