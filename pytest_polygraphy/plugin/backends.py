@@ -65,6 +65,15 @@ def _shapes_key(settings: AccuracySettings) -> Hashable:
 #: How many distinct models keep their runners active (see the module docstring).
 MAX_ACTIVE_MODELS = 8
 
+#: ONNX Runtime session settings of the plugin's sessions. By default each session's
+#: thread pool spins after every run, so sessions kept alive for later tests take CPU
+#: from the test running now, and deactivating one that sat idle waited on its threads
+#: (tens of ms each on a loaded 2-core machine). A test suite does not need that latency.
+IDLE_SESSION_OPTIONS = {
+    "session.intra_op.allow_spinning": "0",
+    "session.inter_op.allow_spinning": "0",
+}
+
 
 class RunnerCache:
     """Activated runners by model, then by build key; see the module docstring.
@@ -180,7 +189,11 @@ def build_runner(
 
         calibration = settings.data_loader() if precision == "int8" else None
         return OnnxrtRunner(
-            model, providers=options.providers, precision=precision, calibration_data=calibration
+            model,
+            providers=options.providers,
+            precision=precision,
+            calibration_data=calibration,
+            session_options=dict(IDLE_SESSION_OPTIONS),
         )
     if backend == "onnxref":
         from pytest_polygraphy.runners.onnxref import OnnxrefRunner

@@ -151,6 +151,17 @@ def test_onnx_sessions_are_shared_by_shape_sets_and_engines_are_not(tmp_path: Pa
     cache.close()
 
 
+def test_the_plugins_sessions_do_not_spin_while_idle(tmp_path: Path) -> None:
+    """Sessions kept for later tests must not take CPU from the running one (ONNX Runtime's
+    thread pools spin after each run by default), nor stall when released."""
+    model = harness.save(harness.scale_model(), tmp_path / "a.onnx")
+    cache = RunnerCache(PolygraphyOptions())
+    options = cache.get("onnxrt", model, "fp32", AccuracySettings())._make_session_options()
+    for pool in ("intra_op", "inter_op"):
+        assert options.get_session_config_entry(f"session.{pool}.allow_spinning") == "0"
+    cache.close()
+
+
 def test_unavailable_backends_are_asked_once(tmp_path: Path) -> None:
     model = harness.save(harness.scale_model(), tmp_path / "a.onnx")
     cache = RunnerCache(PolygraphyOptions())
