@@ -177,9 +177,9 @@ OPTION_SPECS: tuple[OptionSpec, ...] = (
     ),
     OptionSpec(
         "input_shapes",
-        "A shape set for the inputs, e.g. x:[1,3,224,224] mask:[1,1,224,224]; "
-        "repeat the option for several shape sets, which parametrize the tests (ini: one "
-        "shape set per line).",
+        "A shape set for the inputs, e.g. 'x:[1,3,224,224]' 'mask:[1,1,224,224]' (quoted: "
+        "zsh expands brackets); repeat the option for several shape sets, which "
+        "parametrize the tests (ini: one shape set per line).",
         "sets",
         "NAME:[DIMS]",
         "linelist",
@@ -188,8 +188,8 @@ OPTION_SPECS: tuple[OptionSpec, ...] = (
     ),
     OptionSpec(
         "val_range",
-        "Input value ranges, e.g. [0,1] ids:[0,100] (a bare range is the "
-        "default for every input). Default: [0,1].",
+        "Input value ranges, e.g. '[0,1]' 'ids:[0,100]' (quoted: zsh expands brackets; "
+        "a bare range is the default for every input). Default: [0,1].",
         "values",
         "[NAME:][MIN,MAX]",
         "args",
