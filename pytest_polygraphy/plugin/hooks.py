@@ -7,14 +7,15 @@ cache and per-model settings are imported when a test first needs them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from pytest_polygraphy.plugin import markers, syntax
-from pytest_polygraphy.plugin.options import get_options
+from pytest_polygraphy.plugin.options import get_options, needs_gpu_hooks
 from pytest_polygraphy.plugin.outcomes import fail
+from pytest_polygraphy.plugin.records import COMPARE_PROPERTY
 from pytest_polygraphy.plugin.syntax import OptionValueError
 
 if TYPE_CHECKING:
@@ -29,19 +30,74 @@ def configure(config: pytest.Config) -> None:
     markers.register(config)
     get_options(config)
     from pytest_polygraphy.plugin import collect, fixtures
-    from pytest_polygraphy.plugin.report import ReportPlugin
-    from pytest_polygraphy.plugin.xdist import XdistPlugin
 
-    manager = config.pluginmanager
-    for name, plugin in (
+    if _report_file_asked(config):
+        from pytest_polygraphy.plugin.report import ReportPlugin
+
+        report: object = ReportPlugin(config)
+    else:
+        report = LazyReport(config)
+    plugins: list[tuple[str, object]] = [
         ("polygraphy-hooks", RunHooks()),
         ("polygraphy-fixtures", fixtures),
         ("polygraphy-collect", collect),
-        ("polygraphy-report", ReportPlugin(config)),
-        ("polygraphy-xdist", XdistPlugin(config)),
-    ):
+        ("polygraphy-report", report),
+    ]
+    if needs_gpu_hooks(config):
+        from pytest_polygraphy.plugin.xdist import XdistPlugin
+
+        plugins.append(("polygraphy-xdist", XdistPlugin(config)))
+    manager = config.pluginmanager
+    for name, plugin in plugins:
         if not manager.has_plugin(name):
             manager.register(plugin, name)
+
+
+def _report_file_asked(config: pytest.Config) -> bool:
+    """Whether ``--polygraphy-report`` (or its ini twin) is given."""
+    if config.getoption("polygraphy_report", default=None) not in (None, ""):
+        return True
+    try:
+        return config.getini("polygraphy_report") not in (None, "", [])
+    except ValueError:  # ini not registered
+        return False
+
+
+class LazyReport:
+    """Stands in for ``report.ReportPlugin`` until a test report carries a comparison record.
+
+    Without ``--polygraphy-report`` the report plugin has work only once a test has compared
+    something (the terminal table, junitxml properties); a project that never does is spared
+    importing the largest module pytest would otherwise load at every start. This stand-in
+    remembers the collection order; at the first test report holding a record it creates
+    the ``ReportPlugin``, hands it the order, registers it (every later hook goes to it
+    directly) and passes it that report. With ``--polygraphy-report`` the configure step
+    registers the ``ReportPlugin`` itself, from the start.
+    """
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.order: list[str] = []
+        self.plugin: Any = None
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        self.order.extend(item.nodeid for item in session.items)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node: Any, ids: Sequence[str]) -> None:
+        self.order.extend(ids)
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> Generator[None, Any, Any]:
+        if self.plugin is None and any(n == COMPARE_PROPERTY for n, _ in report.user_properties):
+            from pytest_polygraphy.plugin.report import ReportPlugin
+
+            self.plugin = ReportPlugin(self.config)
+            self.plugin._remember_order(self.order)
+            self.config.pluginmanager.register(self.plugin, "polygraphy-report-records")
+            # registered during this hook call, it is called from the next report on
+            return (yield from self.plugin.pytest_runtest_logreport(report))
+        return (yield)
 
 
 def runner_cache(config: pytest.Config) -> RunnerCache:
