@@ -126,6 +126,17 @@ def _capture_native_output() -> Iterator[list[str]]:
             captured.append(_ANSI.sub("", sink.read().decode(errors="replace")).strip())
 
 
+def _provider_hint(missing: Sequence[str]) -> str:
+    """What to install for providers this ONNX Runtime does not offer."""
+    if {PROVIDER_NAMES["cuda"], PROVIDER_NAMES["tensorrt"]} & set(missing):
+        # the two wheels install one module: installing the second over the first breaks it
+        return (
+            "CUDA needs onnxruntime-gpu in place of the CPU-only onnxruntime: pip uninstall "
+            'onnxruntime, then pip install "pytest-polygraphy[gpu]" (or onnxruntime-gpu)'
+        )
+    return "install the onnxruntime package built with those providers"
+
+
 class OnnxrtRunner(OnnxModelRunner):
     """Runs a model with ONNX Runtime; see the module docstring for providers and precision.
 
@@ -298,8 +309,7 @@ class OnnxrtRunner(OnnxModelRunner):
         if missing:
             raise BackendUnavailableError(
                 f"ONNX Runtime {ort.__version__} here offers {available}, not {missing} "
-                f"(runner {self.name!r}); install the matching onnxruntime package "
-                "(e.g. onnxruntime-gpu for 'cuda')"
+                f"(runner {self.name!r}); {_provider_hint(missing)}"
             )
         prepared = self._prepare_model()
         session_options = self._make_session_options()
