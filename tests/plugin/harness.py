@@ -165,7 +165,9 @@ def run_pytest(project: Path, *args: str, env: dict[str, str] | None = None) -> 
     environ = clean_environ()
     environ.update(
         POLYGRAPHY_TEST_DUMP=str(dump),
-        PYTHONPATH=str(project),
+        # the project first; an outer PYTHONPATH (a checkout shadowing the installed
+        # package) stays, so the code under test is the same in the child
+        PYTHONPATH=os.pathsep.join(filter(None, [str(project), os.environ.get("PYTHONPATH")])),
         PYTEST_POLYGRAPHY_CACHE_DIR=str(project / ".cache"),
         **(env or {}),
     )
