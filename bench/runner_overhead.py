@@ -3,9 +3,13 @@
 Builds a MatMul+Relu chain sized so that one CPU inference takes about 10 ms, then times
 ``session.run`` on the runner's own session against ``runner.infer`` (feed validation
 included) on the same feed, interleaved call by call so that machine noise hits both
-alike. Prints min and median per call and the overhead ratio. Target: under 5 %.
+alike. Prints min and median per call and the overhead ratio, then the paired
+difference (each ``runner.infer`` call minus the ``session.run`` call next to it): its
+median and interquartile range, in microseconds and as a share of ``session.run``'s
+median. ``--rounds`` repeats the whole measurement (a fresh session each round) and ends
+with the spread of the per-round figures. Target: under 5 %.
 
-    .venv/bin/python bench/runner_overhead.py [--calls 200] [--target-ms 10]
+    .venv/bin/python bench/runner_overhead.py [--calls 200] [--rounds 5] [--target-ms 10]
 """
 
 from __future__ import annotations
@@ -55,6 +59,7 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=200)
     parser.add_argument("--target-ms", type=float, default=10.0)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=1)
     args = parser.parse_args()
 
     options = {"intra_op_num_threads": args.threads, "inter_op_num_threads": 1}
@@ -68,11 +73,22 @@ def main() -> None:
     model = chain_model(layers)
 
     print(f"{args.calls} interleaved calls per path, {args.threads} thread(s)\n")
-    for title, m in (
+    cases = (
         (f"~{args.target_ms:g} ms model: {layers} x (MatMul 64x512 @ 512x512 + Relu)", model),
         ("tiny model (fixed per-call cost): 1 x (MatMul + Relu)", chain_model(1)),
-    ):
-        report(title, interleaved(m, feed, options, args.calls))
+    )
+    per_round: dict[str, list[float]] = {title: [] for title, _ in cases}
+    for round_ in range(args.rounds):
+        for title, m in cases:
+            heading = title if args.rounds == 1 else f"{title}, round {round_ + 1}"
+            per_round[title].append(report(heading, interleaved(m, feed, options, args.calls)))
+    if args.rounds > 1:
+        print(f"paired overhead of runner.infer over {args.rounds} rounds (median of each round)")
+        for title, values in per_round.items():
+            print(
+                f"  {title}: median {statistics.median(values):+.2f} %, "
+                f"rounds {min(values):+.2f} % .. {max(values):+.2f} %"
+            )
 
 
 def interleaved(model: onnx.ModelProto, feed, options, calls: int) -> dict[str, list[float]]:
@@ -100,7 +116,8 @@ def interleaved(model: onnx.ModelProto, feed, options, calls: int) -> dict[str, 
     return timings
 
 
-def report(title: str, timings: dict[str, list[float]]) -> None:
+def report(title: str, timings: dict[str, list[float]]) -> float:
+    """Print the table; return the median paired overhead of ``runner.infer`` in %."""
     base_min = min(timings["session.run"])
     base_med = statistics.median(timings["session.run"])
     print(title)
@@ -112,7 +129,18 @@ def report(title: str, timings: dict[str, list[float]]) -> None:
             f"{(med - base_med) / base_med * 100:+7.2f}%"
         )
     extra_us = (min(timings["runner.infer"]) - base_min) * 1e3
-    print(f"  runner.infer adds {extra_us:.1f} us per call (best case)\n")
+    print(f"  runner.infer adds {extra_us:.1f} us per call (best case)")
+    paired = [
+        (ours - bare) * 1e3
+        for ours, bare in zip(timings["runner.infer"], timings["session.run"], strict=True)
+    ]
+    q1, median, q3 = statistics.quantiles(paired, n=4)
+    share = median / (base_med * 1e3) * 100
+    print(
+        f"  paired difference: median {median:+.1f} us ({share:+.2f} % of session.run), "
+        f"interquartile {q1:+.1f} .. {q3:+.1f} us\n"
+    )
+    return share
 
 
 if __name__ == "__main__":

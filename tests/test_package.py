@@ -55,3 +55,49 @@ def test_entry_point_is_registered() -> None:
 
 def test_py_typed_is_shipped() -> None:
     assert (Path(pytest_polygraphy.__file__).parent / "py.typed").is_file()
+
+
+def test_strategies_without_hypothesis_say_what_to_install() -> None:
+    """hypothesis is an extra: its absence is met at ``import pytest_polygraphy.strategies``
+    with the command that installs it, and nowhere else."""
+    code = (
+        "import sys\n"
+        "sys.modules['hypothesis'] = None\n"  # as if hypothesis were not installed
+        "import pytest_polygraphy, pytest_polygraphy.data, pytest_polygraphy.plugin\n"
+        "try:\n"
+        "    import pytest_polygraphy.strategies\n"
+        "except ModuleNotFoundError as err:\n"
+        "    print(err.name, err)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True
+    ).stdout
+    assert out.startswith("hypothesis "), out
+    assert 'pip install "pytest-polygraphy[hypothesis]"' in out, out
+
+
+def _unquoted_brackets(command: str) -> list[str]:
+    """Words of a shell command that zsh would glob: brackets outside quotes."""
+    import shlex
+
+    lexer = shlex.shlex(command, posix=False, punctuation_chars=False)
+    lexer.whitespace_split = True
+    return [word for word in lexer if "[" in word and word[0] not in "'\""]
+
+
+def test_shell_examples_quote_shapes_and_ranges() -> None:
+    """zsh (macOS's default shell) fails on an unquoted ``x:[8,3,224,224]``: every shell
+    command in the README and in ``pytest --help`` quotes its brackets."""
+    import re
+
+    from pytest_polygraphy.plugin.optionspecs import OPTION_SPECS
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    blocks = re.findall(r"```(?:bash|sh|console)\n(.*?)```", readme, flags=re.S)
+    commands = [line.split("  #")[0] for block in blocks for line in block.splitlines()]
+    assert any("--polygraphy-input-shapes" in line for line in commands)
+    for command in commands:
+        assert not _unquoted_brackets(command), command
+    for spec in OPTION_SPECS:
+        example = spec.help.partition("e.g. ")[2].partition(" (")[0]
+        assert not _unquoted_brackets(example), (spec.flag, example)

@@ -14,6 +14,10 @@ so drawing stays fast for large tensors and a failure shrinks to a simple input:
 
 Every value lies within the input's ``val_range`` (Polygraphy's semantics: inclusive, per
 input with a ``""`` default, [0, 1] by default), compared in the input's own dtype.
+
+hypothesis is an extra (``pytest-polygraphy[hypothesis]``), not a requirement: installed,
+its own pytest plugin loads on every pytest start. Importing this module without it raises
+``ModuleNotFoundError`` saying what to install.
 """
 
 from __future__ import annotations
@@ -22,13 +26,25 @@ import math
 from collections.abc import Callable
 
 import numpy as np
-from hypothesis import strategies as st
 
 from pytest_polygraphy.data import dtypes, options
 from pytest_polygraphy.data.options import InputShapes, ValRange
 from pytest_polygraphy.data.validate import check_given_shapes
 from pytest_polygraphy.errors import InputError
 from pytest_polygraphy.metadata import TensorMeta, TensorMetadata, shared_dim_name
+
+#: What to install when hypothesis is missing.
+INSTALL_HINT = (
+    "pytest_polygraphy.strategies needs hypothesis, an optional dependency: "
+    'pip install "pytest-polygraphy[hypothesis]" (or pip install hypothesis)'
+)
+
+try:
+    from hypothesis import strategies as st
+except ModuleNotFoundError as err:
+    if err.name != "hypothesis":
+        raise
+    raise ModuleNotFoundError(INSTALL_HINT, name="hypothesis") from err
 
 Feed = dict[str, np.ndarray]
 _Draw = Callable[[st.SearchStrategy], object]

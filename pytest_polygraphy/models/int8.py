@@ -119,6 +119,9 @@ def quantize_int8(
     it came from, is not touched. Feeds whose input names do not match the model raise
     ``InputError``, unknown node names ``ModelError``.
     """
+    from pytest_polygraphy.ort_module import import_onnxruntime
+
+    import_onnxruntime()  # BackendUnavailableError saying what to install
     from onnxruntime.quantization import (
         CalibrationDataReader,
         CalibrationMethod,

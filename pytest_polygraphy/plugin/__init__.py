@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_polygraphy.plugin.options import pytest_addoption
+from pytest_polygraphy.plugin.options import gpus_setting, pytest_addoption
 
 __all__ = ["pytest_addoption", "pytest_configure", "pytest_load_initial_conftests"]
 
@@ -20,6 +20,8 @@ __all__ = ["pytest_addoption", "pytest_configure", "pytest_load_initial_conftest
 def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
     """Pin ``--polygraphy-gpus`` before conftest files load: one that starts CUDA on import
     would otherwise see every GPU."""
+    if gpus_setting(early_config, early_config.known_args_namespace) is None:
+        return  # nothing to pin: spare every pytest start the import
     from pytest_polygraphy.plugin.xdist import pin_gpu_before_conftests
 
     pin_gpu_before_conftests(early_config)

@@ -1,11 +1,22 @@
 """Runners for the selected backends, built once per worker and reused by every test.
 
-``RunnerCache`` keys an activated runner by (model, backend, precision, shape set and the
-settings a backend reads), so a suite creates each ONNX Runtime session or TensorRT engine
-once per xdist worker; TensorRT engines are also cached on disk (``--polygraphy-cache-dir``)
-across workers and runs by the runner itself. At most ``max_active`` runners stay active;
-the least recently used one is deactivated when another is needed, which bounds memory
-when a folder of models is tested.
+``RunnerCache`` builds each runner once per xdist worker for its (model, backend,
+precision, build settings), the settings the built session or engine depends on:
+
+* ONNX Runtime sessions and reference evaluators do not depend on the input shapes (the
+  feed's shapes are checked per call), so every shape set of a model shares them;
+* TensorRT engines do: their optimization profile is made from the shape set, so an engine
+  is built per profile set (and cached on disk across workers and runs by the runner,
+  ``--polygraphy-cache-dir``);
+* int8 models are calibrated with the test's inputs (shapes, seed, iterations, value
+  ranges, loaded inputs), so those are part of an int8 runner's key;
+* ``mark_all`` and, for ONNX Runtime, the execution providers are part of every key.
+
+Memory is bounded by distinct models: the runners of at most ``max_models`` models
+(default 8) stay active; when a test needs a model beyond that, every runner of the least
+recently used model is deactivated. A model's runners are bounded by its precisions (and
+for TensorRT its shape sets), never by how many tests use them. A suite sorted by model
+(pytest's default order) builds each runner once.
 
 Heavy modules are imported only when a runner is built.
 """
@@ -13,7 +24,7 @@ Heavy modules are imported only when a runner is built.
 from __future__ import annotations
 
 import os
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Hashable
 from pathlib import Path
 from typing import Any
@@ -21,8 +32,9 @@ from typing import Any
 from pytest_polygraphy.errors import BackendUnavailableError
 from pytest_polygraphy.plugin.options import PolygraphyOptions
 from pytest_polygraphy.plugin.settings import AccuracySettings
+from pytest_polygraphy.plugin.syntax import FULL_PRECISION
 
-FULL_PRECISION = "fp32"
+__all__ = ["FULL_PRECISION", "RunnerCache", "build_runner", "model_key", "runner_name"]
 
 
 def runner_name(backend: str, precision: str) -> str:
@@ -50,14 +62,33 @@ def _shapes_key(settings: AccuracySettings) -> Hashable:
     return tuple(sorted(shapes.items()))
 
 
-class RunnerCache:
-    """Activated runners by key; see the module docstring. ``close()`` releases them all."""
+#: How many distinct models keep their runners active (see the module docstring).
+MAX_ACTIVE_MODELS = 8
 
-    def __init__(self, options: PolygraphyOptions, max_active: int = 8) -> None:
+#: ONNX Runtime session settings of the plugin's sessions. By default each session's
+#: thread pool spins after every run, so sessions kept alive for later tests take CPU
+#: from the test running now, and deactivating one that sat idle waited on its threads
+#: (tens of ms each on a loaded 2-core machine). A test suite does not need that latency.
+IDLE_SESSION_OPTIONS = {
+    "session.intra_op.allow_spinning": "0",
+    "session.inter_op.allow_spinning": "0",
+}
+
+
+class RunnerCache:
+    """Activated runners by model, then by build key; see the module docstring.
+
+    ``built`` counts the runners built so far, by (backend, precision): what a benchmark or
+    a test reads to see that nothing was built twice. ``close()`` releases them all."""
+
+    def __init__(self, options: PolygraphyOptions, max_models: int = MAX_ACTIVE_MODELS) -> None:
+        if max_models < 1:
+            raise ValueError(f"max_models must be at least 1, got {max_models}")
         self.options = options
-        self.max_active = max_active
-        self._runners: OrderedDict[Hashable, Any] = OrderedDict()
-        self._unavailable: dict[Hashable, BackendUnavailableError] = {}
+        self.max_models = max_models
+        self.built: Counter[tuple[str, str]] = Counter()
+        self._models: OrderedDict[Hashable, dict[Hashable, Any]] = OrderedDict()
+        self._unavailable: dict[tuple[Hashable, Hashable], BackendUnavailableError] = {}
         self._marked_models: dict[Hashable, Any] = {}
 
     def get(self, backend: str, model: Any, precision: str, settings: AccuracySettings) -> Any:
@@ -65,64 +96,78 @@ class RunnerCache:
 
         Raises BackendUnavailableError (remembered per key, so a missing backend is asked
         once) when the backend cannot run here."""
-        key = self._key(backend, model, precision, settings)
-        if key in self._unavailable:
-            raise self._unavailable[key]
-        runner = self._runners.get(key)
-        if runner is not None:
-            self._runners.move_to_end(key)
-            if not runner.is_active:  # a test left a `with runner:` block
-                runner.activate()
-            return runner
+        model_id = model_key(model)
+        key = self._key(backend, precision, settings)
+        if (model_id, key) in self._unavailable:
+            raise self._unavailable[model_id, key]
+        runners = self._models.get(model_id)
+        if runners is not None:
+            self._models.move_to_end(model_id)
+            runner = runners.get(key)
+            if runner is not None:
+                if not runner.is_active:  # a test left a `with runner:` block
+                    runner.activate()
+                return runner
         try:
-            marked = None if backend == "trt" else self._marked(model, settings)
+            marked = None if backend == "trt" else self._marked(model, model_id, settings)
             runner = build_runner(backend, model, precision, settings, self.options, marked)
-            self._make_room()
+            self.built[backend, precision] += 1
+            if runners is None:
+                self._make_room()
             runner.activate()
         except BackendUnavailableError as err:
-            self._unavailable[key] = err
+            self._unavailable[model_id, key] = err
             raise
-        self._runners[key] = runner
+        self._models.setdefault(model_id, {})[key] = runner
+        self._models.move_to_end(model_id)
         return runner
+
+    @property
+    def active_models(self) -> int:
+        """How many models have runners alive now (at most ``max_models``)."""
+        return len(self._models)
 
     def close(self) -> None:
         """Deactivate every runner (at the end of the session)."""
-        while self._runners:
-            _, runner = self._runners.popitem(last=False)
-            runner.deactivate()
+        while self._models:
+            self._evict_oldest()
         self._marked_models.clear()
 
     def _make_room(self) -> None:
-        while len(self._runners) >= self.max_active:
-            _, oldest = self._runners.popitem(last=False)
-            oldest.deactivate()
+        while len(self._models) >= self.max_models:
+            self._evict_oldest()
 
-    def _key(
-        self, backend: str, model: Any, precision: str, settings: AccuracySettings
-    ) -> Hashable:
-        key: tuple[Hashable, ...] = (
-            model_key(model),
-            backend,
-            precision,
-            _shapes_key(settings),
-            settings.mark_all,
-        )
+    def _evict_oldest(self) -> None:
+        model_id, runners = self._models.popitem(last=False)
+        self._marked_models.pop(model_id, None)
+        for runner in runners.values():
+            runner.deactivate()
+
+    def _key(self, backend: str, precision: str, settings: AccuracySettings) -> Hashable:
+        """What a runner of ``backend`` at ``precision`` is built from, besides the model."""
+        key: tuple[Hashable, ...] = (backend, precision, settings.mark_all)
         if backend == "onnxrt":
             key += (self.options.providers,)
-        if precision == "int8":  # calibrated with the test's inputs
-            key += (settings.seed, settings.iterations, tuple(sorted(settings.val_range.items())))
+        if backend == "trt" or precision == "int8":  # the profile / the calibration data
+            key += (_shapes_key(settings),)
+        if precision == "int8":
+            key += (
+                settings.seed,
+                settings.iterations,
+                tuple(sorted(settings.val_range.items())),
+                settings.load_inputs,
+            )
         return key
 
-    def _marked(self, model: Any, settings: AccuracySettings) -> Any:
+    def _marked(self, model: Any, model_id: Hashable, settings: AccuracySettings) -> Any:
         """The model with every tensor marked as an output, when ``mark_all`` is on."""
         if not settings.mark_all:
             return None
-        key = model_key(model)
-        if key not in self._marked_models:
+        if model_id not in self._marked_models:
             from pytest_polygraphy.models import MARK_ALL, load_model, mark_outputs
 
-            self._marked_models[key] = mark_outputs(load_model(model), MARK_ALL)
-        return self._marked_models[key]
+            self._marked_models[model_id] = mark_outputs(load_model(model), MARK_ALL)
+        return self._marked_models[model_id]
 
 
 def build_runner(
@@ -144,7 +189,11 @@ def build_runner(
 
         calibration = settings.data_loader() if precision == "int8" else None
         return OnnxrtRunner(
-            model, providers=options.providers, precision=precision, calibration_data=calibration
+            model,
+            providers=options.providers,
+            precision=precision,
+            calibration_data=calibration,
+            session_options=dict(IDLE_SESSION_OPTIONS),
         )
     if backend == "onnxref":
         from pytest_polygraphy.runners.onnxref import OnnxrefRunner

@@ -12,27 +12,28 @@ Per-model settings come from ``resnet.polygraphy.json`` beside the model and the
 option ``polygraphy_model_settings`` (see ``modelsettings``); a value given on the command
 line wins over them. A bad per-model setting becomes one failing item,
 ``resnet.onnx::accuracy``, with the message: the other models still run.
+
+The collection hook runs on every pytest start: what a model test needs is imported when
+a model is collected or run.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from pytest_polygraphy.errors import PolygraphyError
 from pytest_polygraphy.plugin import debug
-from pytest_polygraphy.plugin.accuracy import Comparer, check_accuracy, error_report
-from pytest_polygraphy.plugin.golden import golden_file
 from pytest_polygraphy.plugin.hooks import runner_cache
-from pytest_polygraphy.plugin.modelsettings import Layer, merge, model_layers
 from pytest_polygraphy.plugin.options import get_options
 from pytest_polygraphy.plugin.outcomes import fail
-from pytest_polygraphy.plugin.records import SOURCES_PROPERTY
-from pytest_polygraphy.plugin.settings import AccuracySettings, ordered_layers, pick, resolve
 from pytest_polygraphy.plugin.syntax import OptionValueError, ShapeSet, shape_set_id
+
+if TYPE_CHECKING:
+    from pytest_polygraphy.plugin.modelsettings import Layer
 
 ITEM_NAME = "accuracy"
 
@@ -101,6 +102,9 @@ class ModelFile(pytest.File):
     """An ONNX model: one ``ModelItem`` per precision and shape set."""
 
     def collect(self) -> Iterator[pytest.Item]:
+        from pytest_polygraphy.plugin.modelsettings import merge, model_layers
+        from pytest_polygraphy.plugin.settings import ordered_layers, pick
+
         options = get_options(self.config)
         try:
             layers = model_layers(self.path, options.model_settings, self.config.rootpath)
@@ -157,6 +161,11 @@ class ModelItem(pytest.Item):
         self.model_layers = model_layers
 
     def runtest(self) -> None:
+        from pytest_polygraphy.plugin.accuracy import Comparer, check_accuracy
+        from pytest_polygraphy.plugin.golden import golden_file
+        from pytest_polygraphy.plugin.records import SOURCES_PROPERTY
+        from pytest_polygraphy.plugin.settings import resolve
+
         options = get_options(self.config)
         try:
             settings = resolve(
@@ -196,6 +205,9 @@ class ModelItem(pytest.Item):
         """A user-caused error is its message (the traceback only with ``-v`` or
         ``--tb=long``), not a traceback into the plugin."""
         if isinstance(excinfo.value, PolygraphyError):
+            from pytest_polygraphy.plugin.accuracy import error_report
+            from pytest_polygraphy.plugin.settings import AccuracySettings
+
             settings = AccuracySettings(precision=self.precision, input_shapes=self.input_shapes)
             return error_report(self.config, excinfo.value, settings)
         return super().repr_failure(excinfo, style=style)

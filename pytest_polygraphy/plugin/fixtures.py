@@ -12,29 +12,28 @@ A typical test::
 
 run with ``pytest --onnxrt --onnxref``. Runners come from a per-worker cache, already
 activated; a backend that cannot run here skips the test with the reason.
-Heavy modules are imported inside the fixtures only.
+This module is registered on every pytest start, so it imports only what the entry point
+already has; the rest (settings, checks, runners) is imported inside the fixtures.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from pytest_polygraphy.errors import BackendUnavailableError, PolygraphyError
 from pytest_polygraphy.plugin import debug, markers
-from pytest_polygraphy.plugin.accuracy import NO_BACKEND, plan
-from pytest_polygraphy.plugin.backends import FULL_PRECISION
-from pytest_polygraphy.plugin.checks import Accuracy, Golden
 from pytest_polygraphy.plugin.hooks import runner_cache
-from pytest_polygraphy.plugin.modelsettings import model_layers
 from pytest_polygraphy.plugin.options import get_options
 from pytest_polygraphy.plugin.outcomes import fail
-from pytest_polygraphy.plugin.records import SOURCES_PROPERTY
-from pytest_polygraphy.plugin.settings import AccuracySettings, resolve
-from pytest_polygraphy.plugin.syntax import OptionValueError, ShapeSet
+from pytest_polygraphy.plugin.syntax import FULL_PRECISION, OptionValueError, ShapeSet
+
+if TYPE_CHECKING:
+    from pytest_polygraphy.plugin.checks import Accuracy, Golden
+    from pytest_polygraphy.plugin.settings import AccuracySettings
 
 
 def _model_from_markers(request: pytest.FixtureRequest) -> Path | None:
@@ -121,6 +120,10 @@ def polygraphy_settings(request: pytest.FixtureRequest) -> AccuracySettings:
     input_shapes = (
         request.getfixturevalue("input_shapes") if "input_shapes" in request.fixturenames else None
     )
+    from pytest_polygraphy.plugin.modelsettings import model_layers
+    from pytest_polygraphy.plugin.records import SOURCES_PROPERTY
+    from pytest_polygraphy.plugin.settings import resolve
+
     options = get_options(request.config)
     model_path = (
         request.getfixturevalue("model")
@@ -272,6 +275,8 @@ def runners(
             comparison = compare(run(runners, data_loader), compare_func)
             assert comparison, comparison.report()
     """
+    from pytest_polygraphy.plugin.accuracy import NO_BACKEND, plan
+
     options = get_options(request.config)
     reference = polygraphy_settings.reference
     if not options.backends or reference is None:
@@ -304,6 +309,8 @@ def accuracy(
     ``pytest --onnxrt --onnxref`` runs ONNX Runtime (fp32, then fp16) against the reference
     evaluator (fp32); ``--polygraphy-reference golden`` compares with golden files instead.
     """
+    from pytest_polygraphy.plugin.checks import Accuracy
+
     return Accuracy(request, polygraphy_settings)
 
 
@@ -319,6 +326,8 @@ def golden(request: pytest.FixtureRequest, polygraphy_settings: AccuracySettings
         def test_golden(golden):
             golden.check({"y": np.arange(4, dtype=np.float32)})
     """
+    from pytest_polygraphy.plugin.checks import Golden
+
     return Golden(request, polygraphy_settings)
 
 
@@ -338,6 +347,8 @@ def reference_runner(
             from pytest_polygraphy.runners.run import compare, run
             assert compare(run([reference_runner, onnxrt_runner], data_loader), compare_func)
     """
+    from pytest_polygraphy.plugin.accuracy import NO_BACKEND
+
     reference = polygraphy_settings.reference
     if reference is None:
         pytest.skip(NO_BACKEND)

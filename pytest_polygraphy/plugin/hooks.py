@@ -1,24 +1,28 @@
 """Run-wide hooks: configuration (markers, options, the plugin's other modules), test
 parametrization by precision and shape set, and the per-worker runner cache.
 
-Stdlib and pytest only at import, like every module the entry point loads.
+Stdlib and pytest only at import, like every module the entry point loads; the runner
+cache and per-model settings are imported when a test first needs them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from pytest_polygraphy.plugin import markers, syntax
-from pytest_polygraphy.plugin.backends import RunnerCache
-from pytest_polygraphy.plugin.modelsettings import Layer, model_layers
-from pytest_polygraphy.plugin.options import PolygraphyOptions, get_options
+from pytest_polygraphy.plugin.options import PolygraphyOptions, get_options, needs_gpu_hooks
 from pytest_polygraphy.plugin.outcomes import fail
-from pytest_polygraphy.plugin.settings import ordered_layers, pick
+from pytest_polygraphy.plugin.records import COMPARE_PROPERTY
 from pytest_polygraphy.plugin.syntax import OptionValueError
 
-RUNNER_CACHE_KEY = pytest.StashKey[RunnerCache]()
+if TYPE_CHECKING:
+    from pytest_polygraphy.plugin.backends import RunnerCache
+    from pytest_polygraphy.plugin.modelsettings import Layer
+
+RUNNER_CACHE_KEY = pytest.StashKey["RunnerCache"]()
 
 
 def configure(config: pytest.Config) -> None:
@@ -31,21 +35,29 @@ def configure(config: pytest.Config) -> None:
     unavailable = check_backends(config, options)
     check_output_paths(config, options)
     from pytest_polygraphy.plugin import collect, fixtures
-    from pytest_polygraphy.plugin.report import ReportPlugin
-    from pytest_polygraphy.plugin.xdist import XdistPlugin
 
-    manager = config.pluginmanager
-    if get_options(config).reduce and not manager.has_plugin("polygraphy-debug"):
-        from pytest_polygraphy.plugin.debug import DebugPlugin
+    if _report_file_asked(config):
+        from pytest_polygraphy.plugin.report import ReportPlugin
 
-        manager.register(DebugPlugin(config), "polygraphy-debug")
-    for name, plugin in (
+        report: object = ReportPlugin(config)
+    else:
+        report = LazyReport(config)
+    plugins: list[tuple[str, object]] = [
         ("polygraphy-hooks", RunHooks(unavailable)),
         ("polygraphy-fixtures", fixtures),
         ("polygraphy-collect", collect),
-        ("polygraphy-report", ReportPlugin(config)),
-        ("polygraphy-xdist", XdistPlugin(config)),
-    ):
+        ("polygraphy-report", report),
+    ]
+    if needs_gpu_hooks(config):
+        from pytest_polygraphy.plugin.xdist import XdistPlugin
+
+        plugins.append(("polygraphy-xdist", XdistPlugin(config)))
+    manager = config.pluginmanager
+    if options.reduce and not manager.has_plugin("polygraphy-debug"):
+        from pytest_polygraphy.plugin.debug import DebugPlugin
+
+        manager.register(DebugPlugin(config), "polygraphy-debug")
+    for name, plugin in plugins:
         if not manager.has_plugin(name):
             manager.register(plugin, name)
 
@@ -59,9 +71,12 @@ def check_output_paths(config: pytest.Config, options: PolygraphyOptions) -> Non
     if hasattr(config, "workerinput") or config.getoption("collectonly", default=False):
         return
     from pytest_polygraphy.files import folder_write_problem
-    from pytest_polygraphy.plugin.report import output_path_problems
 
-    problems = output_path_problems(config)
+    problems: list[str] = []
+    if _report_file_asked(config):
+        from pytest_polygraphy.plugin.report import output_path_problems
+
+        problems = output_path_problems(config)
     folders = []
     if options.update_golden and options.golden_dir is not None:
         folders.append(("--polygraphy-golden-dir", options.golden_dir))
@@ -77,10 +92,59 @@ def check_output_paths(config: pytest.Config, options: PolygraphyOptions) -> Non
         )
 
 
+def _report_file_asked(config: pytest.Config) -> bool:
+    """Whether ``--polygraphy-report`` (or its ini twin) is given."""
+    if config.getoption("polygraphy_report", default=None) not in (None, ""):
+        return True
+    try:
+        return config.getini("polygraphy_report") not in (None, "", [])
+    except ValueError:  # ini not registered
+        return False
+
+
+class LazyReport:
+    """Stands in for ``report.ReportPlugin`` until a test report carries a comparison record.
+
+    Without ``--polygraphy-report`` the report plugin has work only once a test has compared
+    something (the terminal table, junitxml properties); a project that never does is spared
+    importing the largest module pytest would otherwise load at every start. This stand-in
+    remembers the collection order; at the first test report holding a record it creates
+    the ``ReportPlugin``, hands it the order, registers it (every later hook goes to it
+    directly) and passes it that report. With ``--polygraphy-report`` the configure step
+    registers the ``ReportPlugin`` itself, from the start.
+    """
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.order: list[str] = []
+        self.plugin: Any = None
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        self.order.extend(item.nodeid for item in session.items)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node: Any, ids: Sequence[str]) -> None:
+        self.order.extend(ids)
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> Generator[None, Any, Any]:
+        if self.plugin is None and any(n == COMPARE_PROPERTY for n, _ in report.user_properties):
+            from pytest_polygraphy.plugin.report import ReportPlugin
+
+            self.plugin = ReportPlugin(self.config)
+            self.plugin._remember_order(self.order)
+            self.config.pluginmanager.register(self.plugin, "polygraphy-report-records")
+            # registered during this hook call, it is called from the next report on
+            return (yield from self.plugin.pytest_runtest_logreport(report))
+        return (yield)
+
+
 def runner_cache(config: pytest.Config) -> RunnerCache:
     """This process's runner cache (created on first use, closed at session end)."""
     cache = config.stash.get(RUNNER_CACHE_KEY, None)
     if cache is None:
+        from pytest_polygraphy.plugin.backends import RunnerCache
+
         cache = RunnerCache(get_options(config))
         config.stash[RUNNER_CACHE_KEY] = cache
     return cache
@@ -101,6 +165,8 @@ def _model_layers(metafunc: pytest.Metafunc) -> list[Layer]:
     path = markers.model_path(metafunc.definition) or get_options(metafunc.config).model
     if path is None:
         return []
+    from pytest_polygraphy.plugin.modelsettings import model_layers
+
     options = get_options(metafunc.config)
     return model_layers(path, options.model_settings, metafunc.config.rootpath)
 
@@ -135,6 +201,8 @@ class RunHooks:
         names = metafunc.fixturenames
         if "precision" not in names and "input_shapes" not in names:
             return
+        from pytest_polygraphy.plugin.settings import ordered_layers, pick
+
         options = get_options(metafunc.config)
         try:
             ordered = ordered_layers(

@@ -277,3 +277,31 @@ def _ini_value(config: pytest.Config, name: str, ini_type: str) -> Any:
     if value in ("", [], None):
         return None
     return value
+
+
+def gpus_setting(config: pytest.Config, namespace: Any = None) -> str | None:
+    """``--polygraphy-gpus`` (from ``namespace``, default the parsed options), else its ini
+    twin, as one string (None when unset)."""
+    value: Any = getattr(config.option if namespace is None else namespace, "polygraphy_gpus", None)
+    if value in (None, "", [], ()):
+        try:
+            value = config.getini("polygraphy_gpus")
+        except ValueError:  # ini not registered: the options are not there
+            value = None
+    if value in (None, "", [], ()):
+        return None
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(part) for part in value)
+    return str(value)
+
+
+def needs_gpu_hooks(config: pytest.Config) -> bool:
+    """Whether the GPU-per-worker hooks (``plugin.xdist``) have anything to do: in an xdist
+    worker or controller, or where ``--polygraphy-gpus`` is given. Elsewhere they are not
+    even imported (start-up cost)."""
+    return (
+        hasattr(config, "workerinput")
+        or config.getoption("dist", default="no") != "no"
+        or bool(config.getoption("numprocesses", default=None))
+        or gpus_setting(config) is not None
+    )

@@ -188,10 +188,11 @@ OPTION_SPECS: tuple[OptionSpec, ...] = (
     ),
     OptionSpec(
         "input_shapes",
-        "A shape set for the inputs, e.g. x:[1,3,224,224] mask:[1,1,224,224]; "
-        "repeat the option for several shape sets, which parametrize the tests (ini: one "
-        "shape set per line). Names may be wildcards (inp_*:[1,3]); a name matching no "
-        "input fails that model's tests. Named dims size the inputs sharing them.",
+        "A shape set for the inputs, e.g. 'x:[1,3,224,224]' 'mask:[1,1,224,224]' (quoted: "
+        "zsh expands brackets); repeat the option for several shape sets, which "
+        "parametrize the tests (ini: one shape set per line). Names may be wildcards "
+        "('inp_*:[1,3]'); a name matching no input fails that model's tests. Named dims "
+        "size the inputs sharing them.",
         "sets",
         "NAME:[DIMS]",
         "linelist",
@@ -200,8 +201,9 @@ OPTION_SPECS: tuple[OptionSpec, ...] = (
     ),
     OptionSpec(
         "val_range",
-        "Input value ranges, e.g. [0,1] ids:[0,100] (a bare range is the "
-        "default for every input; names may be wildcards). Default: [0,1].",
+        "Input value ranges, e.g. '[0,1]' 'ids:[0,100]' (quoted: zsh expands brackets; "
+        "a bare range is the default for every input; names may be wildcards). "
+        "Default: [0,1].",
         "values",
         "[NAME:][MIN,MAX]",
         "args",

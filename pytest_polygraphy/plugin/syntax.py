@@ -26,6 +26,8 @@ from collections.abc import Iterable, Mapping, Sequence
 ShapeSet = dict[str, tuple[int, ...]]
 
 PRECISIONS = ("fp32", "tf32", "fp16", "bf16", "int8", "fp8")
+#: The precision a reference runs at.
+FULL_PRECISION = "fp32"
 #: Backends in the order the default reference is picked from (the first selected one).
 BACKENDS = ("onnxref", "onnxrt", "trt")
 REFERENCES = (*BACKENDS, "golden")

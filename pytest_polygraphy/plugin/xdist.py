@@ -18,7 +18,9 @@ CUDA earlier still, in a plugin loaded with ``-p`` or at interpreter start, defe
 reads the variable when the driver initialises (a first CUDA tensor, an inference session),
 not when a library is merely imported.
 
-Light at import: neither xdist nor anything heavy is imported here.
+Light at import: neither xdist nor anything heavy is imported here. The entry point imports
+this module only where it has work to do (``needs_gpu_hooks``): an xdist worker or
+controller, or ``--polygraphy-gpus`` given.
 """
 
 from __future__ import annotations
@@ -36,24 +38,9 @@ from pytest_polygraphy.plugin.gpus import (
     parse_gpu_list,
     should_assign,
 )
+from pytest_polygraphy.plugin.options import gpus_setting as _gpus_setting
 
 WORKERINPUT_GPU = "polygraphy_gpu"
-
-
-def _gpus_setting(config: pytest.Config, namespace: Any = None) -> str | None:
-    """``--polygraphy-gpus`` (from ``namespace``, default the parsed options), else its ini
-    twin, as one string (None when unset)."""
-    value: Any = getattr(config.option if namespace is None else namespace, "polygraphy_gpus", None)
-    if value in (None, "", [], ()):
-        try:
-            value = config.getini("polygraphy_gpus")
-        except ValueError:  # ini not registered: the options are not there
-            value = None
-    if value in (None, "", [], ()):
-        return None
-    if isinstance(value, (list, tuple)):
-        return ",".join(str(part) for part in value)
-    return str(value)
 
 
 def _first_gpu(value: str) -> str:

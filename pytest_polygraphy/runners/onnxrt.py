@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_polygraphy.errors import BackendUnavailableError, InputError, ModelError
+from pytest_polygraphy.ort_module import import_onnxruntime
 from pytest_polygraphy.runners.base import OnnxModelRunner, model_display_name
 
 if TYPE_CHECKING:
@@ -126,6 +127,17 @@ def _capture_native_output() -> Iterator[list[str]]:
             captured.append(_ANSI.sub("", sink.read().decode(errors="replace")).strip())
 
 
+def _provider_hint(missing: Sequence[str]) -> str:
+    """What to install for providers this ONNX Runtime does not offer."""
+    if {PROVIDER_NAMES["cuda"], PROVIDER_NAMES["tensorrt"]} & set(missing):
+        # the two wheels install one module: installing the second over the first breaks it
+        return (
+            "CUDA needs onnxruntime-gpu in place of the CPU-only onnxruntime: pip uninstall "
+            'onnxruntime, then pip install "pytest-polygraphy[gpu]" (or onnxruntime-gpu)'
+        )
+    return "install the onnxruntime package built with those providers"
+
+
 class OnnxrtRunner(OnnxModelRunner):
     """Runs a model with ONNX Runtime; see the module docstring for providers and precision.
 
@@ -138,7 +150,9 @@ class OnnxrtRunner(OnnxModelRunner):
         precision: one of ``fp32``, ``tf32``, ``fp16``, ``int8`` (``bf16``/``fp8``: error).
         name: runner name; defaults to a stable name such as ``onnxrt[cuda,fp16]``.
         session_options: an ``onnxruntime.SessionOptions``, or a dict of its attributes
-            (``{"intra_op_num_threads": 1, "graph_optimization_level": ...}``).
+            (``{"intra_op_num_threads": 1, "graph_optimization_level": ...}``) and of
+            session config entries, the keys with a dot
+            (``{"session.intra_op.allow_spinning": "0"}``).
         calibration_data: int8 calibration feeds (an iterable of feeds or a ``DataLoader``).
         fp16_block_list: node names kept in fp32 by the fp16 conversion.
         int8_exclude: node names left unquantized by the int8 quantization.
@@ -269,13 +283,19 @@ class OnnxrtRunner(OnnxModelRunner):
             return path
 
     def _make_session_options(self) -> Any:
-        import onnxruntime as ort
+        ort = import_onnxruntime()
 
         given = self.session_options
         if isinstance(given, ort.SessionOptions):
             return given
         options = ort.SessionOptions()
         for attr, value in (given or {}).items():
+            if "." in attr:  # a session config entry: ONNX Runtime checks the key and value
+                try:
+                    options.add_session_config_entry(attr, str(value))
+                except Exception as err:  # ORT raises its own pybind types
+                    raise InputError(f"session config entry {attr}={value!r}: {err}") from None
+                continue
             if not hasattr(options, attr):
                 raise InputError(f"onnxruntime.SessionOptions has no attribute {attr!r}")
             setattr(options, attr, value)
@@ -283,15 +303,14 @@ class OnnxrtRunner(OnnxModelRunner):
 
     # -- lifecycle ---------------------------------------------------------------------
     def _activate(self) -> None:
-        import onnxruntime as ort
+        ort = import_onnxruntime()
 
         available = ort.get_available_providers()
         missing = [p for p in self.providers if p not in available]
         if missing:
             raise BackendUnavailableError(
                 f"ONNX Runtime {ort.__version__} here offers {available}, not {missing} "
-                f"(runner {self.name!r}); install the matching onnxruntime package "
-                "(e.g. onnxruntime-gpu for 'cuda')"
+                f"(runner {self.name!r}); {_provider_hint(missing)}"
             )
         prepared = self._prepare_model()
         session_options = self._make_session_options()

@@ -77,9 +77,15 @@ def test_collect_only_writes_nothing_and_checks_nothing(project: Path) -> None:
 def test_a_report_that_fails_at_the_end_keeps_the_summary(project: Path, mode: str) -> None:
     (project / "test_plain.py").write_text(BLOCKING)
     result = harness.run_pytest(
-        project, "models", "test_plain.py", "--onnxrt", "--onnxref", "--polygraphy-report", "acc.html",
+        project,
+        "models",
+        "test_plain.py",
+        "--onnxrt",
+        "--onnxref",
+        "--polygraphy-report",
+        "acc.html",
         *harness.MODES[mode],
-    )  # fmt: skip
+    )
     assert "INTERNALERROR" not in result.output and "Traceback" not in result.output
     assert "2 passed" in result.output, result.output
     assert f"polygraphy report: could not write {project}/acc.html: " in result.output

@@ -114,6 +114,13 @@ def test_collecting_an_unrelated_project_imports_nothing_heavy(tmp_path: Path, m
         assert "pytest_polygraphy" in loaded
         heavy = loaded & {"numpy", "onnx", "onnxruntime", "tensorrt", "tensorrt_rtx", "cuda"}
         assert not heavy, (dump.name, heavy)
+        # what only a model test needs waits for one (start-up cost, bench/startup.py)
+        lazy_names = ["accuracy", "backends", "checks", "golden", "modelsettings", "settings"]
+        lazy_names += ["report"] if mode == "xdist" else ["report", "xdist", "gpus"]
+        lazy = set(json.loads(dump.read_text())) & {
+            f"pytest_polygraphy.plugin.{name}" for name in lazy_names
+        }
+        assert not lazy, (dump.name, lazy)
 
 
 @pytest.fixture
@@ -185,15 +192,57 @@ def test_absent_backends_skip_with_the_reason_when_asked_to(
         )
         return
     result.assert_outcomes(skipped=4)
+    import onnxruntime as ort
+
+    # onnxruntime-gpu offers CUDA and cannot start it; the CPU-only wheel does not offer it
+    no_cuda = (
+        "*could not start*cuda*"
+        if "CUDAExecutionProvider" in ort.get_available_providers()
+        else "*not ?'CUDAExecutionProvider'?*pytest-polygraphy?gpu?*"
+    )
     result.stdout.fnmatch_lines(
         [
-            "SKIPPED*m.onnx:1: *could not start*cuda*",
+            f"SKIPPED*m.onnx:1: {no_cuda}",
             "SKIPPED*TensorRT*",
             "SKIPPED*reference evaluator runs fp32 and fp16 only, not int8*",
-            "SKIPPED*could not start*cuda*",
+            f"SKIPPED{no_cuda}",
         ],
         consecutive=False,
     )
+
+
+def test_without_onnx_runtime_onnxrt_skips_saying_what_to_install(
+    model_project: pytest.Pytester,
+) -> None:
+    """Neither ONNX Runtime flavour is a requirement; where none is installed the onnxrt
+    tests skip with the command that installs one, and the reference evaluator still runs."""
+    model_project.makeconftest(
+        """
+        import sys
+
+        sys.modules["onnxruntime"] = None  # as if neither flavour were installed
+        """
+    )
+    model_project.makepyfile(
+        test_ort="""
+        import pytest
+
+        @pytest.mark.model("models/m.onnx")
+        def test_runner(onnxrt_runner):
+            pass
+        """
+    )
+    result = model_project.runpytest_subprocess(
+        "models", "test_ort.py", "--onnxrt", "--onnxref", "-rs", "-p", "no:cacheprovider"
+    )
+    result.assert_outcomes(skipped=2)
+    hint = (
+        'ONNX Runtime is not installed: pip install "pytest-polygraphy[cpu]" (or onnxruntime) '
+        'for the CPU provider, or pip install "pytest-polygraphy[gpu]" (or onnxruntime-gpu)'
+    )
+    skips = [line for line in result.stdout.lines if line.startswith("SKIPPED")]
+    assert len(skips) == 2 and all(hint in line for line in skips), skips
+    model_project.runpytest_subprocess("models", "--onnxref").assert_outcomes(passed=1)
 
 
 def test_hand_written_tests_skip_without_backends(pytester: pytest.Pytester) -> None:

@@ -290,3 +290,43 @@ def test_model_file_outputs_match_numpy(tmp_path: Path) -> None:
             outputs = runner.infer(feed)
             for name, expected in harness.exp_sigmoid(feed["x"]).items():
                 np.testing.assert_allclose(outputs[name], expected, rtol=1e-6)
+
+
+BUILD_COUNTER = """
+import json
+
+import pytest_polygraphy.plugin.backends as backends
+
+built = []
+_build = backends.build_runner
+
+
+def counting_build_runner(backend, model, precision, *args, **kwargs):
+    built.append([backend, precision])
+    return _build(backend, model, precision, *args, **kwargs)
+
+
+backends.build_runner = counting_build_runner
+
+
+def pytest_sessionfinish(session):
+    with open("built.json", "w") as handle:
+        json.dump(built, handle)
+"""
+
+
+def test_one_model_with_five_shape_sets_and_two_precisions_builds_three_runners(
+    pytester: pytest.Pytester,
+) -> None:
+    """ONNX Runtime sessions and reference evaluators do not depend on the input shapes:
+    10 tests need onnxref at fp32 and onnxrt at fp32 and fp16, each built once."""
+    harness.save(harness.exp_sigmoid_model(), pytester.path / "net.onnx")
+    shapes = [f"x:[{n},4]" for n in (1, 2, 3, 5, 8)]
+    (pytester.path / "net.polygraphy.json").write_text(
+        json.dumps({"input_shapes": shapes, "precisions": ["fp32", "fp16"]})
+    )
+    pytester.makeconftest(BUILD_COUNTER)
+    result = pytester.runpytest_subprocess("net.onnx", "--onnxrt", "--onnxref", "-p", "no:xdist")
+    result.assert_outcomes(passed=10)
+    built = sorted(map(tuple, json.loads((pytester.path / "built.json").read_text())))
+    assert built == [("onnxref", "fp32"), ("onnxrt", "fp16"), ("onnxrt", "fp32")]

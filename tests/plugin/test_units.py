@@ -134,15 +134,18 @@ def test_nonfinite_report_locates_the_first_nan_or_inf() -> None:
     )
 
 
-def test_the_runner_cache_builds_once_and_bounds_active_runners(tmp_path: Path) -> None:
+def test_the_runner_cache_builds_once_and_bounds_active_models(tmp_path: Path) -> None:
     first = harness.save(harness.scale_model(), tmp_path / "a.onnx")
     second = harness.save(harness.exp_sigmoid_model(2), tmp_path / "b.onnx")
-    cache = RunnerCache(PolygraphyOptions(), max_active=1)
+    cache = RunnerCache(PolygraphyOptions(), max_models=1)
     settings = AccuracySettings()
     runner = cache.get("onnxref", first, "fp32", settings)
     assert runner.is_active and cache.get("onnxref", first, "fp32", settings) is runner
+    same_model = cache.get("onnxrt", first, "fp32", settings)
+    assert same_model.is_active and runner.is_active  # the limit counts models, not runners
     other = cache.get("onnxref", second, "fp32", settings)
-    assert other.is_active and not runner.is_active  # evicted: one active runner at most
+    assert other.is_active and not runner.is_active and not same_model.is_active
+    assert cache.active_models == 1
     rebuilt = cache.get("onnxref", first, "fp32", settings)
     assert rebuilt is not runner and rebuilt.is_active and not other.is_active
     x = np.array([[1.0, 2.0, 3.0], [0.0, -1.0, 0.5]], np.float32)
@@ -151,6 +154,42 @@ def test_the_runner_cache_builds_once_and_bounds_active_runners(tmp_path: Path) 
     assert cache.get("onnxref", first, "fp32", settings) is rebuilt and rebuilt.is_active
     cache.close()
     assert not rebuilt.is_active
+
+
+def test_onnx_sessions_are_shared_by_shape_sets_and_engines_are_not(tmp_path: Path) -> None:
+    """ONNX Runtime sessions and reference evaluators do not depend on the input shapes:
+    one per (model, backend, precision) serves every shape set. TensorRT's profile and
+    int8's calibration data do depend on them: those keys keep the shapes."""
+    model = harness.save(harness.exp_sigmoid_model(), tmp_path / "a.onnx")
+    cache = RunnerCache(PolygraphyOptions())
+    shape_sets = [{"x": (n, 4)} for n in (1, 2, 3, 5, 8)]
+    for precision in ("fp32", "fp16"):
+        for shapes in shape_sets:
+            settings = AccuracySettings(precision=precision, input_shapes=shapes)
+            runner = cache.get("onnxrt", model, precision, settings)
+            reference = cache.get("onnxref", model, "fp32", settings)
+            x = np.full(shapes["x"], 0.5, np.float32)  # the shared session runs every shape
+            assert runner.infer({"x": x})["y"].shape == shapes["x"]
+            assert reference.infer({"x": x})["z"].shape == shapes["x"]
+    assert cache.built == {("onnxrt", "fp32"): 1, ("onnxrt", "fp16"): 1, ("onnxref", "fp32"): 1}
+    keys = {
+        cache._key(backend, precision, AccuracySettings(precision=precision, input_shapes=s))
+        for backend, precision in (("trt", "fp16"), ("onnxrt", "int8"))
+        for s in shape_sets
+    }
+    assert len(keys) == 2 * len(shape_sets)
+    cache.close()
+
+
+def test_the_plugins_sessions_do_not_spin_while_idle(tmp_path: Path) -> None:
+    """Sessions kept for later tests must not take CPU from the running one (ONNX Runtime's
+    thread pools spin after each run by default), nor stall when released."""
+    model = harness.save(harness.scale_model(), tmp_path / "a.onnx")
+    cache = RunnerCache(PolygraphyOptions())
+    options = cache.get("onnxrt", model, "fp32", AccuracySettings())._make_session_options()
+    for pool in ("intra_op", "inter_op"):
+        assert options.get_session_config_entry(f"session.{pool}.allow_spinning") == "0"
+    cache.close()
 
 
 def test_unavailable_backends_are_asked_once(tmp_path: Path) -> None:

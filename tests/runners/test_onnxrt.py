@@ -167,7 +167,15 @@ def test_fp32_on_cuda_turns_tf32_off_explicitly() -> None:
     assert (runner.name, tf32.name) == ("onnxrt[cuda]", "onnxrt[cuda,tf32]")
 
 
+def _cuda_offered() -> bool:
+    """onnxruntime-gpu offers CUDA even without a GPU; the CPU-only onnxruntime does not."""
+    import onnxruntime as ort
+
+    return "CUDAExecutionProvider" in ort.get_available_providers()
+
+
 @pytest.mark.skipif(cuda_available(), reason="this machine has a GPU: CUDA would start")
+@pytest.mark.skipif(not _cuda_offered(), reason="CPU-only onnxruntime: CUDA is not offered")
 def test_cuda_without_a_gpu_raises_instead_of_falling_back_to_cpu() -> None:
     runner = OnnxrtRunner(matmul_softmax(), providers=["cuda"])
     with pytest.raises(BackendUnavailableError) as info:
@@ -175,6 +183,17 @@ def test_cuda_without_a_gpu_raises_instead_of_falling_back_to_cpu() -> None:
     message = str(info.value)
     assert "['cuda']" in message and "refusing to fall back" in message
     assert "ONNX Runtime said" in message  # its own log text explains why
+    assert not runner.is_active
+
+
+@pytest.mark.skipif(_cuda_offered(), reason="this onnxruntime offers CUDA")
+def test_cuda_on_cpu_only_onnxruntime_says_to_replace_it() -> None:
+    runner = OnnxrtRunner(matmul_softmax(), providers=["cuda"])
+    with pytest.raises(BackendUnavailableError) as info:
+        runner.activate()
+    message = str(info.value)
+    assert "not ['CUDAExecutionProvider']" in message
+    assert 'pip uninstall onnxruntime, then pip install "pytest-polygraphy[gpu]"' in message
     assert not runner.is_active
 
 
@@ -209,6 +228,16 @@ def test_session_options_from_a_dict() -> None:
     assert isinstance(runner._make_session_options(), ort.SessionOptions)
     with pytest.raises(InputError, match="no attribute 'threads'"):
         OnnxrtRunner(matmul_softmax(), session_options={"threads": 1}).activate()
+
+
+def test_session_config_entries_from_a_dict() -> None:
+    entries = {"session.intra_op.allow_spinning": "0", "session.inter_op.allow_spinning": 0}
+    runner = OnnxrtRunner(matmul_softmax(), session_options=entries)
+    options = runner._make_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert options.get_session_config_entry("session.inter_op.allow_spinning") == "0"
+    with runner:
+        assert runner.infer(random_feed(matmul_softmax()))["probs"].shape == (2, 8)
 
 
 def test_infer_outside_activation_is_a_clear_error() -> None:
