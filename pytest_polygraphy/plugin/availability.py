@@ -47,10 +47,9 @@ def _installed(module: str) -> bool:
 
 def _onnxrt_reason(providers: Sequence[str]) -> str | None:
     if not _installed("onnxruntime"):
-        return (
-            "ONNX Runtime is not installed: pip install onnxruntime (CPU), or "
-            "pip install onnxruntime-gpu for --polygraphy-providers cuda"
-        )
+        from pytest_polygraphy.ort_module import INSTALL_HINT
+
+        return INSTALL_HINT
     from pytest_polygraphy.runners.onnxrt import PROVIDER_NAMES, resolve_provider
 
     short = {full: name for name, full in PROVIDER_NAMES.items() if name != "trt"}

@@ -10,13 +10,15 @@ the collection of the others. Stdlib and pytest only.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from pytest_polygraphy.plugin import syntax
-from pytest_polygraphy.plugin.modelsettings import Layer
 from pytest_polygraphy.plugin.syntax import OptionValueError, ShapeSet
+
+if TYPE_CHECKING:
+    from pytest_polygraphy.plugin.modelsettings import Layer
 
 #: (signature, description) of every marker, registered in ``pytest_configure``.
 MARKERS: tuple[tuple[str, str], ...] = (
@@ -134,6 +136,8 @@ def tolerance(node: Any) -> dict[str, Any]:
 def layers(node: Any) -> list[Layer]:
     """The ``precisions``, ``shapes`` and ``tolerance`` markers of ``node`` as settings
     layers (the highest of all; see ``settings``). Raises OptionValueError for a bad one."""
+    from pytest_polygraphy.plugin.modelsettings import Layer
+
     found = []
     names = precisions(node)
     if names:

@@ -232,9 +232,11 @@ def test_without_onnx_runtime_onnxrt_skips_saying_what_to_install(
             pass
         """
     )
-    result = model_project.runpytest_subprocess(
-        "models", "test_ort.py", "--onnxrt", "--onnxref", "-rs", "-p", "no:cacheprovider"
-    )
+    args = ["models", "test_ort.py", "--onnxrt", "--onnxref", "-rs", "-p", "no:cacheprovider"]
+    asked = model_project.runpytest_subprocess(*args)
+    assert asked.ret == pytest.ExitCode.USAGE_ERROR  # asked for on the command line
+    assert 'pip install "pytest-polygraphy[cpu]"' in asked.stderr.str()
+    result = model_project.runpytest_subprocess(*args, "--polygraphy-skip-unavailable")
     result.assert_outcomes(skipped=2)
     hint = (
         'ONNX Runtime is not installed: pip install "pytest-polygraphy[cpu]" (or onnxruntime) '
@@ -242,7 +244,10 @@ def test_without_onnx_runtime_onnxrt_skips_saying_what_to_install(
     )
     skips = [line for line in result.stdout.lines if line.startswith("SKIPPED")]
     assert len(skips) == 2 and all(hint in line for line in skips), skips
-    model_project.runpytest_subprocess("models", "--onnxref").assert_outcomes(passed=1)
+    evaluator_only = model_project.runpytest_subprocess(
+        "models", "--onnxref", "--polygraphy-precisions", "fp16"
+    )
+    evaluator_only.assert_outcomes(passed=1)
 
 
 def test_hand_written_tests_skip_without_backends(pytester: pytest.Pytester) -> None:
