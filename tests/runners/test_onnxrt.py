@@ -301,3 +301,43 @@ def test_user_model_file_is_left_untouched(tmp_path: Path) -> None:
         runner.infer(random_feed(mixed_chain()))
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]
+
+
+@pytest.mark.parametrize("opset", [9, 11, 13, 15])
+def test_reference_batch_normalization_uses_running_statistics(opset: int) -> None:
+    """onnx's evaluator takes a ``momentum`` attribute (paddle2onnx writes it) as training
+    mode for opsets 9-13; ours follows the specification, as ONNX Runtime does: checked
+    against numpy and against ONNX Runtime."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from pytest_polygraphy.runners.onnxref import OnnxrefRunner
+    from pytest_polygraphy.runners.onnxrt import OnnxrtRunner
+
+    rng = np.random.default_rng(0)
+    stats = {
+        "scale": rng.random(4, dtype=np.float32) + 0.5,
+        "bias": rng.random(4, dtype=np.float32),
+        "mean": rng.random(4, dtype=np.float32),
+        "var": rng.random(4, dtype=np.float32) + 0.2,
+    }
+    node = helper.make_node(
+        "BatchNormalization", ["x", *stats], ["y"], name="bn", epsilon=1e-5, momentum=0.9
+    )
+    graph = helper.make_graph(
+        [node],
+        "bn",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 4, 3, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 4, 3, 3])],
+        [numpy_helper.from_array(v, k) for k, v in stats.items()],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 8
+    x = rng.normal(3.0, 2.0, size=(2, 4, 3, 3)).astype(np.float32)
+    shape = (1, -1, 1, 1)
+    expected = (x - stats["mean"].reshape(shape)) / np.sqrt(
+        stats["var"].reshape(shape) + 1e-5
+    ) * stats["scale"].reshape(shape) + stats["bias"].reshape(shape)
+    with OnnxrefRunner(model) as ref, OnnxrtRunner(model) as ort_runner:
+        got = ref.infer({"x": x})["y"]
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(got, ort_runner.infer({"x": x})["y"], rtol=1e-5, atol=1e-5)
