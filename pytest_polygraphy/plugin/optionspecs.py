@@ -139,6 +139,13 @@ def _lift(parse: Callable[..., Any]) -> Callable[[Any, str, pytest.Config, bool]
     return lambda value, what, config, from_ini: parse(value)
 
 
+def _existing_file(value: Any, what: str, config: pytest.Config, from_ini: bool) -> Path:
+    path = _path(value, what, config, from_ini)
+    if not path.is_file():
+        raise OptionValueError(f"no such file: {path}")
+    return path
+
+
 def _regex(value: Any, what: str, config: pytest.Config, from_ini: bool) -> str:
     import re
 
@@ -422,7 +429,7 @@ OPTION_SPECS: tuple[OptionSpec, ...] = (
         "value",
         "PATH",
         "paths",
-        _path,
+        _existing_file,
     ),
 )
 

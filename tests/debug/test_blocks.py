@@ -87,3 +87,72 @@ def test_unnamed_nodes_get_stable_ids_and_order_is_topological() -> None:
     order = topological_order(model.graph)
     assert order[0].output[0] == "t0"
     assert node_label(3, order[3]).startswith("#3:")
+
+
+def _function_model() -> onnx.ModelProto:
+    """A model-local function of a custom domain, a graph input that is also an
+    initializer (an overridable weight), and weights big enough for external data."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    body = helper.make_function(
+        "custom.fn",
+        "Scale2",
+        ["a"],
+        ["b"],
+        [
+            helper.make_node("Constant", [], ["two"], value_float=2.0),
+            helper.make_node("Mul", ["a", "two"], ["b"]),
+        ],
+        [helper.make_opsetid("", 17)],
+    )
+    weight = numpy_helper.from_array(
+        np.linspace(0, 1, 16 * 64, dtype=np.float32).reshape(16, 64), "w"
+    )
+    shift = numpy_helper.from_array(np.full([64], 0.5, np.float32), "shift")
+    nodes = [
+        helper.make_node("MatMul", ["x", "w"], ["m"], name="matmul"),
+        helper.make_node("Scale2", ["m"], ["s"], name="scale2", domain="custom.fn"),
+        helper.make_node("Add", ["s", "shift"], ["a"], name="add"),
+        helper.make_node("Relu", ["a"], ["y"], name="relu"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "fn",
+        [
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 16]),
+            helper.make_tensor_value_info("shift", TensorProto.FLOAT, [64]),
+        ],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 64])],
+        [weight, shift],
+    )
+    model = helper.make_model(
+        graph,
+        opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("custom.fn", 1)],
+        functions=[body],
+    )
+    model.ir_version = 9
+    return model
+
+
+def test_functions_custom_domains_external_data_and_initializer_inputs(tmp_path) -> None:
+    from pytest_polygraphy.models import load_model
+
+    onnx.save(
+        _function_model(),
+        str(tmp_path / "m.onnx"),
+        save_as_external_data=True,
+        all_tensors_to_one_file=True,
+        location="m.data",
+        size_threshold=0,
+    )
+    index = GraphIndex(load_model(tmp_path / "m.onnx"))
+    assert [index.nodes[i].name for i in index.candidates] == ["matmul", "scale2", "add", "relu"]
+    feed = {"x": np.random.default_rng(2).random((3, 16), dtype=np.float32)}
+    values = reference(index, feed)
+    for nodes in [(1,), (1, 2), (2, 3), (0, 1, 2, 3)]:
+        variant = index.variant(nodes)
+        assert "shift" not in variant.inputs  # the initializer's value is the default
+        model = index.variant_model(variant, values)
+        outputs = run(model, {name: values[name] for name in variant.inputs})
+        for name, value in outputs.items():
+            np.testing.assert_allclose(value, values[name], rtol=1e-6)

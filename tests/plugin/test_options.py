@@ -61,6 +61,7 @@ BAD: list[tuple[str, list[str], str]] = [
     ("compare_func", ["exact"], "simple, indices, distance_metrics, quality_metrics"),
     ("fail_on", ["(unclosed"], "not a valid regular expression"),
     ("reduce_mode", ["binary"], "bisect, linear"),
+    ("load_replay", ["missing.jsonl"], "no such file"),
 ]
 
 
@@ -131,6 +132,7 @@ def test_input_shape_sets_repeat_on_the_command_line_and_are_lines_in_the_ini(
 
 def test_paths_are_relative_to_where_they_were_given(pytester: pytest.Pytester) -> None:
     sub = pytester.mkdir("sub")
+    (pytester.path / "j.jsonl").write_text("")
     ini(
         pytester,
         polygraphy_golden_dir="g",

@@ -270,6 +270,11 @@ def test_resume_after_sigkill_repeats_no_check(tmp_path: Path) -> None:
     again = session(run_pytest(tmp_path, "chain.onnx", *ARGS), "chain.onnx::accuracy[fp16]")
     assert again["checks"] == 0 and again["replayed"] > 4
     assert again["nodes"] == result["nodes"]
+    replay = ["--polygraphy-debug-dir", "elsewhere", "--polygraphy-load-replay", str(journal)]
+    replayed = run_pytest(tmp_path, "chain.onnx", *ARGS, *replay)
+    elsewhere = session(replayed, "chain.onnx::accuracy[fp16]")
+    assert elsewhere["checks"] == 0 and elsewhere["nodes"] == result["nodes"]
+    assert (tmp_path / "elsewhere").is_dir()
 
 
 def test_a_passing_test_runs_once_and_nothing_is_written(tmp_path: Path) -> None:

@@ -1,0 +1,174 @@
+"""The engine's parts without pytest: intermediates spilled to disk, the journal's resume
+rules, test-case folders, and a whole session driven by a plain-Python check."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+
+from pytest_polygraphy.debug import CheckOutcome, ReduceOptions, ReduceSession, Verdict
+from pytest_polygraphy.debug.artifacts import read_test_case, write_test_case
+from pytest_polygraphy.debug.intermediates import Intermediates
+from pytest_polygraphy.debug.journal import Journal, JournalEntry, read_journal
+from pytest_polygraphy.models import convert_to_fp16
+from tests.debug import models
+
+
+def test_values_past_the_memory_limit_go_to_disk(tmp_path: Path) -> None:
+    store = Intermediates(tmp_path, memory_limit=1000)
+    samples = [{"a": np.full(100, i, np.float32), "b": np.arange(300.0) + i} for i in range(3)]
+    for sample in samples:
+        store.add(sample)
+    assert store.in_memory <= 1000 and store.spilled > 0
+    assert list(tmp_path.rglob("*.npy"))
+    for i, sample in enumerate(samples):
+        got = store.sample(i, ["a", "b"])
+        for name in sample:
+            np.testing.assert_array_equal(got[name], sample[name])
+    assert store.shapes(["b"]) == {"b": [(300,)] * 3}
+
+
+def test_the_journal_resumes_and_ignores_a_torn_line(tmp_path: Path) -> None:
+    path = tmp_path / "journal.jsonl"
+    journal = Journal(path)
+    journal.begin("a")
+    journal.end("a", JournalEntry("bad", "why", {"failures": {"y": [1.0, 2.0]}}))
+    journal.begin("b")  # the process dies during b
+    journal.close()
+    with open(path, "a") as stream:
+        stream.write('{"event": "end", "key": "c", "verd')  # killed mid-write
+    finished, crashed = read_journal(path)
+    assert set(finished) == {"a"} and finished["a"].extra["failures"]["y"] == [1.0, 2.0]
+    assert crashed == {"b"}
+    again = Journal(path)
+    assert again.lookup("a").verdict == "bad"
+    assert again.lookup("b").verdict == "invalid"
+    assert "crashed" in again.lookup("b").detail
+    assert again.lookup("c") is None
+    again.close()
+
+
+def test_a_replay_file_answers_checks(tmp_path: Path) -> None:
+    first = Journal(tmp_path / "one.jsonl")
+    first.begin("k")
+    first.end("k", JournalEntry("good"))
+    first.close()
+    second = Journal(tmp_path / "two.jsonl", replay=tmp_path / "one.jsonl")
+    assert second.lookup("k").verdict == "good"
+    second.close()
+
+
+def test_test_case_folders_round_trip(tmp_path: Path) -> None:
+    model = models.chain(length=4, culprit=2)
+    inputs = [{"x": np.full((1, 16), v, np.float32)} for v in (0.1, 0.2)]
+    outputs = [{"y": np.full((1, 16), v, np.float32)} for v in (1.0, 2.0)]
+    folder = write_test_case(tmp_path / "case", model, inputs, outputs)
+    write_test_case(folder, model, inputs, outputs)  # replacing one is atomic too
+    read_model, read_inputs, read_outputs = read_test_case(folder)
+    assert read_model == model
+    assert [set(f) for f in read_inputs] == [{"x"}, {"x"}]
+    np.testing.assert_array_equal(read_outputs[1]["y"], outputs[1]["y"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["case"]
+
+
+def _ort(model: onnx.ModelProto, feed: dict) -> dict:
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    names = [o.name for o in session.get_outputs()]
+    return dict(zip(names, session.run(names, feed), strict=True))
+
+
+def _evaluator(model: onnx.ModelProto, feed: dict) -> dict:
+    from onnx.reference import ReferenceEvaluator
+
+    names = [o.name for o in model.graph.output]
+    with np.errstate(all="ignore"):
+        return dict(zip(names, ReferenceEvaluator(model).run(None, feed), strict=True))
+
+
+class Fp16Check:
+    """A check in plain Python: fp16 (reference evaluator) against fp32 (ONNX Runtime)."""
+
+    def __init__(self, model: onnx.ModelProto, feeds: list[dict], flaky_every: int = 0):
+        self.model, self.feeds, self.calls, self.flaky_every = model, feeds, 0, flaky_every
+
+    def __call__(self, model, feeds) -> CheckOutcome:
+        self.calls += 1
+        if self.flaky_every and self.calls % self.flaky_every == 0:
+            return CheckOutcome(Verdict.GOOD, "flaked")
+        model = self.model if model is None else model
+        feeds = self.feeds if feeds is None else feeds
+        failures = {}
+        for feed in feeds:
+            expected = _ort(model, feed)
+            actual = _evaluator(convert_to_fp16(model), feed)
+            for name, value in expected.items():
+                diff = np.abs(actual[name].astype(np.float64) - value)
+                if not np.all(np.isfinite(diff)) or diff.max() > 2e-3:
+                    failures[name] = (float(np.nanmax(diff)), None)
+        if failures:
+            return CheckOutcome(Verdict.BAD, "mismatch", failures)
+        return CheckOutcome(Verdict.GOOD, "passed")
+
+
+def _session(tmp_path: Path, check: Fp16Check, **kwargs) -> ReduceSession:
+    def reference(model, feeds):
+        for feed in feeds:
+            yield _ort(model, feed)
+
+    return ReduceSession(
+        "chain",
+        check.model,
+        check.feeds,
+        check=check,
+        run_reference=reference,
+        folder=tmp_path / "session",
+        options=ReduceOptions(**kwargs),
+        confirmed=CheckOutcome(Verdict.BAD, "original"),
+    )
+
+
+def test_a_session_without_pytest_finds_the_planted_node(tmp_path: Path) -> None:
+    model = models.chain()
+    check = Fp16Check(model, [{"x": np.full((1, 16), 0.9, np.float32)}])
+    result = _session(tmp_path, check).run()
+    assert result.status == "reduced" and result.nodes == [("planted_exp", "Exp")]
+    assert result.reproduces is True
+    lines = (tmp_path / "session" / "journal.jsonl").read_text().splitlines()
+    assert sum(json.loads(line)["event"] == "end" for line in lines) == result.checks
+
+
+def test_spilled_values_give_the_same_answer(tmp_path: Path) -> None:
+    model = models.branchy()
+    check = Fp16Check(model, [{"x": np.full((1, 16), 0.9, np.float32)}])
+    result = _session(tmp_path, check, memory_limit=0).run()
+    assert result.nodes == [("planted_exp", "Exp")]
+    assert list((tmp_path / "session" / "values").rglob("*.npy"))
+
+
+def test_a_contradicting_verdict_is_checked_again(tmp_path: Path) -> None:
+    """Every third check flakes to good: the session re-checks what contradicts an earlier
+    verdict and says so, and never reports a passing set as the answer."""
+    model = models.chain()
+    check = Fp16Check(model, [{"x": np.full((1, 16), 0.9, np.float32)}], flaky_every=3)
+    result = _session(tmp_path, check).run()
+    if result.status == "reduced":
+        assert result.nodes == [("planted_exp", "Exp")], result.summary
+    else:
+        assert result.status == "nondeterministic", result.summary
+        assert "nondeterministic (1 of 2 failed)" in result.summary
+
+
+def test_flaky_passes_never_make_an_answer(tmp_path: Path) -> None:
+    """Whatever the flaking period, the answer is a node that really fails alone (the
+    planted Exp, or the Log that reads its overflow), or the session says it is unsure."""
+    model = models.chain()
+    for every in (2, 3, 4, 5, 7):
+        check = Fp16Check(model, [{"x": np.full((1, 16), 0.9, np.float32)}], flaky_every=every)
+        result = _session(tmp_path / str(every), check).run()
+        unsure = result.status in ("nondeterministic", "failure lost when cut")
+        failing_alone = ([("planted_exp", "Exp")], [("log24", "Log")])
+        assert unsure or result.nodes in failing_alone, (every, result.summary)
