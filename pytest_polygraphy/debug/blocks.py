@@ -28,21 +28,20 @@ import onnx
 
 from pytest_polygraphy.errors import ModelError
 from pytest_polygraphy.models.metadata import np_to_onnx_dtype
+from pytest_polygraphy.models.nodes import node_id
 from pytest_polygraphy.models.subgraph import node_reads
 
 SHAPE_OPS = frozenset({"Shape", "Size"})
 
 
-def node_label(index: int, node: onnx.NodeProto) -> str:
-    """A node's name, or a stable id when it has none: ``#index:OpType:first_output``."""
-    if node.name:
-        return node.name
-    first = next((name for name in node.output if name), "")
-    return f"#{index}:{node.op_type}:{first}"
-
-
 def topological_order(graph: onnx.GraphProto) -> list[onnx.NodeProto]:
     """The graph's nodes in a topological order, keeping the file's order where it can."""
+    nodes = list(graph.node)
+    return [nodes[i] for i in topological_indices(graph)]
+
+
+def topological_indices(graph: onnx.GraphProto) -> list[int]:
+    """Positions in ``graph.node`` of the nodes in ``topological_order``."""
     nodes = list(graph.node)
     producer = {name: i for i, node in enumerate(nodes) for name in node.output if name}
     waiting = [0] * len(nodes)
@@ -64,9 +63,9 @@ def topological_order(graph: onnx.GraphProto) -> list[onnx.NodeProto]:
             if waiting[reader] == 0:
                 heapq.heappush(ready, reader)
     if len(order) != len(nodes):
-        stuck = [node_label(i, nodes[i]) for i in range(len(nodes)) if i not in set(order)]
+        stuck = [node_id(i, nodes[i]) for i in range(len(nodes)) if i not in set(order)]
         raise ModelError(f"the graph has a cycle through nodes {stuck[:10]}")
-    return [nodes[i] for i in order]
+    return order
 
 
 @dataclass(frozen=True)
@@ -89,7 +88,11 @@ class GraphIndex:
             raise ModelError("the model has no graph")
         self.model = model
         graph = model.graph
-        self.nodes = topological_order(graph)
+        positions = topological_indices(graph)
+        every = list(graph.node)
+        self.nodes = [every[i] for i in positions]
+        #: Each node's name, or its stable id (``models.nodes.node_id``) when it has none.
+        self.names = [node_id(i, every[i]) for i in positions]
         self.initializers = {init.name: init for init in graph.initializer}
         self.sparse_initializers = {s.values.name: s for s in graph.sparse_initializer}
         self.graph_inputs = [value.name for value in graph.input]
@@ -119,11 +122,10 @@ class GraphIndex:
 
     def labels(self, candidates: Iterable[int]) -> list[tuple[str, str]]:
         """``(name or stable id, op type)`` of candidates."""
-        out = []
-        for c in candidates:
-            node = self.nodes[self.candidates[c]]
-            out.append((node_label(self.candidates[c], node), node.op_type))
-        return out
+        return [
+            (self.names[self.candidates[c]], self.nodes[self.candidates[c]].op_type)
+            for c in candidates
+        ]
 
     def needed_values(self) -> list[str]:
         """Tensors whose reference values a variant may need: graph inputs and every

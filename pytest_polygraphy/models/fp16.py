@@ -19,6 +19,7 @@ Constant values outside float16's range are reported (see ``Fp16RangeWarning``).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import warnings
 from collections.abc import Sequence
@@ -31,6 +32,7 @@ from onnx import numpy_helper
 
 from pytest_polygraphy.errors import ModelError
 from pytest_polygraphy.models import io
+from pytest_polygraphy.models.nodes import check_node_names, node_id, with_stable_names
 from pytest_polygraphy.models.shapes import elem_type_of, infer_shapes, value_infos
 from pytest_polygraphy.models.subgraph import node_subgraphs, outer_scope_names
 
@@ -54,12 +56,15 @@ class Fp16RangeIssue:
     underflow: int
     max_abs: float
     size: int
+    #: The nodes that read the constant (names, or stable ids of unnamed nodes).
+    readers: tuple[str, ...] = ()
 
     def __str__(self) -> str:
+        read_by = f", read by {', '.join(repr(r) for r in self.readers)}" if self.readers else ""
         return (
             f"{self.tensor!r}: {self.overflow} of {self.size} values above {FP16_MAX:g} "
             f"(max |x| = {self.max_abs:g}, clamped), {self.underflow} non-zero values "
-            "flushed to zero"
+            f"flushed to zero{read_by}"
         )
 
 
@@ -340,6 +345,22 @@ class _Converter:
         return result
 
 
+def _with_readers(issue: Fp16RangeIssue, model: onnx.ModelProto) -> Fp16RangeIssue:
+    """The issue with the nodes that read its constant, directly or through a Constant."""
+    names = {issue.tensor}
+    names |= {
+        n.output[0]
+        for n in model.graph.node
+        if n.op_type == "Constant" and n.output and n.name == issue.tensor
+    }
+    readers = tuple(
+        node_id(i, node)
+        for i, node in enumerate(model.graph.node)
+        if node.op_type != "Constant" and names & set(node.input)
+    )
+    return dataclasses.replace(issue, readers=readers)
+
+
 def convert_to_fp16(
     model: onnx.ModelProto | str | os.PathLike[str],
     block_list: Sequence[str] = (),
@@ -358,16 +379,12 @@ def convert_to_fp16(
     if on_out_of_range not in ("warn", "error"):
         raise ValueError(f"on_out_of_range must be 'warn' or 'error', not {on_out_of_range!r}")
     source = io.load_model(model)
-    node_names = [node.name for node in source.graph.node if node.name]
-    unknown = [name for name in dict.fromkeys(block_list) if name not in set(node_names)]
-    if unknown:
-        shown = ", ".join(repr(name) for name in node_names[:30])
-        raise ModelError(
-            f"block_list names {unknown} are not nodes of the model's main graph; "
-            f"its named nodes are: [{shown}{', ...' if len(node_names) > 30 else ''}]"
-        )
+    if block_list:
+        check_node_names(source, block_list, "block_list")
+        source = with_stable_names(source)
     converter = _Converter(source, block_list)
     result = converter.convert()
+    converter.issues = [_with_readers(issue, source) for issue in converter.issues]
     if converter.issues:
         listing = "\n  ".join(str(issue) for issue in converter.issues)
         message = f"float16 conversion: constants outside the float16 range:\n  {listing}"

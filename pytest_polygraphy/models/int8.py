@@ -13,6 +13,7 @@ import onnx
 from pytest_polygraphy.errors import InputError, ModelError
 from pytest_polygraphy.models import io
 from pytest_polygraphy.models.metadata import input_metadata
+from pytest_polygraphy.models.nodes import check_node_names, with_stable_names
 from pytest_polygraphy.models.subgraph import node_subgraphs
 
 if TYPE_CHECKING:
@@ -131,13 +132,9 @@ def quantize_int8(
     )
 
     source = io.load_model(model)
-    node_names = {node.name for node in source.graph.node if node.name}
-    unknown = [name for name in dict.fromkeys(exclude) if name not in node_names]
-    if unknown:
-        raise ModelError(
-            f"nodes to exclude {unknown} are not nodes of the model; "
-            f"its named nodes are: {sorted(node_names)[:30]}"
-        )
+    if exclude:
+        check_node_names(source, exclude, "exclude")
+        source = with_stable_names(source)
     batches = _checked_feeds(feeds, list(input_metadata(source)))
     source = _rename_clashing_initializers(source)
 

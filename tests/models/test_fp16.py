@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import warnings
 from pathlib import Path
 
@@ -253,7 +254,7 @@ def test_if_nodes_and_their_outer_tensors_stay_float32() -> None:
 
 
 def test_unknown_block_list_names_are_model_errors() -> None:
-    with pytest.raises(ModelError, match=r"\['nope'\].*'matmul'"):
+    with pytest.raises(ModelError, match=r"'nope' \(closest: none\).*'matmul'"):
         convert_to_fp16(builders.matmul_softmax(), block_list=["nope"])
 
 
@@ -267,3 +268,23 @@ def test_the_file_and_the_argument_are_unchanged(tmp_path: Path) -> None:
     serialized = model.SerializeToString()
     convert_to_fp16(model)
     assert model.SerializeToString() == serialized
+
+
+def test_unnamed_nodes_are_blocked_by_their_stable_id_and_typos_get_the_closest() -> None:
+    from pytest_polygraphy.models.nodes import node_ids
+
+    model = builders.matmul_softmax()
+    for node in model.graph.node:
+        node.name = ""
+    ids = node_ids(model)
+    assert ids[0].startswith("#0:")
+    converted = convert_to_fp16(model, block_list=[ids[0]])
+    kept = [n for n in converted.graph.node if n.name == ids[0]]
+    assert kept and all(
+        v.type.tensor_type.elem_type != onnx.TensorProto.FLOAT16
+        for v in converted.graph.value_info
+        if v.name in kept[0].output
+    )
+    assert all(not n.name for n in model.graph.node)  # the model passed in is unchanged
+    with pytest.raises(ModelError, match=rf"closest: '{re.escape(ids[0])}'"):
+        convert_to_fp16(model, block_list=[ids[0][:-1]])
