@@ -146,6 +146,8 @@ class RunnerCache:
     def _key(self, backend: str, precision: str, settings: AccuracySettings) -> Hashable:
         """What a runner of ``backend`` at ``precision`` is built from, besides the model."""
         key: tuple[Hashable, ...] = (backend, precision, settings.mark_all)
+        if settings.keep_fp32 and precision != FULL_PRECISION:
+            key += (tuple(sorted(settings.keep_fp32)),)
         if backend == "onnxrt":
             key += (self.options.providers,)
         if backend == "trt" or precision == "int8":  # the profile / the calibration data
@@ -184,6 +186,14 @@ def build_runner(
     the ONNX backends; TensorRT marks its layers itself (Polygraphy's skip rules)."""
     name = runner_name(backend, precision)
     original, model = model, marked if marked is not None else model
+    keep = settings.keep_fp32
+    if keep:
+        from pytest_polygraphy.models import load_model
+        from pytest_polygraphy.models.nodes import check_node_names
+
+        check_node_names(load_model(original, load_external_data=False), keep, "keep_fp32")
+        if precision == FULL_PRECISION:
+            keep = ()
     if backend == "onnxrt":
         from pytest_polygraphy.runners.onnxrt import OnnxrtRunner
 
@@ -194,6 +204,8 @@ def build_runner(
             precision=precision,
             calibration_data=calibration,
             session_options=dict(IDLE_SESSION_OPTIONS),
+            fp16_block_list=keep,
+            int8_exclude=keep,
         )
     if backend == "onnxref":
         from pytest_polygraphy.runners.onnxref import OnnxrefRunner
@@ -203,7 +215,7 @@ def build_runner(
         if precision == "fp16":
             from pytest_polygraphy.models import convert_to_fp16
 
-            return OnnxrefRunner(convert_to_fp16(model), name=name)
+            return OnnxrefRunner(convert_to_fp16(model, block_list=keep), name=name)
         raise BackendUnavailableError(
             f"onnx's reference evaluator runs fp32 and fp16 only, not {precision}; "
             "select --onnxrt or --trt for it"
@@ -217,6 +229,7 @@ def build_runner(
             shapes=dict(settings.input_shapes) if settings.input_shapes else None,
             cache_dir=options.cache_dir,
             mark_all=settings.mark_all,
+            keep_fp32=keep,
             calibration_data=settings.data_loader() if precision == "int8" else None,
         )
     raise ValueError(f"unknown backend {backend!r}")

@@ -40,6 +40,13 @@ MARKERS: tuple[tuple[str, str], ...] = (
         "wins over the command line and per-model settings).",
     ),
     (
+        "keep_fp32(*node_names)",
+        "keep these nodes in fp32 when the test's backends run at fp16 or bf16 (not converted), "
+        "int8 (not quantized) or on TensorRT (layers constrained to fp32); a marker wins over "
+        "--polygraphy-keep-fp32 and per-model keep_fp32. A name that is not a node of the "
+        "model fails the test with the closest names.",
+    ),
+    (
         "tolerance(rtol=None, atol=None, check_error_stat=None, error_quantile=None, "
         "**compare_args)",
         "the test's tolerances: one value for every output or a dict {output: value} with '' "
@@ -102,6 +109,20 @@ def shape_sets(node: Any) -> tuple[ShapeSet, ...] | None:
         raise _fail("shapes", err) from None
 
 
+def keep_fp32(node: Any) -> tuple[str, ...] | None:
+    """The node names of the closest ``keep_fp32`` marker, validated."""
+    marker = node.get_closest_marker("keep_fp32")
+    if marker is None:
+        return None
+    names = marker.args
+    if len(names) == 1 and isinstance(names[0], list | tuple):
+        names = tuple(names[0])
+    try:
+        return syntax.parse_node_names(list(names))
+    except OptionValueError as err:
+        raise _fail("keep_fp32", err) from None
+
+
 def tolerance(node: Any) -> dict[str, Any]:
     """The closest ``tolerance`` marker as settings (``rtol``, ``atol``, ``check_error_stat``,
     ``error_quantile`` parsed per output; anything else under ``compare_args``)."""
@@ -134,8 +155,9 @@ def tolerance(node: Any) -> dict[str, Any]:
 
 
 def layers(node: Any) -> list[Layer]:
-    """The ``precisions``, ``shapes`` and ``tolerance`` markers of ``node`` as settings
-    layers (the highest of all; see ``settings``). Raises OptionValueError for a bad one."""
+    """The ``precisions``, ``shapes``, ``keep_fp32`` and ``tolerance`` markers of ``node``
+    as settings layers (the highest of all; see ``settings``). Raises OptionValueError for
+    a bad one."""
     from pytest_polygraphy.plugin.modelsettings import Layer
 
     found = []
@@ -145,6 +167,9 @@ def layers(node: Any) -> list[Layer]:
     shapes = shape_sets(node)
     if shapes:
         found.append(Layer("@pytest.mark.shapes", {"input_shapes": shapes}))
+    kept = keep_fp32(node)
+    if kept:
+        found.append(Layer("@pytest.mark.keep_fp32", {"keep_fp32": kept}))
     tolerances = tolerance(node)
     if tolerances:
         found.append(Layer("@pytest.mark.tolerance", tolerances))

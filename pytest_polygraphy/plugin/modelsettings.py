@@ -133,6 +133,7 @@ PARSERS: dict[str, Callable[[Any, Path], Any]] = {
     "compare_args": _compare_args,
     "mark_all": _bool,
     "validate": _bool,
+    "keep_fp32": lambda value, base: syntax.parse_node_names(value),
     "skip": _skip,
 }
 

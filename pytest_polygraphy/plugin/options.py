@@ -95,6 +95,7 @@ class PolygraphyOptions:
     skip_unavailable: bool = False
     golden_dir: Path | None = None
     collect_models: bool = False
+    keep_fp32: tuple[str, ...] = ()
     reduce: bool = False
     debug_dir: Path | None = None
     fail_on: str | None = None

@@ -372,6 +372,18 @@ OPTION_SPECS: tuple[OptionSpec, ...] = (
         _bool,
     ),
     OptionSpec(
+        "keep_fp32",
+        "Nodes kept in fp32 when the backends under test run at fp16 or bf16 (not "
+        "converted), int8 (not quantized) or on TensorRT (layers constrained to fp32): node "
+        "names, or #<index>:<OpType>:<first output> for an unnamed node, as "
+        "--polygraphy-precision prints them.",
+        "values",
+        "NODE",
+        "args",
+        _lift(syntax.parse_node_names),
+        _render_values,
+    ),
+    OptionSpec(
         "reduce",
         "When a model test fails, shrink its model to the smallest subgraph that still "
         "fails, re-running the test itself as the check; files go to --polygraphy-debug-dir.",

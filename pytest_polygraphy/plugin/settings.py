@@ -45,6 +45,7 @@ LAYERED_OPTIONS = (
     "compare_func",
     "mark_all",
     "validate",
+    "keep_fp32",
 )
 
 
@@ -69,6 +70,8 @@ class AccuracySettings:
     mark_all: bool = False
     validate: bool = False
     skip: str | None = None
+    #: Nodes kept in fp32 in reduced-precision variants (names or stable ids).
+    keep_fp32: tuple[str, ...] = ()
     #: The feeds of a debug session's variant, which replace the test's own inputs.
     feeds: Any = None
     #: Where each value came from (see ``modelsettings.merge_sourced`` for the keys):

@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 #: A shape set: the concrete shape of each named input (``""`` for every other input).
 ShapeSet = dict[str, tuple[int, ...]]
@@ -221,6 +222,16 @@ def parse_error_stats(items: Iterable[str] | Mapping[str, object] | str) -> dict
             )
         stats[str(name)] = str(value)
     return stats
+
+
+def parse_node_names(value: Any) -> tuple[str, ...]:
+    """Node names (``keep_fp32``): one string, or a list of non-empty strings."""
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list | tuple) or not all(
+        isinstance(item, str) and item for item in items
+    ):
+        raise OptionValueError(f"expected node names (strings), got {value!r}")
+    return tuple(dict.fromkeys(items))
 
 
 def parse_precisions(names: Iterable[object]) -> tuple[str, ...]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pytest_polygraphy.errors import BackendUnavailableError, InputError
@@ -102,6 +102,9 @@ class TrtRunner(BaseRunner):
         layer_precisions: ``{TensorRT layer name: precision}``; enables
             ``precision_constraints="obey"`` unless given.
         precision_constraints: ``"obey"``, ``"prefer"`` or None.
+        keep_fp32: ONNX node names (or stable ids of unnamed nodes, ``models.nodes``)
+            whose layers are constrained to fp32; enables ``precision_constraints="obey"``
+            unless given.
         strongly_typed: build a strongly typed network (precisions from the model).
         workspace: workspace memory pool limit in bytes.
         optimization_level: builder optimization level (0-5).
@@ -121,6 +124,7 @@ class TrtRunner(BaseRunner):
         mark_all: bool = False,
         layer_precisions: Mapping[str, str] | None = None,
         precision_constraints: str | None = None,
+        keep_fp32: Sequence[str] = (),
         strongly_typed: bool = False,
         workspace: int | None = None,
         optimization_level: int | None = None,
@@ -135,6 +139,7 @@ class TrtRunner(BaseRunner):
             mark_all=mark_all,
             layer_precisions=dict(layer_precisions or {}),
             precision_constraints=precision_constraints,
+            keep_fp32=tuple(keep_fp32),
             strongly_typed=strongly_typed,
             workspace=workspace,
             optimization_level=optimization_level,

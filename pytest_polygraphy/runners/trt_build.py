@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -217,6 +217,41 @@ def _apply_layer_precisions(trt: TensorRT, network: Any, wanted: Mapping[str, st
         layers[name].precision = getattr(trt.module, LAYER_DTYPES[precision])
 
 
+def layers_of_nodes(network: Any, nodes: Sequence[str]) -> dict[str, list[Any]]:
+    """The network's layers that each ONNX node became: TensorRT's ONNX parser records the
+    node in ``layer.metadata`` (``[ONNX Layer: <node name>]``) and names single layers after
+    the node (several get ``<node name>_<n>`` style suffixes)."""
+    found: dict[str, list[Any]] = {name: [] for name in nodes}
+    for i in range(network.num_layers):
+        layer = network.get_layer(i)
+        metadata = str(getattr(layer, "metadata", "") or "")
+        for name in nodes:
+            if (
+                f"[ONNX Layer: {name}]" in metadata
+                or layer.name == name
+                or layer.name.startswith(f"{name}_")
+            ):
+                found[name].append(layer)
+    return found
+
+
+def _keep_fp32(trt: TensorRT, network: Any, nodes: Sequence[str]) -> None:
+    found = layers_of_nodes(network, nodes)
+    missing = sorted(name for name, layers in found.items() if not layers)
+    if missing:
+        raise InputError(
+            f"keep_fp32 names ONNX nodes that became no TensorRT layer: {missing} (they may "
+            "have been folded away by the parser)"
+        )
+    fp32 = trt.module.float32
+    for layers in found.values():
+        for layer in layers:
+            layer.precision = fp32
+            for j in range(layer.num_outputs):
+                if layer.get_output_type(j) == trt.module.float16:
+                    layer.set_output_type(j, fp32)
+
+
 def make_network(
     trt: TensorRT, builder: Any, source: BuildInputs, settings: EngineSettings, logger: Any
 ) -> tuple[Any, Any]:
@@ -238,6 +273,8 @@ def make_network(
                 network.mark_output(tensors[name])
     if settings.layer_precisions:
         _apply_layer_precisions(trt, network, settings.layer_precisions)
+    if settings.keep_fp32:
+        _keep_fp32(trt, network, settings.keep_fp32)
     return network, parser
 
 

@@ -72,6 +72,8 @@ class EngineSettings:
     mark_all: bool = False
     layer_precisions: dict[str, str] = field(default_factory=dict)
     precision_constraints: str | None = None
+    #: ONNX node names whose layers are constrained to fp32 (``keep_fp32``).
+    keep_fp32: tuple[str, ...] = ()
     strongly_typed: bool = False
     workspace: int | None = None
     optimization_level: int | None = None
@@ -93,7 +95,7 @@ class EngineSettings:
                 f"layer_precisions {bad} use unknown precisions; expected {list(LAYER_DTYPES)}"
             )
         if self.strongly_typed and (
-            self.precision not in ("fp32", "tf32") or self.layer_precisions
+            self.precision not in ("fp32", "tf32") or self.layer_precisions or self.keep_fp32
         ):
             raise InputError(
                 "a strongly typed network takes its precisions from the model's tensor types; "
@@ -106,6 +108,7 @@ class EngineSettings:
             "shapes": {k: [list(s) for s in v] for k, v in sorted(self.shapes.items())},
             "mark_all": self.mark_all,
             "layer_precisions": dict(sorted(self.layer_precisions.items())),
+            "keep_fp32": sorted(self.keep_fp32),
             "precision_constraints": self.effective_constraints(),
             "strongly_typed": self.strongly_typed,
             "workspace": self.workspace,
@@ -114,7 +117,7 @@ class EngineSettings:
 
     def effective_constraints(self) -> str | None:
         """Layer precisions only take effect with constraints on: default to ``obey``."""
-        if self.precision_constraints is None and self.layer_precisions:
+        if self.precision_constraints is None and (self.layer_precisions or self.keep_fp32):
             return "obey"
         return self.precision_constraints
 
