@@ -6,20 +6,17 @@ a check that re-runs the failing test with a model variant in place of its model
 
 from __future__ import annotations
 
-from pytest_polygraphy.debug.reduce import (
-    CheckOutcome,
-    ReduceOptions,
-    ReduceResult,
-    ReduceSession,
-)
+from pytest_polygraphy.debug.reduce import ReduceOptions, ReduceSession
 from pytest_polygraphy.debug.search import SearchResult, Verdict, reduce_block
+from pytest_polygraphy.debug.session import CheckOutcome, SessionResult, Variant
 
 __all__ = [
     "CheckOutcome",
     "ReduceOptions",
-    "ReduceResult",
     "ReduceSession",
     "SearchResult",
+    "SessionResult",
+    "Variant",
     "Verdict",
     "reduce_block",
 ]

@@ -8,7 +8,7 @@ candidates that read them, so a block made only of them never steers a search, a
 unfolded exporter graph (paddle2onnx writes each conv bias as a Reshape of a constant)
 searches over its real compute nodes only.
 
-A variant of candidates ``S`` holds the nodes of ``S`` plus the non-candidate nodes they
+A cut of candidates ``S`` holds the nodes of ``S`` plus the non-candidate nodes they
 read through non-candidates only. Its inputs are the tensors those nodes read that none
 of them produces and that are not initializers: each is a graph input or the output of an
 earlier node, fed with its value from the reference run (``intermediates``). Its outputs
@@ -69,7 +69,7 @@ def topological_indices(graph: onnx.GraphProto) -> list[int]:
 
 
 @dataclass(frozen=True)
-class Variant:
+class Cut:
     """A set of nodes cut out as a model: what to feed, what it computes."""
 
     #: Indices (into ``GraphIndex.nodes``) of every node, candidates and their constants.
@@ -128,15 +128,15 @@ class GraphIndex:
         ]
 
     def needed_values(self) -> list[str]:
-        """Tensors whose reference values a variant may need: graph inputs and every
+        """Tensors whose reference values a cut may need: graph inputs and every
         candidate's outputs (a cut may fall after any candidate)."""
         names = list(self.graph_inputs)
         for i in self.candidates:
             names.extend(name for name in self.nodes[i].output if name)
         return [name for name in dict.fromkeys(names) if name not in self.initializers]
 
-    def variant(self, candidates: Sequence[int]) -> Variant:
-        """The variant holding ``candidates`` (see the module docstring)."""
+    def cut(self, candidates: Sequence[int]) -> Cut:
+        """The cut holding ``candidates`` (see the module docstring)."""
         chosen = sorted(set(candidates))
         members = {self.candidates[c] for c in chosen}
         stack = [name for i in members for name in self.reads[i]]
@@ -172,15 +172,15 @@ class GraphIndex:
             outputs = [
                 name for i in nodes if self.is_candidate[i] for name in self.nodes[i].output if name
             ]
-        return Variant(
+        return Cut(
             nodes=nodes,
             candidates=tuple(chosen),
             inputs=tuple(dict.fromkeys(inputs)),
             outputs=tuple(dict.fromkeys(outputs)),
         )
 
-    def variant_model(self, variant: Variant, samples: Mapping[str, np.ndarray]) -> onnx.ModelProto:
-        """``variant`` as a model; ``samples`` are one sample's values of its inputs and
+    def cut_model(self, cut: Cut, samples: Mapping[str, np.ndarray]) -> onnx.ModelProto:
+        """``cut`` as a model; ``samples`` are one sample's values of its inputs and
         outputs, which give every input and output its dtype and shape (no shape
         inference needed). Dims that differ between samples are for the caller to relax
         with ``relax_dims``."""
@@ -192,22 +192,22 @@ class GraphIndex:
         model.functions.extend(source.functions)
         graph = model.graph
         graph.name = f"{source.graph.name or 'graph'}_reduced"
-        graph.node.extend(self.nodes[i] for i in variant.nodes)
-        read = {name for i in variant.nodes for name in self.reads[i]}
+        graph.node.extend(self.nodes[i] for i in cut.nodes)
+        read = {name for i in cut.nodes for name in self.reads[i]}
         graph.initializer.extend(init for name, init in self.initializers.items() if name in read)
         graph.sparse_initializer.extend(
             s for name, s in self.sparse_initializers.items() if name in read
         )
-        for name in variant.inputs:
+        for name in cut.inputs:
             graph.input.append(_value_info(name, samples, "input"))
-        for name in variant.outputs:
+        for name in cut.outputs:
             graph.output.append(_value_info(name, samples, "output"))
         return model
 
 
 def _value_info(name: str, samples: Mapping[str, np.ndarray], what: str) -> onnx.ValueInfoProto:
     if name not in samples:
-        raise ModelError(f"no reference value for {what} {name!r} of the variant")
+        raise ModelError(f"no reference value for {what} {name!r} of the cut")
     value = np.asarray(samples[name])
     return onnx.helper.make_tensor_value_info(name, np_to_onnx_dtype(value.dtype), value.shape)
 

@@ -2,9 +2,9 @@
 
 It knows ONNX and numpy, never pytest: the caller hands it
 
-- ``check(model, feeds)``, which runs the failing test once with ``model`` and ``feeds`` in
-  place of its own (``None, None``: the test unchanged) and says whether it failed the same
-  way (``CheckOutcome``);
+- ``check(variant)``, which runs the failing test once with the variant's model and feeds
+  in place of its own (``None``: the test unchanged) and says whether it failed the same
+  way (``CheckOutcome``, see ``session``);
 - ``run_reference(model, feeds)``, the test's reference backend at fp32, which computes the
   real value of every tensor a cut may need, once, for every sample.
 
@@ -22,50 +22,25 @@ check repeated (``journal``).
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import onnx
 
 from pytest_polygraphy.debug.artifacts import read_test_case, write_test_case
-from pytest_polygraphy.debug.blocks import GraphIndex, Variant, relax_dims
+from pytest_polygraphy.debug.blocks import Cut, GraphIndex, relax_dims
 from pytest_polygraphy.debug.intermediates import DEFAULT_MEMORY_LIMIT, Intermediates, RunModel
-from pytest_polygraphy.debug.journal import Journal, JournalEntry
 from pytest_polygraphy.debug.search import Nodes, Verdict, reduce_block
-from pytest_polygraphy.errors import PolygraphyError
-
-
-@dataclass
-class CheckOutcome:
-    """What one run of the test said."""
-
-    verdict: Verdict
-    #: Why: the failure's first line, or why the run is invalid.
-    detail: str = ""
-    #: Failing outputs: ``{name: (max abs error, max rel error)}``.
-    failures: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
-
-    def to_entry(self) -> JournalEntry:
-        return JournalEntry(
-            self.verdict.value,
-            self.detail,
-            {"failures": {k: list(v) for k, v in self.failures.items()}},
-        )
-
-    @classmethod
-    def from_entry(cls, entry: JournalEntry) -> CheckOutcome:
-        failures = {k: (v[0], v[1]) for k, v in (entry.extra.get("failures") or {}).items()}
-        return cls(Verdict(entry.verdict), entry.detail, failures)
-
-
-class Check(Protocol):
-    def __call__(
-        self, model: onnx.ModelProto | None, feeds: Sequence[Mapping[str, np.ndarray]] | None
-    ) -> CheckOutcome: ...
+from pytest_polygraphy.debug.session import (
+    Check,
+    CheckOutcome,
+    DebugSession,
+    SessionResult,
+    Variant,
+)
 
 
 @dataclass(frozen=True)
@@ -79,37 +54,6 @@ class ReduceOptions:
     keep_outputs: bool = False
     memory_limit: int = DEFAULT_MEMORY_LIMIT
     replay: Path | None = None
-
-
-@dataclass
-class ReduceResult:
-    """The session's answer; ``summary`` is what the report shows."""
-
-    status: str  # reduced | not reproduced | nondeterministic | failure lost when cut | error
-    summary: str
-    folder: Path
-    nodes: list[tuple[str, str]] = field(default_factory=list)
-    checks: int = 0
-    replayed: int = 0
-    accumulated: bool = False
-    failures: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
-    reproduces: bool | None = None
-    seconds: float = 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "session": "reduce",
-            "status": self.status,
-            "summary": self.summary,
-            "folder": str(self.folder),
-            "nodes": [list(n) for n in self.nodes],
-            "checks": self.checks,
-            "replayed": self.replayed,
-            "accumulated": self.accumulated,
-            "failures": {k: list(v) for k, v in self.failures.items()},
-            "reproduces": self.reproduces,
-            "seconds": round(self.seconds, 3),
-        }
 
 
 def _describe(nodes: Nodes) -> str:
@@ -132,8 +76,10 @@ def _errors(failures: Mapping[str, tuple[float | None, float | None]]) -> str:
     return ", ".join(parts)
 
 
-class ReduceSession:
-    """One reduce session for one failing test; ``run()`` returns its ``ReduceResult``."""
+class ReduceSession(DebugSession):
+    """One reduce session for one failing test; ``run()`` returns its ``SessionResult``."""
+
+    kind = "reduce"
 
     def __init__(
         self,
@@ -148,54 +94,21 @@ class ReduceSession:
         log: Callable[[str], None] = lambda line: None,
         confirmed: CheckOutcome | None = None,
     ) -> None:
-        self.name = name
+        self.options = options or ReduceOptions()
+        super().__init__(name, check=check, folder=folder, replay=self.options.replay, log=log)
         self.model = model
         self.feeds = feeds
-        self._check = check
         self.run_reference = run_reference
-        self.folder = folder
-        self.options = options or ReduceOptions()
-        self._log = log
         self.first = confirmed
-        self.checks = 0
-        self.replayed = 0
-        self.bound = 0
         self._outcomes: dict[Nodes, CheckOutcome] = {}
         self._flaky: list[str] = []
 
-    def log(self, line: str) -> None:
-        self._log(f"reduce {self.name}: {line}")
-        with open(self.folder / "progress.log", "a", encoding="utf-8") as stream:
-            stream.write(line + "\n")
-
-    def run(self) -> ReduceResult:
-        start = time.perf_counter()
-        self.folder.mkdir(parents=True, exist_ok=True)
-        self.journal = Journal(self.folder / "journal.jsonl", self.options.replay)
-        try:
-            result = self._run()
-        except PolygraphyError as err:
-            result = self._result("error", f"cannot reduce: {type(err).__name__}: {err}")
-        finally:
-            self.journal.close()
-        result.seconds = time.perf_counter() - start
-        result.checks, result.replayed = self.checks, self.replayed
-        result.summary += (
-            f"\n{self.checks} checks"
-            + (f" (+{self.replayed} answered from the journal)" if self.replayed else "")
-            + f", {result.seconds:.2f} s; files in {self.folder}"
-        )
-        return result
-
-    def _result(self, status: str, summary: str, **kwargs: Any) -> ReduceResult:
-        return ReduceResult(status=status, summary=summary, folder=self.folder, **kwargs)
-
-    def _confirm(self) -> ReduceResult | None:
+    def _confirm(self) -> SessionResult | None:
         """The test fails again, the same way; else say so (the failure is nondeterministic)."""
         outcomes = [self.first] if self.first is not None else []
         while len(outcomes) < 3:
             key = f"original#{len(outcomes)}:{self.model_key}"
-            outcomes.append(self._run_check(key, None, None, "the test unchanged"))
+            outcomes.append(self.run_check(key, None, "the test unchanged"))
             if len(outcomes) >= 2 and all(o.verdict is Verdict.BAD for o in outcomes):
                 return None
         failed = sum(o.verdict is Verdict.BAD for o in outcomes)
@@ -211,7 +124,7 @@ class ReduceSession:
             "the same way every time, so a reduction could not be trusted",
         )
 
-    def _run(self) -> ReduceResult:
+    def _run(self) -> SessionResult:
         from pytest_polygraphy.models import load_model, mark_outputs, model_hash
 
         model = load_model(self.model)
@@ -266,13 +179,13 @@ class ReduceSession:
                 bad = sum(o.verdict is Verdict.BAD for o in (before, again))
                 self._flaky.append(f"{_describe(rest)}: nondeterministic ({bad} of 2 failed)")
 
-    def _variant(self, nodes: Nodes) -> tuple[Variant, onnx.ModelProto, list[dict[str, Any]]]:
-        variant = self.index.variant(nodes)
-        names = [*variant.inputs, *variant.outputs]
-        model = self.index.variant_model(variant, self.values.sample(0, names))
+    def _variant(self, nodes: Nodes) -> tuple[Cut, onnx.ModelProto, list[dict[str, Any]]]:
+        cut = self.index.cut(nodes)
+        names = [*cut.inputs, *cut.outputs]
+        model = self.index.cut_model(cut, self.values.sample(0, names))
         relax_dims(model, self.values.shapes(names))
-        feeds = [self.values.sample(i, variant.inputs) for i in range(len(self.values))]
-        return variant, model, feeds
+        feeds = [self.values.sample(i, cut.inputs) for i in range(len(self.values))]
+        return cut, model, feeds
 
     def check_nodes(self, nodes: Nodes, *, fresh: bool = False) -> CheckOutcome:
         """Check the variant holding candidates ``nodes`` (``fresh``: run it even when the
@@ -281,9 +194,10 @@ class ReduceSession:
 
         _, model, feeds = self._variant(nodes)
         key = model_hash(model) + ":" + _feeds_hash(feeds)
-        outcome = self._run_check(key, model, feeds, _describe(nodes), fresh=fresh)
+        variant = Variant(model=model, feeds=feeds)
+        outcome = self.run_check(key, variant, _describe(nodes), fresh=fresh)
         if not fresh and self._contradicts(nodes, outcome.verdict):
-            again = self._run_check(key, model, feeds, _describe(nodes), fresh=True)
+            again = self.run_check(key, variant, _describe(nodes), fresh=True)
             if again.verdict is not outcome.verdict:
                 bad = sum(o.verdict is Verdict.BAD for o in (outcome, again))
                 self._flaky.append(f"{_describe(nodes)}: nondeterministic ({bad} of 2 failed)")
@@ -300,39 +214,14 @@ class ReduceSession:
                 return True
         return False
 
-    def _run_check(
-        self,
-        key: str,
-        model: onnx.ModelProto | None,
-        feeds: Sequence[Mapping[str, Any]] | None,
-        what: str,
-        *,
-        fresh: bool = False,
-    ) -> CheckOutcome:
-        entry = None if fresh else self.journal.lookup(key)
-        if entry is not None:
-            self.replayed += 1
-            outcome = CheckOutcome.from_entry(entry)
-            why = f": {outcome.detail}" if outcome.verdict is Verdict.INVALID else ""
-            self.log(f"{what}: {outcome.verdict.value} (from the journal{why})")
-            return outcome
-        self.checks += 1
-        self.journal.begin(key, what=what)
-        outcome = self._check(model, feeds)
-        self.journal.end(key, outcome.to_entry())
-        bound = f" of <={self.bound}" if self.checks <= self.bound else ""
-        detail = f" ({outcome.detail})" if outcome.verdict is Verdict.INVALID else ""
-        self.log(f"check {self.checks}{bound}, {what}: {outcome.verdict.value}{detail}")
-        return outcome
-
-    def _finish(self, nodes: Nodes, accumulated: bool, good: Nodes | None) -> ReduceResult:
+    def _finish(self, nodes: Nodes, accumulated: bool, good: Nodes | None) -> SessionResult:
         index = self.index
-        variant, model, feeds = self._variant(nodes)
+        cut, model, feeds = self._variant(nodes)
         outcome = self._outcomes.get(nodes) or self.check_nodes(nodes)
-        expected = [self.values.sample(i, variant.outputs) for i in range(len(self.values))]
+        expected = [self.values.sample(i, cut.outputs) for i in range(len(self.values))]
         case = write_test_case(self.folder / "minimal_failing", model, feeds, expected)
         case_model, case_inputs, _ = read_test_case(case)
-        recheck = self._check(case_model, case_inputs)
+        recheck = self._check(Variant(model=case_model, feeds=case_inputs))
         reproduces = recheck.verdict is Verdict.BAD
         nearest = self._nearest_good(nodes)
         if nearest is not None:
@@ -345,7 +234,7 @@ class ReduceSession:
             first, last = labels[0][0], labels[-1][0]
             lines[0] += f" (accumulated over nodes {first}..{last}: no single node fails alone)"
         lines += [f"  {name} ({op})" for name, op in labels]
-        lines.append(f"inputs: {', '.join(variant.inputs) or '(none)'}")
+        lines.append(f"inputs: {', '.join(cut.inputs) or '(none)'}")
         if outcome.failures:
             lines.append(f"failing outputs: {_errors(outcome.failures)}")
             milder = _much_milder(outcome.failures, self.first.failures if self.first else {})

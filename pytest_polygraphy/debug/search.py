@@ -201,3 +201,99 @@ def _one_minimal(run: _Recorder, nodes: Nodes) -> Nodes:
                 changed = True
                 break
     return nodes
+
+
+@dataclass
+class PeelResult:
+    """The culprits found, the set to keep, and whether the search finished."""
+
+    #: Candidates that must be kept, in the order found.
+    culprits: Nodes
+    #: A set known to pass: the culprits, plus the prefix (or suffix) still unsearched
+    #: when a stop at ``max_checks`` cut the search short.
+    keep: Nodes
+    finished: bool
+    checks: int = 0
+    history: list[tuple[Nodes, Verdict]] = field(default_factory=list)
+
+
+def peel(
+    n: int,
+    check: Check,
+    *,
+    mode: str = "bisect",
+    direction: str = "forward",
+    max_checks: int | None = None,
+    known: dict[Nodes, Verdict] | None = None,
+) -> PeelResult:
+    """The candidates that must be kept (in higher precision) for ``check`` to pass, given
+    that keeping all ``n`` passes and keeping none fails.
+
+    ``check(kept)`` says GOOD when the test passes with ``kept`` kept. Forward, each round
+    finds the smallest prefix that passes together with the culprits found so far: its
+    last candidate is a culprit (the prefix without it failed). A check of the culprits
+    alone then ends the search or starts the next round, below the culprit just found.
+    With k independent culprits that is at most ``k * (ceil(log2 n) + 1)`` checks.
+    ``reverse`` searches suffixes instead; ``linear`` grows the prefix one candidate at a
+    time. Anything but GOOD counts as failing. The search is anytime: stopped by
+    ``max_checks``, ``keep`` is still a set that passed."""
+    if n < 1:
+        raise ValueError("nothing to search: no candidates")
+    if mode not in ("bisect", "linear"):
+        raise ValueError(f"mode must be 'bisect' or 'linear', not {mode!r}")
+    if direction not in ("forward", "reverse"):
+        raise ValueError(f"direction must be 'forward' or 'reverse', not {direction!r}")
+
+    def position(i: int) -> int:
+        return i if direction == "forward" else n - 1 - i
+
+    def as_set(prefix: int, found: list[int]) -> Nodes:
+        return tuple(sorted({position(i) for i in range(prefix)} | set(found)))
+
+    run = _Recorder(check, known)
+    run.known.setdefault(block(0, n), Verdict.GOOD)
+    run.known.setdefault((), Verdict.BAD)
+    found: list[int] = []
+    hi = n  # the prefix [0, hi) with the culprits found passes
+    finished = True
+    while True:
+        if found and run(tuple(sorted(found))) is Verdict.GOOD:
+            break
+        if hi == 0:  # nothing left below: the culprits alone must pass; they did not
+            finished = False
+            break
+        lo = 0  # the prefix [0, lo) with the culprits found fails
+        if mode == "bisect":
+            while hi - lo > 1:
+                if max_checks is not None and run.result.checks >= max_checks:
+                    finished = False
+                    break
+                mid = (lo + hi) // 2
+                if run(as_set(mid, found)) is Verdict.GOOD:
+                    hi = mid
+                else:
+                    lo = mid
+        else:
+            probe = 1
+            while probe < hi:
+                if max_checks is not None and run.result.checks >= max_checks:
+                    finished = False
+                    break
+                if run(as_set(probe, found)) is Verdict.GOOD:
+                    hi = probe
+                    break
+                probe += 1
+        if not finished:
+            break
+        found.append(position(hi - 1))
+        hi -= 1
+        if max_checks is not None and run.result.checks >= max_checks:
+            finished = False
+            break
+    culprits = tuple(found)
+    if finished:
+        keep = tuple(sorted(culprits))
+    else:  # the smallest set that passed (the invariant's prefix, unless a check flaked)
+        passed = [nodes for nodes, verdict in run.known.items() if verdict is Verdict.GOOD]
+        keep = min(passed, key=len)
+    return PeelResult(culprits, keep, finished, run.result.checks, run.result.history)

@@ -178,9 +178,8 @@ class ModelItem(pytest.Item):
             fail(f"{self.path}: {err}")
         self.user_properties.append((SOURCES_PROPERTY, settings.sources))
         debug.remember(self, model=self.path, settings=settings)
-        variant = debug.active_variant(self)
         settings = debug.variant_settings(self, settings, options)
-        model = self.path if variant is None else variant.model
+        model = debug.variant_model(self, self.path)
         reference = settings.reference
         golden = None
         if reference == "golden":

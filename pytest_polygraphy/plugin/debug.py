@@ -1,13 +1,14 @@
 """Debug sessions from pytest: after a model test fails, ``--polygraphy-reduce`` shrinks its
-model, with the test itself as the check.
+model and ``--polygraphy-precision`` finds the nodes to keep in fp32, with the test itself
+as the check.
 
 This is the only pytest-aware part of the debug sessions. After a test fails normally, it
 builds the check that the engine (``pytest_polygraphy.debug``) calls: re-run that same
 item in process, as pytest-rerunfailures does (``runtestprotocol`` again, so
 function-scoped fixtures are rebuilt and nothing is reported twice), with the variant in
-place of its model and the variant's inputs in place of its own. The variant reaches the
-test through the item's stash, read by the ``model``, ``polygraphy_settings`` and
-``data_loader`` fixtures and by model-file items.
+place of its model and the variant's inputs in place of its own, or with nodes kept in
+fp32. The variant reaches the test through the item's stash, read by the ``model``,
+``polygraphy_settings`` and ``data_loader`` fixtures and by model-file items.
 
 A re-run is classified as the engine asks:
 
@@ -43,8 +44,6 @@ from pytest_polygraphy.plugin.records import (
     DEBUG_PROPERTY,
 )
 
-SECTION = "polygraphy reduce"
-
 
 class VariantFeeds(list):  # type: ignore[type-arg]
     """The variant's feeds; remembers whether the test iterated over them."""
@@ -58,10 +57,12 @@ class VariantFeeds(list):  # type: ignore[type-arg]
 
 @dataclass
 class ActiveVariant:
-    """What a debug re-run hands the test instead of its model and inputs."""
+    """What a debug re-run hands the test instead of its own model, inputs or precision
+    settings; ``None`` fields stay the test's own."""
 
-    model: Path
-    feeds: VariantFeeds
+    model: Path | None = None
+    feeds: VariantFeeds | None = None
+    keep_fp32: tuple[str, ...] | None = None
 
 
 @dataclass
@@ -94,19 +95,32 @@ def remember(node: pytest.Item, *, model: Any = None, settings: Any = None) -> N
 
 
 def variant_settings(node: pytest.Item, settings: Any, options: PolygraphyOptions) -> Any:
-    """``settings`` for a debug re-run: the variant's feeds and shapes; a golden test is
-    compared with its first selected backend at fp32 (the golden file holds only the whole
-    model's outputs). Unchanged outside a debug re-run."""
+    """``settings`` for a debug re-run: the variant's feeds and shapes (a golden test with
+    a model variant is compared with its first selected backend at fp32: the golden file
+    holds only the whole model's outputs) and its nodes kept in fp32, added to the test's
+    own. Unchanged outside a debug re-run."""
     variant = active_variant(node)
     if variant is None:
         return settings
-    shapes = {name: tuple(value.shape) for name, value in (variant.feeds[:1] or [{}])[0].items()}
+    if variant.keep_fp32 is not None:
+        keep = tuple(dict.fromkeys((*settings.keep_fp32, *variant.keep_fp32)))
+        settings = dataclasses.replace(settings, keep_fp32=keep)
+    if variant.feeds is None:
+        return settings
+    first = variant.feeds[0] if variant.feeds else {}
+    shapes = {name: tuple(value.shape) for name, value in first.items()}
     reference = settings.reference
     if reference == "golden" and options.backends:
         reference = options.backends[0]
     return dataclasses.replace(
         settings, feeds=variant.feeds, input_shapes=shapes or None, reference=reference
     )
+
+
+def variant_model(node: pytest.Item, model: Any) -> Any:
+    """The model a (debug re-)run of ``node`` runs: the variant's, else ``model``."""
+    variant = active_variant(node)
+    return model if variant is None or variant.model is None else variant.model
 
 
 def folder_for(options: PolygraphyOptions, config: pytest.Config, nodeid: str) -> Path:
@@ -159,7 +173,8 @@ def _records(properties: Sequence[tuple[str, object]]) -> list[Mapping[str, Any]
 
 
 class DebugPlugin:
-    """Runs a debug session after each failing test (``--polygraphy-reduce``)."""
+    """Runs the selected debug sessions after each failing test (``--polygraphy-reduce``,
+    ``--polygraphy-precision``)."""
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
@@ -177,11 +192,11 @@ class DebugPlugin:
 
         item.ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
         # nextitem=item.parent: tear down the function's fixtures only, so that re-runs
-        # reuse the module's and session's; the rest is torn down after the session.
+        # reuse the module's and session's; the rest is torn down after the sessions.
         reports = runtestprotocol(item, nextitem=item.parent, log=False)  # type: ignore[arg-type]
         call = next((r for r in reports if r.when == "call"), None)
         if call is not None and call.failed:
-            self._debug(item, reports, call)
+            self._debug(item, call)
         final = pytest.CallInfo.from_call(
             lambda: item.session._setupstate.teardown_exact(nextitem), when="teardown"
         )
@@ -193,13 +208,18 @@ class DebugPlugin:
         item.ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
         return True
 
-    def _debug(
-        self, item: pytest.Item, reports: list[pytest.TestReport], call: pytest.TestReport
-    ) -> None:
-        session = _Session(item, self.config, call)
-        summary = session.run()
-        call.sections.append((SECTION, summary["summary"]))
-        call.user_properties.append((DEBUG_PROPERTY, summary))
+    def _debug(self, item: pytest.Item, call: pytest.TestReport) -> None:
+        options = get_options(self.config)
+        checker = ItemCheck(item, self.config, call)
+        kinds = [
+            kind
+            for kind, on in (("reduce", options.reduce), ("precision", options.precision))
+            if on
+        ]
+        for kind in kinds:
+            result = checker.run_reduce() if kind == "reduce" else checker.run_precision()
+            call.sections.append((f"polygraphy {kind}", result["summary"]))
+            call.user_properties.append((DEBUG_PROPERTY, result))
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         for name, value in report.user_properties:
@@ -207,17 +227,24 @@ class DebugPlugin:
                 self.results.append((report.nodeid, dict(value)))
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
-        if not self.results:
-            return
-        terminalreporter.section(SECTION)
-        for nodeid, result in self.results:
-            terminalreporter.write_line(f"{nodeid}: {result.get('status')}")
-            for line in str(result.get("summary", "")).splitlines():
-                terminalreporter.write_line(f"  {line}")
+        for kind in ("reduce", "precision"):
+            results = [(n, r) for n, r in self.results if r.get("session") == kind]
+            if not results:
+                continue
+            terminalreporter.section(f"polygraphy {kind}")
+            for nodeid, result in results:
+                terminalreporter.write_line(f"{nodeid}: {result.get('status')}")
+                for line in str(result.get("summary", "")).splitlines():
+                    terminalreporter.write_line(f"  {line}")
 
 
-class _Session:
-    """One failing item's reduce session: builds the engine's check and runs it."""
+def _refused(kind: str, status: str, why: str) -> dict[str, Any]:
+    return {"session": kind, "status": status, "summary": why}
+
+
+class ItemCheck:
+    """The check the engine's sessions call for one failing item: re-run it in process
+    with a variant in place of its model, inputs or precision settings; classify it."""
 
     def __init__(self, item: pytest.Item, config: pytest.Config, call: pytest.TestReport):
         self.item = item
@@ -227,36 +254,61 @@ class _Session:
         records = _records(item.user_properties)
         self.original = _signature(call, item.stash.get(EXCINFO_KEY, None), records)
         self.terminal = config.pluginmanager.get_plugin("terminalreporter")
+        self.context = item.stash.get(CONTEXT_KEY, None)
+        self.model_outputs: set[str] = set()
 
     def log(self, line: str) -> None:
         if self.terminal is not None:
             self.terminal.write_line(line)
 
-    def run(self) -> dict[str, Any]:
-        from pytest_polygraphy.debug import CheckOutcome, ReduceOptions, ReduceSession, Verdict
-
-        context = self.item.stash.get(CONTEXT_KEY, None)
-        why = self._cannot_reduce(context)
-        if why is not None:
-            return {"session": "reduce", "status": "cannot reduce", "summary": why}
-        assert context is not None
+    def _refusal(self, kind: str) -> dict[str, Any] | None:
+        context = self.context
+        if context is None or context.model is None or context.settings is None:
+            return _refused(
+                kind,
+                f"cannot {kind}",
+                f"cannot {kind}: the test does not take its model from the model fixture "
+                "(with accuracy, the runners or data_loader), so a variant cannot replace it",
+            )
+        if not isinstance(context.model, str | Path):
+            return _refused(
+                kind,
+                f"cannot {kind}",
+                f"cannot {kind}: the model fixture returned an in-memory model, not a file",
+            )
         fail_on = self.options.fail_on
         if fail_on is not None and not re.search(fail_on, self.original.text):
-            return {
-                "session": "reduce",
-                "status": "not reproduced",
-                "summary": f"the failure does not match --polygraphy-fail-on {fail_on!r}; "
-                "nothing to reduce",
-            }
-        first = CheckOutcome(Verdict.BAD, self.original.first_line, self.original.failures)
+            return _refused(
+                kind,
+                "not reproduced",
+                f"the failure does not match --polygraphy-fail-on {fail_on!r}; nothing to do",
+            )
         self.model_outputs = _output_names(context.model)
+        return None
+
+    def run_reduce(self) -> dict[str, Any]:
+        from pytest_polygraphy.debug import CheckOutcome, ReduceOptions, ReduceSession, Verdict
+
+        refused = self._refusal("reduce")
+        if refused is not None:
+            return refused
+        context = self.context
+        assert context is not None
+        reference = context.settings.reference
+        if reference is None or (reference == "golden" and not self.options.backends):
+            return _refused(
+                "reduce",
+                "cannot reduce",
+                "cannot reduce: no backend is selected to compute the reference values",
+            )
+        first = CheckOutcome(Verdict.BAD, self.original.first_line, self.original.failures)
         session = ReduceSession(
             self.item.nodeid,
             context.model,
             self._feeds(context),
-            check=self.check,
+            check=self,
             run_reference=self._reference_runner(context),
-            folder=self.folder,
+            folder=self.folder / "reduce",
             options=ReduceOptions(
                 mode=self.options.reduce_mode,
                 keep_inputs=self.options.no_reduce_inputs,
@@ -268,18 +320,30 @@ class _Session:
         )
         return session.run().to_dict()
 
-    def _cannot_reduce(self, context: DebugContext | None) -> str | None:
-        if context is None or context.model is None or context.settings is None:
-            return (
-                "cannot reduce: the test does not take its model from the model fixture "
-                "(with accuracy, the runners or data_loader), so a variant cannot replace it"
-            )
-        if not isinstance(context.model, str | Path):
-            return "cannot reduce: the model fixture returned an in-memory model, not a file"
-        reference = context.settings.reference
-        if reference is None or (reference == "golden" and not self.options.backends):
-            return "cannot reduce: no backend is selected to compute the reference values"
-        return None
+    def run_precision(self) -> dict[str, Any]:
+        from pytest_polygraphy.debug.precision import PrecisionOptions, PrecisionSession
+
+        refused = self._refusal("precision")
+        if refused is not None:
+            return refused
+        context = self.context
+        assert context is not None
+        session = PrecisionSession(
+            self.item.nodeid,
+            context.model,
+            check=self,
+            folder=self.folder / "precision",
+            precision=context.settings.precision,
+            already_kept=tuple(context.settings.keep_fp32),
+            options=PrecisionOptions(
+                mode=self.options.precision_mode,
+                direction=self.options.precision_direction,
+                max_checks=self.options.max_checks,
+                replay=self.options.load_replay,
+            ),
+            log=self.log,
+        )
+        return session.run().to_dict()
 
     def _feeds(self, context: DebugContext) -> Any:
         from pytest_polygraphy.models import input_metadata
@@ -305,21 +369,24 @@ class _Session:
 
         return run
 
-    def check(self, model: Any, feeds: Sequence[Mapping[str, Any]] | None) -> Any:
-        """Re-run the item with ``model`` and ``feeds`` (None: unchanged); classify it."""
+    def __call__(self, variant: Any) -> Any:
+        """Re-run the item with ``variant`` (None: unchanged) and classify the outcome."""
         from _pytest.runner import runtestprotocol
 
         from pytest_polygraphy.debug import CheckOutcome, Verdict
         from pytest_polygraphy.models import model_hash, save_model
 
         item = self.item
-        variant = None
-        if model is not None:
-            path = self.folder / "variants" / f"{model_hash(model)[:16]}.onnx"
-            if not path.exists():
-                save_model(model, path)
-            variant = ActiveVariant(path, VariantFeeds(feeds or []))
-            item.stash[VARIANT_KEY] = variant
+        active = None
+        if variant is not None:
+            path = None
+            if variant.model is not None:
+                path = self.folder / "variants" / f"{model_hash(variant.model)[:16]}.onnx"
+                if not path.exists():
+                    save_model(variant.model, path)
+            feeds = None if variant.feeds is None else VariantFeeds(variant.feeds)
+            active = ActiveVariant(path, feeds, variant.keep_fp32)
+            item.stash[VARIANT_KEY] = active
         properties = list(item.user_properties)
         sections = list(item._report_sections)
         item.stash[EXCINFO_KEY] = None
@@ -331,14 +398,14 @@ class _Session:
             self.config.stash[DEBUG_CHECK_RUNNING] = False
             item.user_properties[:] = properties
             item._report_sections[:] = sections
-            if variant is not None:
+            if active is not None:
                 del item.stash[VARIANT_KEY]
         for report in reports:
             if report.when != "call" and report.failed:
                 return CheckOutcome(Verdict.INVALID, f"error in {report.when}: {_first(report)}")
             if report.skipped:
                 return CheckOutcome(Verdict.INVALID, f"skipped: {_first(report)}")
-        if variant is not None and not variant.feeds.used:
+        if active is not None and active.feeds is not None and not active.feeds.used:
             return CheckOutcome(
                 Verdict.INVALID,
                 "the test did not take the variant's inputs: it makes its own inputs instead "

@@ -55,7 +55,7 @@ def model(request: pytest.FixtureRequest) -> Path:
             assert model.name == "net.onnx"
     """
     variant = debug.active_variant(request.node)
-    if variant is not None:
+    if variant is not None and variant.model is not None:
         return variant.model
     path = _model_from_markers(request)
     if path is None:

@@ -53,7 +53,7 @@ def configure(config: pytest.Config) -> None:
 
         plugins.append(("polygraphy-xdist", XdistPlugin(config)))
     manager = config.pluginmanager
-    if options.reduce and not manager.has_plugin("polygraphy-debug"):
+    if (options.reduce or options.precision) and not manager.has_plugin("polygraphy-debug"):
         from pytest_polygraphy.plugin.debug import DebugPlugin
 
         manager.register(DebugPlugin(config), "polygraphy-debug")

@@ -97,6 +97,10 @@ class PolygraphyOptions:
     collect_models: bool = False
     keep_fp32: tuple[str, ...] = ()
     reduce: bool = False
+    precision: bool = False
+    precision_mode: str = "bisect"
+    precision_direction: str = "forward"
+    max_checks: int | None = None
     debug_dir: Path | None = None
     fail_on: str | None = None
     reduce_mode: str = "bisect"

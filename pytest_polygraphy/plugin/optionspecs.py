@@ -393,6 +393,43 @@ OPTION_SPECS: tuple[OptionSpec, ...] = (
         _bool,
     ),
     OptionSpec(
+        "precision",
+        "When a reduced-precision test (fp16, bf16, int8) fails, find the smallest set of "
+        "nodes to keep in fp32 for it to pass, by name, re-running the test itself; it "
+        "prints the keep_fp32 line to paste.",
+        "flag",
+        None,
+        "bool",
+        _bool,
+    ),
+    OptionSpec(
+        "precision_mode",
+        "How --polygraphy-precision searches: bisect (about log2 N checks a culprit) or "
+        "linear (one node at a time). Default: bisect.",
+        "value",
+        "MODE",
+        "string",
+        _choice(("bisect", "linear")),
+    ),
+    OptionSpec(
+        "precision_direction",
+        "Where --polygraphy-precision grows the kept set from: forward (from the inputs) "
+        "or reverse (from the outputs). Default: forward.",
+        "value",
+        "DIRECTION",
+        "string",
+        _choice(("forward", "reverse")),
+    ),
+    OptionSpec(
+        "max_checks",
+        "Stop --polygraphy-precision after N checks; it still answers with a set of nodes "
+        "that passes.",
+        "value",
+        "N",
+        "string",
+        _int(1),
+    ),
+    OptionSpec(
         "debug_dir",
         "Folder of the debug sessions' files, one folder per test. Default: polygraphy-debug.",
         "value",

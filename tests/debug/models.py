@@ -178,3 +178,26 @@ def accumulating(length: int = 40, path: Path | None = None) -> onnx.ModelProto:
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 64])
     return _save(_model(nodes, [x], [y], [step]), path)
+
+
+def normalizing(culprits: int = 1, path: Path | None = None) -> onnx.ModelProto:
+    """Exact ops, then ``culprits`` times: ``Div(s, ReduceL2(s))`` with ``s = t * 300``.
+    ReduceL2 squares values near 300 (90000, past fp16's 65504), so in fp16 the norm is
+    inf; in fp32 it is about 1200, which fp16 holds: keeping each ``norm<i>`` node in fp32
+    is exactly what makes the model pass at fp16."""
+    nodes, source = _exact_run("pre", "x", 6)
+    inits = []
+    for i in range(culprits):
+        scale = numpy_helper.from_array(np.array(300.0 if i == 0 else 1200.0, np.float32), f"k{i}")
+        inits.append(scale)
+        nodes += [
+            helper.make_node("Mul", [source, scale.name], [f"s{i}"], name=f"scale{i}"),
+            helper.make_node("ReduceL2", [f"s{i}"], [f"l2_{i}"], name=f"norm{i}", axes=[1]),
+            helper.make_node("Div", [f"s{i}", f"l2_{i}"], [f"d{i}"], name=f"divide{i}"),
+        ]
+        more, source = _exact_run(f"mid{i}_", f"d{i}", 3)
+        nodes += more
+    nodes.append(helper.make_node("Identity", [source], ["y"], name="output"))
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 16])
+    return _save(_model(nodes, [x], [y], inits), path)

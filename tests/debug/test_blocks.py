@@ -37,16 +37,16 @@ def node_sets(n: int, rng: np.random.Generator) -> list[tuple[int, ...]]:
 
 
 @pytest.mark.parametrize("build", BUILDERS, ids=[b.__name__ for b in BUILDERS])
-def test_variants_compute_what_the_whole_model_computed(build) -> None:
+def test_cuts_compute_what_the_whole_model_computed(build) -> None:
     index = GraphIndex(build())
     feed = {"x": np.random.default_rng(0).random((1, 16), dtype=np.float32)}
     values = reference(index, feed)
     for nodes in node_sets(len(index.candidates), np.random.default_rng(1)):
-        variant = index.variant(nodes)
-        model = index.variant_model(variant, values)
+        cut = index.cut(nodes)
+        model = index.cut_model(cut, values)
         onnx.checker.check_model(model)
-        outputs = run(model, {name: values[name] for name in variant.inputs})
-        assert set(outputs) == set(variant.outputs)
+        outputs = run(model, {name: values[name] for name in cut.inputs})
+        assert set(outputs) == set(cut.outputs)
         for name, value in outputs.items():
             np.testing.assert_allclose(value, values[name], rtol=1e-6, atol=0, err_msg=name)
 
@@ -55,26 +55,26 @@ def test_constant_and_shape_nodes_never_steer() -> None:
     index = GraphIndex(models.branchy())
     steering = {index.nodes[i].name for i in index.candidates}
     assert "bias_reshape" not in steering and "x_shape" not in steering
-    variant = index.variant(
+    cut = index.cut(
         [index.candidates.index(i) for i in index.candidates if index.nodes[i].name == "a_bias"]
     )
-    names = {index.nodes[i].name for i in variant.nodes}
+    names = {index.nodes[i].name for i in cut.nodes}
     assert names == {"a_bias", "bias_reshape"}  # the constant comes along with its reader
 
 
 def test_if_nodes_are_atomic_and_their_outer_scope_names_are_fed() -> None:
     index = GraphIndex(models.with_if())
     position = next(c for c, i in enumerate(index.candidates) if index.nodes[i].op_type == "If")
-    variant = index.variant([position])
-    assert "pre3" in variant.inputs and "cond" in variant.inputs
+    cut = index.cut([position])
+    assert "pre3" in cut.inputs and "cond" in cut.inputs
 
 
 def test_omitted_optional_inputs_stay_empty() -> None:
     index = GraphIndex(models.with_optional())
     position = next(c for c, i in enumerate(index.candidates) if index.nodes[i].name == "clip")
-    variant = index.variant([position])
-    assert "" not in variant.inputs
-    assert variant.outputs == ("clipped",)
+    cut = index.cut([position])
+    assert "" not in cut.inputs
+    assert cut.outputs == ("clipped",)
 
 
 def test_unnamed_nodes_get_stable_ids_and_order_is_topological() -> None:
@@ -151,9 +151,9 @@ def test_functions_custom_domains_external_data_and_initializer_inputs(tmp_path)
     feed = {"x": np.random.default_rng(2).random((3, 16), dtype=np.float32)}
     values = reference(index, feed)
     for nodes in [(1,), (1, 2), (2, 3), (0, 1, 2, 3)]:
-        variant = index.variant(nodes)
-        assert "shift" not in variant.inputs  # the initializer's value is the default
-        model = index.variant_model(variant, values)
-        outputs = run(model, {name: values[name] for name in variant.inputs})
+        cut = index.cut(nodes)
+        assert "shift" not in cut.inputs  # the initializer's value is the default
+        model = index.cut_model(cut, values)
+        outputs = run(model, {name: values[name] for name in cut.inputs})
         for name, value in outputs.items():
             np.testing.assert_allclose(value, values[name], rtol=1e-6)

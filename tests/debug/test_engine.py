@@ -10,7 +10,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from pytest_polygraphy.debug import CheckOutcome, ReduceOptions, ReduceSession, Verdict
+from pytest_polygraphy.debug import CheckOutcome, ReduceOptions, ReduceSession, Variant, Verdict
 from pytest_polygraphy.debug.artifacts import read_test_case, write_test_case
 from pytest_polygraphy.debug.intermediates import Intermediates
 from pytest_polygraphy.debug.journal import Journal, JournalEntry, read_journal
@@ -95,12 +95,12 @@ class Fp16Check:
     def __init__(self, model: onnx.ModelProto, feeds: list[dict], flaky_every: int = 0):
         self.model, self.feeds, self.calls, self.flaky_every = model, feeds, 0, flaky_every
 
-    def __call__(self, model, feeds) -> CheckOutcome:
+    def __call__(self, variant: Variant | None) -> CheckOutcome:
         self.calls += 1
         if self.flaky_every and self.calls % self.flaky_every == 0:
             return CheckOutcome(Verdict.GOOD, "flaked")
-        model = self.model if model is None else model
-        feeds = self.feeds if feeds is None else feeds
+        model = self.model if variant is None or variant.model is None else variant.model
+        feeds = self.feeds if variant is None or variant.feeds is None else variant.feeds
         failures = {}
         for feed in feeds:
             expected = _ort(model, feed)

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytest_polygraphy.debug.search import Nodes, Verdict, expected_checks, reduce_block
+from pytest_polygraphy.debug.search import Nodes, Verdict, expected_checks, peel, reduce_block
 
 
 def contains_any(culprits: set[int]):
@@ -113,3 +113,39 @@ def test_bad_arguments() -> None:
         reduce_block(0, contains_any({0}))
     with pytest.raises(ValueError, match="bisect"):
         reduce_block(3, contains_any({0}), mode="binary")
+
+
+def keeps(culprits: set[int]):
+    """Passes only when every culprit is kept."""
+    return lambda nodes: Verdict.GOOD if culprits <= set(nodes) else Verdict.BAD
+
+
+@pytest.mark.parametrize("n", [2, 7, 64, 245, 1000])
+@pytest.mark.parametrize("direction", ["forward", "reverse"])
+def test_peel_finds_k_culprits_within_the_budget(n: int, direction: str) -> None:
+    for culprits in ({0}, {n - 1}, {n // 2}, {1, n - 1}, {n // 3, n // 2, n - 2}):
+        culprits = {c % n for c in culprits}
+        result = peel(n, keeps(culprits), direction=direction)
+        assert set(result.culprits) == culprits and result.finished
+        assert result.keep == tuple(sorted(culprits))
+        k = len(culprits)
+        assert result.checks <= k * (math.ceil(math.log2(n)) + 1), (culprits, result.checks)
+
+
+def test_peel_linear_mode() -> None:
+    result = peel(30, keeps({4, 20}), mode="linear")
+    assert set(result.culprits) == {4, 20}
+
+
+@given(
+    n=st.integers(2, 200),
+    culprits=st.sets(st.integers(0, 199), min_size=1, max_size=3),
+    budget=st.integers(0, 12),
+)
+@settings(max_examples=100, deadline=None)
+def test_peel_stopped_early_still_returns_a_passing_set(n, culprits, budget) -> None:
+    culprits = {c % n for c in culprits}
+    check = keeps(culprits)
+    result = peel(n, check, max_checks=budget)
+    assert check(result.keep) is Verdict.GOOD
+    assert result.checks <= max(budget, 1) + 1 or result.finished

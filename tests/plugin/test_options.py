@@ -32,6 +32,10 @@ CASES: list[tuple[str, list[str], str, Any]] = [
     ("gpus", ["0,1"], "0,1", "0,1"),
     ("fail_on", ["overflow|inf"], "overflow|inf", "overflow|inf"),
     ("reduce_mode", ["linear"], "linear", "linear"),
+    ("precision_mode", ["linear"], "linear", "linear"),
+    ("precision_direction", ["reverse"], "reverse", "reverse"),
+    ("max_checks", ["7"], "7", 7),
+    ("keep_fp32", ["conv1", "#3:Add:y"], "conv1 #3:Add:y", ("conv1", "#3:Add:y")),
 ]
 
 FLAGS = [
@@ -41,6 +45,7 @@ FLAGS = [
     "collect_models",
     "skip_unavailable",
     "reduce",
+    "precision",
     "no_reduce_inputs",
     "no_reduce_outputs",
 ]
@@ -62,6 +67,8 @@ BAD: list[tuple[str, list[str], str]] = [
     ("fail_on", ["(unclosed"], "not a valid regular expression"),
     ("reduce_mode", ["binary"], "bisect, linear"),
     ("load_replay", ["missing.jsonl"], "no such file"),
+    ("precision_direction", ["backward"], "forward, reverse"),
+    ("max_checks", ["0"], "integer >= 1"),
 ]
 
 

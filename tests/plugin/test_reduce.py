@@ -146,7 +146,7 @@ def test_an_if_node_is_atomic(case) -> None:
     project, run, _ = case
     result = session(run, "models/with_if.onnx::accuracy[fp16]")
     assert result["nodes"] == [["branch_log", "Log"]], result["summary"]
-    progress = next((project / "polygraphy-debug").glob("models_with_if*/progress.log"))
+    progress = next((project / "polygraphy-debug").glob("models_with_if*/reduce/progress.log"))
     assert "invalid" not in progress.read_text()
 
 
@@ -191,7 +191,7 @@ def test_the_minimal_test_case_reproduces_on_its_own(case) -> None:
     project, _, _ = case
     folders = list((project / "polygraphy-debug").glob("models_chain.onnx*"))
     assert len(folders) == 1
-    model, inputs, outputs = read_test_case(folders[0] / "minimal_failing")
+    model, inputs, outputs = read_test_case(folders[0] / "reduce" / "minimal_failing")
     assert [n.name for n in model.graph.node] == ["planted_exp"]
     assert len(inputs) == 1 and set(inputs[0]) == {"planted_scaled"}
     fp32 = ReferenceEvaluator(model)
@@ -204,7 +204,7 @@ def test_the_minimal_test_case_reproduces_on_its_own(case) -> None:
         with np.errstate(over="ignore"):
             low = dict(zip(names, fp16.run(None, feed), strict=True))
         assert not np.allclose(low[names[0]], expected[names[0]], rtol=2e-3, atol=2e-3)
-    assert (folders[0] / "min_good.onnx").exists()
+    assert (folders[0] / "reduce" / "min_good.onnx").exists()
 
 
 def test_the_reports_hold_each_session(case) -> None:
@@ -256,7 +256,7 @@ def test_resume_after_sigkill_repeats_no_check(tmp_path: Path) -> None:
     assert (
         killed.returncode < 0 or killed.returncode == 137 or "chain.onnx" not in str(killed.reports)
     ), killed.output
-    journal = next((tmp_path / "polygraphy-debug").glob("*/journal.jsonl"))
+    journal = next((tmp_path / "polygraphy-debug").glob("*/reduce/journal.jsonl"))
     first = [json.loads(line) for line in journal.read_text().splitlines()]
     assert sum(e["event"] == "end" for e in first) == 3  # run 1 is the test; runs 2-4 checks
     resumed = run_pytest(tmp_path, "chain.onnx", *ARGS)

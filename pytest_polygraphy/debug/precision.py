@@ -1,0 +1,199 @@
+"""The precision session: the smallest set of nodes to keep in fp32 for a failing
+reduced-precision test to pass, by name.
+
+It knows ONNX, never pytest: the caller's ``check(Variant(keep_fp32=names))`` re-runs the
+failing test with those nodes kept in fp32 (added to the test's own ``keep_fp32``) and says
+GOOD when it passes. Steps:
+
+1. the candidates: float compute nodes (``GraphIndex`` candidates, minus casts, and only
+   nodes with a float output: no shape, constant or integer paths), not already kept;
+2. the first check keeps every candidate: if the test still fails, the failure is not a
+   precision problem, and the session says so;
+3. ``search.peel`` finds the culprits: at most ``k * (ceil(log2 N) + 1)`` more checks for
+   k independent culprits; stopped by ``max_checks`` it still returns a set that passed;
+4. the answer, by node name (a node without one gets its stable id, ``models.nodes``), with
+   the lines to paste (sidecar and command line), the passing fp16 model, and one more run
+   of the test with that setting to confirm that it passes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shlex
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import onnx
+
+from pytest_polygraphy.debug.blocks import GraphIndex
+from pytest_polygraphy.debug.search import Nodes, Verdict, peel
+from pytest_polygraphy.debug.session import Check, DebugSession, SessionResult, Variant
+from pytest_polygraphy.errors import PolygraphyError
+
+CAST_OPS = frozenset({"Cast", "CastLike"})
+FLOAT_TYPES = frozenset(
+    {
+        onnx.TensorProto.FLOAT,
+        onnx.TensorProto.FLOAT16,
+        onnx.TensorProto.BFLOAT16,
+        onnx.TensorProto.DOUBLE,
+    }
+)
+
+
+@dataclass(frozen=True)
+class PrecisionOptions:
+    """How to search (the ``--polygraphy-precision-*`` options)."""
+
+    mode: str = "bisect"
+    direction: str = "forward"
+    max_checks: int | None = None
+    replay: Path | None = None
+
+
+def float_candidates(model: onnx.ModelProto, already: tuple[str, ...] = ()) -> list[str]:
+    """The names (or stable ids) of the nodes worth keeping in fp32, in topological order."""
+    from pytest_polygraphy.models import infer_shapes
+    from pytest_polygraphy.models.shapes import elem_type_of, value_infos
+
+    index = GraphIndex(model)
+    try:
+        known = value_infos(infer_shapes(model))
+    except PolygraphyError:  # without inference every output counts as float
+        known = {}
+    found = []
+    for i in index.candidates:
+        node = index.nodes[i]
+        if node.op_type in CAST_OPS or index.names[i] in already:
+            continue
+        types = {elem_type_of(known[name]) for name in node.output if name in known}
+        if types and not types & FLOAT_TYPES:
+            continue
+        found.append(index.names[i])
+    return found
+
+
+class PrecisionSession(DebugSession):
+    """One precision session for one failing test; ``run()`` returns its result."""
+
+    kind = "precision"
+
+    def __init__(
+        self,
+        name: str,
+        model: str | Path | onnx.ModelProto,
+        *,
+        check: Check,
+        folder: Path,
+        precision: str,
+        already_kept: tuple[str, ...] = (),
+        options: PrecisionOptions | None = None,
+        log: Callable[[str], None] = lambda line: None,
+    ) -> None:
+        self.options = options or PrecisionOptions()
+        super().__init__(name, check=check, folder=folder, replay=self.options.replay, log=log)
+        self.model = model
+        self.precision = precision
+        self.already_kept = already_kept
+
+    def _keep(self, nodes: Nodes) -> tuple[str, ...]:
+        return tuple(self.names[i] for i in nodes)
+
+    def check_kept(self, nodes: Nodes) -> Verdict:
+        names = self._keep(nodes)
+        what = _describe(names)
+        key = f"keep:{self.model_key}:{json.dumps(sorted(names))}"
+        return self.run_check(key, Variant(keep_fp32=names), what).verdict
+
+    def _run(self) -> SessionResult:
+        from pytest_polygraphy.models import load_model, model_hash
+
+        if self.precision not in ("fp16", "bf16", "int8", "fp8"):
+            return self._result(
+                "not a precision problem",
+                f"the test runs at {self.precision}: there is no reduced precision to keep "
+                "nodes out of (the precision session is for fp16, bf16, int8 and fp8 tests)",
+            )
+        model = load_model(self.model)
+        self.model_key = model_hash(model)
+        self.names = float_candidates(model, self.already_kept)
+        n = len(self.names)
+        if n == 0:
+            return self._result("error", "cannot search: the model has no float compute nodes")
+        self.bound = 1 + (math.ceil(math.log2(n)) + 1 if n > 1 else 1)
+        everything = tuple(range(n))
+        if self.check_kept(everything) is not Verdict.GOOD:
+            return self._result(
+                "not a precision problem",
+                f"not a precision problem: with all {n} float compute nodes kept in fp32 the "
+                "test still fails, so no set of nodes kept in fp32 makes it pass",
+            )
+        budget = None if self.options.max_checks is None else self.options.max_checks - 1
+        result = peel(
+            n,
+            self.check_kept,
+            mode=self.options.mode,
+            direction=self.options.direction,
+            max_checks=budget,
+            known={everything: Verdict.GOOD, (): Verdict.BAD},
+        )
+        return self._finish(model, result.keep, result.finished)
+
+    def _finish(self, model: onnx.ModelProto, nodes: Nodes, finished: bool) -> SessionResult:
+        names = self._keep(nodes)
+        every = (*self.already_kept, *names)
+        confirm = self._check(Variant(keep_fp32=names))
+        ops = dict(zip(self.names, self._op_types(model), strict=True))
+        lines = [
+            f"keep in fp32: {len(names)} of {len(self.names)} float compute nodes"
+            + (
+                ""
+                if finished
+                else " (stopped at --polygraphy-max-checks: a set that passes, "
+                "not necessarily the smallest)"
+            )
+        ]
+        lines += [f"  {name} ({ops.get(name, '?')})" for name in names]
+        lines.append(f'sidecar: "keep_fp32": {json.dumps(list(every))}')
+        lines.append(
+            "command line (after the paths): --polygraphy-keep-fp32 "
+            + " ".join(shlex.quote(name) for name in every)
+        )
+        saved = self._save_passing(model, every)
+        if saved is not None:
+            lines.append(f"passing model: {saved}")
+        passes = "passes" if confirm.verdict is Verdict.GOOD else "does NOT pass"
+        lines.append(f"confirmed: the test {passes} with this setting ({confirm.verdict.value})")
+        return self._result(
+            "found" if finished else "stopped",
+            "\n".join(lines),
+            nodes=[(name, ops.get(name, "?")) for name in names],
+            reproduces=confirm.verdict is Verdict.GOOD,
+        )
+
+    def _op_types(self, model: onnx.ModelProto) -> list[str]:
+        index = GraphIndex(model)
+        by_name = {index.names[i]: index.nodes[i].op_type for i in range(len(index.nodes))}
+        return [by_name.get(name, "?") for name in self.names]
+
+    def _save_passing(self, model: onnx.ModelProto, keep: tuple[str, ...]) -> Path | None:
+        """The fp16 model with ``keep`` in fp32 (what an fp16 backend runs); None otherwise."""
+        if self.precision != "fp16":
+            return None
+        import warnings
+
+        from pytest_polygraphy.models import convert_to_fp16, save_model
+
+        path = self.folder / "passing_fp16.onnx"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            save_model(convert_to_fp16(model, block_list=keep), path)
+        return path
+
+
+def _describe(names: tuple[str, ...]) -> str:
+    if len(names) <= 3:
+        return "keeping " + (", ".join(names) or "nothing")
+    return f"keeping {len(names)} nodes ({names[0]} .. {names[-1]})"
