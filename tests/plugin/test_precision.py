@@ -69,11 +69,9 @@ def test_planted_culprits_are_found_by_name_within_the_budget(case, model, culpr
     k = len(culprits)
     assert result["checks"] <= k * (math.ceil(math.log2(n)) + 1) + 1, result["summary"]
     assert result["reproduces"] is True  # confirmed: the test passes with the answer
-    assert (
-        f'"keep_fp32": {json.dumps(culprits)}'
-        in result["summary"].replace(json.dumps(sorted(culprits)), json.dumps(culprits))
-        or '"keep_fp32"' in result["summary"]
-    )
+    sidecar = next(s for s in result["summary"].splitlines() if s.startswith("sidecar: "))
+    kept = json.loads("{" + sidecar.split(":", 1)[1] + "}")["keep_fp32"]
+    assert sorted(kept) == sorted(culprits)
 
 
 def test_the_printed_line_makes_the_test_pass(case) -> None:
