@@ -14,13 +14,14 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
-
-import onnx
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pytest_polygraphy.debug.journal import Journal, JournalEntry
 from pytest_polygraphy.debug.search import Verdict
 from pytest_polygraphy.errors import PolygraphyError
+
+if TYPE_CHECKING:
+    import onnx
 
 
 @dataclass(frozen=True)

@@ -230,6 +230,7 @@ def build_runner(
             cache_dir=options.cache_dir,
             mark_all=settings.mark_all,
             keep_fp32=keep,
+            use_cache=options.build is None,
             calibration_data=settings.data_loader() if precision == "int8" else None,
         )
     raise ValueError(f"unknown backend {backend!r}")

@@ -173,8 +173,9 @@ def _records(properties: Sequence[tuple[str, object]]) -> list[Mapping[str, Any]
 
 
 class DebugPlugin:
-    """Runs the selected debug sessions after each failing test (``--polygraphy-reduce``,
-    ``--polygraphy-precision``)."""
+    """Runs the selected debug sessions: after each failing test ``--polygraphy-reduce``
+    and ``--polygraphy-precision``; after every test ``--polygraphy-repeat`` and
+    ``--polygraphy-build``."""
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
@@ -197,6 +198,8 @@ class DebugPlugin:
         call = next((r for r in reports if r.when == "call"), None)
         if call is not None and call.failed:
             self._debug(item, call)
+        if call is not None:
+            self._repeat(item, call)
         final = pytest.CallInfo.from_call(
             lambda: item.session._setupstate.teardown_exact(nextitem), when="teardown"
         )
@@ -221,13 +224,50 @@ class DebugPlugin:
             call.sections.append((f"polygraphy {kind}", result["summary"]))
             call.user_properties.append((DEBUG_PROPERTY, result))
 
+    def _repeat(self, item: pytest.Item, call: pytest.TestReport) -> None:
+        """``--polygraphy-repeat`` / ``--polygraphy-build``: run the test again; sort."""
+        from pytest_polygraphy.debug.repeat import RepeatSession
+
+        options = get_options(self.config)
+        for kind, until in (("repeat", options.repeat), ("build", options.build)):
+            if until is None:
+                continue
+            context = item.stash.get(CONTEXT_KEY, None)
+            artifacts = list(options.artifacts)
+            if context is not None and isinstance(context.model, str | Path):
+                artifacts.append(Path(context.model))
+            session = RepeatSession(
+                kind,
+                item.nodeid,
+                until,
+                lambda iteration, kind=kind: self._run_again(item, fresh=kind == "build"),
+                folder_for(options, self.config, item.nodeid) / kind,
+                artifacts,
+                log=_terminal_log(self.config),
+            )
+            result = session.run().to_dict()
+            call.sections.append((f"polygraphy {kind}", result["summary"]))
+            call.user_properties.append((DEBUG_PROPERTY, result))
+
+    def _run_again(self, item: pytest.Item, *, fresh: bool) -> Any:
+        from pytest_polygraphy.debug.search import Verdict
+        from pytest_polygraphy.plugin.hooks import runner_cache
+
+        if fresh:
+            runner_cache(self.config).close()  # every session and engine built anew
+        reports, _ = rerun(item, self.config)
+        if any(r.when != "call" and r.failed for r in reports) or any(r.skipped for r in reports):
+            return Verdict.INVALID
+        call = next((r for r in reports if r.when == "call"), None)
+        return Verdict.GOOD if call is not None and call.passed else Verdict.BAD
+
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         for name, value in report.user_properties:
             if name == DEBUG_PROPERTY and isinstance(value, Mapping):
                 self.results.append((report.nodeid, dict(value)))
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
-        for kind in ("reduce", "precision"):
+        for kind in ("reduce", "precision", "repeat", "build"):
             results = [(n, r) for n, r in self.results if r.get("session") == kind]
             if not results:
                 continue
@@ -253,13 +293,11 @@ class ItemCheck:
         self.folder = folder_for(self.options, config, item.nodeid)
         records = _records(item.user_properties)
         self.original = _signature(call, item.stash.get(EXCINFO_KEY, None), records)
-        self.terminal = config.pluginmanager.get_plugin("terminalreporter")
         self.context = item.stash.get(CONTEXT_KEY, None)
         self.model_outputs: set[str] = set()
 
     def log(self, line: str) -> None:
-        if self.terminal is not None:
-            self.terminal.write_line(line)
+        _terminal_log(self.config)(line)
 
     def _refusal(self, kind: str) -> dict[str, Any] | None:
         context = self.context
@@ -371,8 +409,6 @@ class ItemCheck:
 
     def __call__(self, variant: Any) -> Any:
         """Re-run the item with ``variant`` (None: unchanged) and classify the outcome."""
-        from _pytest.runner import runtestprotocol
-
         from pytest_polygraphy.debug import CheckOutcome, Verdict
         from pytest_polygraphy.models import model_hash, save_model
 
@@ -387,17 +423,9 @@ class ItemCheck:
             feeds = None if variant.feeds is None else VariantFeeds(variant.feeds)
             active = ActiveVariant(path, feeds, variant.keep_fp32)
             item.stash[VARIANT_KEY] = active
-        properties = list(item.user_properties)
-        sections = list(item._report_sections)
-        item.stash[EXCINFO_KEY] = None
-        self.config.stash[DEBUG_CHECK_RUNNING] = True
         try:
-            reports = runtestprotocol(item, nextitem=item.parent, log=False)  # type: ignore[arg-type]
-            records = _records(item.user_properties[len(properties) :])
+            reports, records = rerun(item, self.config)
         finally:
-            self.config.stash[DEBUG_CHECK_RUNNING] = False
-            item.user_properties[:] = properties
-            item._report_sections[:] = sections
             if active is not None:
                 del item.stash[VARIANT_KEY]
         for report in reports:
@@ -430,6 +458,34 @@ class ItemCheck:
                 Verdict.INVALID, f"failed on other outputs ({', '.join(sorted(kept))})"
             )
         return CheckOutcome(Verdict.BAD, signature.first_line, signature.failures)
+
+
+def rerun(
+    item: pytest.Item, config: pytest.Config
+) -> tuple[list[pytest.TestReport], list[Mapping[str, Any]]]:
+    """Run ``item`` once more in process, as pytest-rerunfailures does: its function-scoped
+    fixtures are rebuilt, nothing is reported, and its user properties and report
+    sections are left as the original run made them. Returns the reports and the
+    comparison records of this run."""
+    from _pytest.runner import runtestprotocol
+
+    properties = list(item.user_properties)
+    sections = list(item._report_sections)
+    item.stash[EXCINFO_KEY] = None
+    config.stash[DEBUG_CHECK_RUNNING] = True
+    try:
+        reports = runtestprotocol(item, nextitem=item.parent, log=False)  # type: ignore[arg-type]
+        records = _records(item.user_properties[len(properties) :])
+    finally:
+        config.stash[DEBUG_CHECK_RUNNING] = False
+        item.user_properties[:] = properties
+        item._report_sections[:] = sections
+    return reports, records
+
+
+def _terminal_log(config: pytest.Config) -> Any:
+    terminal = config.pluginmanager.get_plugin("terminalreporter")
+    return (lambda line: None) if terminal is None else terminal.write_line
 
 
 def _first(report: pytest.TestReport) -> str:

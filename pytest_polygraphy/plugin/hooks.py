@@ -53,7 +53,8 @@ def configure(config: pytest.Config) -> None:
 
         plugins.append(("polygraphy-xdist", XdistPlugin(config)))
     manager = config.pluginmanager
-    if (options.reduce or options.precision) and not manager.has_plugin("polygraphy-debug"):
+    debugging = options.reduce or options.precision or options.repeat or options.build
+    if debugging and not manager.has_plugin("polygraphy-debug"):
         from pytest_polygraphy.plugin.debug import DebugPlugin
 
         manager.register(DebugPlugin(config), "polygraphy-debug")

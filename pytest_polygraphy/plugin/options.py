@@ -97,6 +97,9 @@ class PolygraphyOptions:
     collect_models: bool = False
     keep_fp32: tuple[str, ...] = ()
     reduce: bool = False
+    repeat: int | str | None = None
+    build: int | str | None = None
+    artifacts: tuple[Path, ...] = ()
     precision: bool = False
     precision_mode: str = "bisect"
     precision_direction: str = "forward"

@@ -146,6 +146,15 @@ def _existing_file(value: Any, what: str, config: pytest.Config, from_ini: bool)
     return path
 
 
+def _until(value: Any, what: str, config: pytest.Config, from_ini: bool) -> int | str:
+    from pytest_polygraphy.debug.repeat import parse_until
+
+    try:
+        return parse_until(str(value))
+    except ValueError as err:
+        raise OptionValueError(str(err)) from None
+
+
 def _regex(value: Any, what: str, config: pytest.Config, from_ini: bool) -> str:
     import re
 
@@ -391,6 +400,36 @@ OPTION_SPECS: tuple[OptionSpec, ...] = (
         None,
         "bool",
         _bool,
+    ),
+    OptionSpec(
+        "repeat",
+        "Run each selected test again until its first good run, its first bad run, or N "
+        "times (N|good|bad), and report its pass rate; with --polygraphy-artifacts, sort "
+        "each run's files into good/ and bad/.",
+        "value",
+        "N|good|bad",
+        "string",
+        _until,
+        _render_value,
+    ),
+    OptionSpec(
+        "build",
+        "As --polygraphy-repeat, but rebuild every session and engine from scratch before "
+        "each run (no cache): for nondeterministic engine builds.",
+        "value",
+        "N|good|bad",
+        "string",
+        _until,
+        _render_value,
+    ),
+    OptionSpec(
+        "artifacts",
+        "Files or folders a run writes that --polygraphy-repeat / --polygraphy-build sort "
+        "into good/ and bad/ after each run (with the run's model).",
+        "values",
+        "PATH",
+        "paths",
+        _paths,
     ),
     OptionSpec(
         "precision",
