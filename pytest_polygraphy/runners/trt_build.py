@@ -218,19 +218,17 @@ def _apply_layer_precisions(trt: TensorRT, network: Any, wanted: Mapping[str, st
 
 
 def layers_of_nodes(network: Any, nodes: Sequence[str]) -> dict[str, list[Any]]:
-    """The network's layers that each ONNX node became: TensorRT's ONNX parser records the
-    node in ``layer.metadata`` (``[ONNX Layer: <node name>]``) and names single layers after
-    the node (several get ``<node name>_<n>`` style suffixes)."""
+    """The network's layers that each ONNX node became. TensorRT 10's ONNX parser records
+    the node in ``layer.metadata`` (``[ONNX Layer: <node name>]``), which covers a node
+    that became several layers; without metadata a layer counts when it has the node's
+    exact name (prefixes would confuse ``conv`` with ``conv_1x1``)."""
+    layers = [network.get_layer(i) for i in range(network.num_layers)]
+    with_metadata = any(getattr(layer, "metadata", "") for layer in layers)
     found: dict[str, list[Any]] = {name: [] for name in nodes}
-    for i in range(network.num_layers):
-        layer = network.get_layer(i)
+    for layer in layers:
         metadata = str(getattr(layer, "metadata", "") or "")
         for name in nodes:
-            if (
-                f"[ONNX Layer: {name}]" in metadata
-                or layer.name == name
-                or layer.name.startswith(f"{name}_")
-            ):
+            if f"[ONNX Layer: {name}]" in metadata or (not with_metadata and layer.name == name):
                 found[name].append(layer)
     return found
 

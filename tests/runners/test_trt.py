@@ -392,3 +392,52 @@ def test_a_corrupt_cached_engine_is_rebuilt(tmp_path: Path) -> None:
         with OnnxrtRunner(model) as ort_runner:
             expected = ort_runner.infer(feed)["output"]
         np.testing.assert_allclose(runner.infer(feed)["output"], expected, rtol=1e-4, atol=1e-4)
+
+
+class FakeNetworkForKeepFp32:
+    """A fake TensorRT network: only what keep_fp32's layer selection reads and sets."""
+
+    def __init__(self, layers: list[Any]) -> None:
+        self.layers = layers
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.layers)
+
+    def get_layer(self, index: int) -> Any:
+        return self.layers[index]
+
+
+class FakeLayerForKeepFp32:
+    def __init__(self, name: str, metadata: str = "", outputs: int = 1) -> None:
+        self.name, self.metadata, self.num_outputs = name, metadata, outputs
+        self.precision: Any = None
+        self.types = ["half"] * outputs
+
+    def get_output_type(self, index: int) -> Any:
+        return self.types[index]
+
+    def set_output_type(self, index: int, dtype: Any) -> None:
+        self.types[index] = dtype
+
+
+def test_keep_fp32_constrains_the_layers_of_each_node_on_a_fake_network() -> None:
+    """Only the selection and what is set: no TensorRT here."""
+    fake_trt = SimpleNamespace(module=SimpleNamespace(float32="float", float16="half"))
+    conv = FakeLayerForKeepFp32("conv1", "[ONNX Layer: conv1]")
+    split = [FakeLayerForKeepFp32(f"norm_{i}", "[ONNX Layer: norm]") for i in range(2)]
+    other = FakeLayerForKeepFp32("relu", "[ONNX Layer: relu]")
+    network = FakeNetworkForKeepFp32([conv, *split, other])
+    assert trt_build.layers_of_nodes(network, ["norm"]) == {"norm": split}
+    trt_build._keep_fp32(fake_trt, network, ["conv1", "norm"])
+    assert [layer.precision for layer in (conv, *split, other)] == ["float"] * 3 + [None]
+    assert conv.types == ["float"] and other.types == ["half"]
+    with pytest.raises(InputError, match=r"keep_fp32 names ONNX nodes .* \['gone'\]"):
+        trt_build._keep_fp32(fake_trt, network, ["gone"])
+    unnamed = [FakeLayerForKeepFp32("conv"), FakeLayerForKeepFp32("conv_1x1")]
+    assert trt_build.layers_of_nodes(FakeNetworkForKeepFp32(unnamed), ["conv"]) == {
+        "conv": unnamed[:1]
+    }  # without metadata: exact names only
+    assert trt_settings.EngineSettings(keep_fp32=("conv1",)).effective_constraints() == "obey"
+    keyed = trt_settings.EngineSettings(keep_fp32=("conv1",)).key_parts()
+    assert keyed["keep_fp32"] == ["conv1"]
