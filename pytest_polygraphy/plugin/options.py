@@ -255,14 +255,14 @@ def _refuse_swallowed_paths(flag: str, attr: str, given: Any, cwd: Path) -> None
     argparse gives such an option every argument up to the next option, so in
     ``pytest --polygraphy-precisions fp16 net.onnx`` the model became a precision (and
     was not tested). A value is taken for a path when it ends in ``.onnx`` or names an
-    existing file or folder (a node id's ``::`` part aside); for ``load_inputs``, whose
-    values are paths, when it ends in ``.onnx``, names a folder, or is a ``.py`` file
-    without ``:function``."""
+    existing file or folder (a node id's ``::`` part aside); for ``load_inputs`` and
+    ``artifacts``, whose values are paths, when it ends in ``.onnx``, names a folder, or
+    is a ``.py`` file without ``:function``."""
     values = [v for item in given for v in (item if isinstance(item, list) else [item])]
     for value in values:
         text = str(value)
         path = cwd / text.split("::")[0]
-        if attr == "load_inputs":
+        if attr in ("load_inputs", "artifacts"):
             looks_like_a_test = (
                 text.endswith(".onnx") or path.is_dir() or (text.endswith(".py") and path.is_file())
             )

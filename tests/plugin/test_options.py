@@ -35,6 +35,8 @@ CASES: list[tuple[str, list[str], str, Any]] = [
     ("precision_mode", ["linear"], "linear", "linear"),
     ("precision_direction", ["reverse"], "reverse", "reverse"),
     ("max_checks", ["7"], "7", 7),
+    ("repeat", ["3"], "3", 3),
+    ("build", ["good"], "good", "good"),
     ("keep_fp32", ["conv1", "#3:Add:y"], "conv1 #3:Add:y", ("conv1", "#3:Add:y")),
 ]
 
@@ -69,6 +71,7 @@ BAD: list[tuple[str, list[str], str]] = [
     ("load_replay", ["missing.jsonl"], "no such file"),
     ("precision_direction", ["backward"], "forward, reverse"),
     ("max_checks", ["0"], "integer >= 1"),
+    ("repeat", ["sometimes"], "good or bad"),
 ]
 
 
@@ -91,7 +94,7 @@ def ini(pytester: pytest.Pytester, **values: str) -> None:
 
 def test_every_option_is_covered_here() -> None:
     covered = {c[0] for c in CASES} | set(FLAGS) | {"input_shapes", "load_inputs"}
-    covered |= {"cache_dir", "golden_dir", "debug_dir", "load_replay"}
+    covered |= {"cache_dir", "golden_dir", "debug_dir", "load_replay", "artifacts"}
     assert covered == {spec.attr for spec in OPTION_SPECS}
 
 
@@ -205,6 +208,8 @@ MULTI_VALID = {
     "atol": "1e-3",
     "check_error_stat": "max",
     "error_quantile": "0.5",
+    "keep_fp32": "conv1",
+    "artifacts": "out.txt",
 }
 
 
@@ -219,7 +224,7 @@ def test_a_path_swallowed_by_an_option_says_to_put_paths_first(
 ) -> None:
     pytester.mkdir("models")
     pytester.makepyfile(test_a="def test_a(): pass")
-    if spec.attr == "load_inputs" and path.startswith("test_a.py::"):
+    if spec.attr in ("load_inputs", "artifacts") and path.startswith("test_a.py::"):
         return  # not a file: a load_inputs value that does not exist fails when read
     with pytest.raises(pytest.UsageError) as error:
         configure(pytester, spec.flag, MULTI_VALID[spec.attr], path)

@@ -95,6 +95,7 @@ def test_each_resolved_setting_knows_its_source() -> None:
         "compare_func": "default",
         "mark_all": "default",
         "validate": "default",
+        "keep_fp32": "default",
         "atol": "default (fp16)",
     }
     assert list(settings.sources)[:2] == ["atol[z]", "rtol"]  # highest source first
