@@ -32,6 +32,7 @@ from pytest_polygraphy.errors import (
 )
 from pytest_polygraphy.plugin.backends import FULL_PRECISION, RunnerCache
 from pytest_polygraphy.plugin.golden import GoldenFile, update_command
+from pytest_polygraphy.plugin.nextstep import side
 from pytest_polygraphy.plugin.outcomes import fail
 from pytest_polygraphy.plugin.records import COMPARE_PROPERTY, compare_record
 from pytest_polygraphy.plugin.settings import AccuracySettings, nonfinite_report
@@ -52,6 +53,9 @@ class Comparer:
     user_properties: list[tuple[str, object]]
     settings: AccuracySettings
     failures: list[str] = field(default_factory=list)
+    #: Whether a debug session can replace the test's model and inputs (the next steps
+    #: offer one only then).
+    reducible: bool = True
     #: Outputs compared, and outputs checked for NaN/Inf, over all iterations.
     compared: int = 0
     validated: int = 0
@@ -74,9 +78,19 @@ class Comparer:
         actual_name: str,
         reference_name: str,
         iteration: int,
+        actual_side: str | None = None,
+        expected_side: str | None = None,
     ) -> bool:
-        """Compare, record, and remember a failure's report; True when everything matched."""
-        header = f"{actual_name} vs {reference_name}, iteration {iteration}"
+        """Compare, record, and remember a failure's report; True when everything matched.
+
+        ``actual_side`` and ``expected_side`` say what each side is (``onnxrt[fp16]``,
+        ``onnxref at fp32``, ``golden file g.npz``) in the failure's header; by default
+        the names."""
+        header = (
+            f"{actual_name} vs {reference_name}, iteration {iteration} "
+            f"(expected = {expected_side or reference_name}, "
+            f"actual = {actual_side or actual_name})"
+        )
         try:
             result = self.compare_func(actual, expected)
         except OutputMismatchError as err:
@@ -111,12 +125,22 @@ class Comparer:
             self.failures.extend(nonfinite_report(outputs, runner, iteration))
 
     def fail_if_any(self, what: str) -> None:
-        """Fail the test with every failure's report, under a line saying what ran."""
+        """Fail the test with every failure's report, under a line saying what ran, and
+        ending with what to run next (``nextstep``)."""
         if self.failures:
+            from pytest_polygraphy.plugin.nextstep import next_steps
+
             count = len(self.failures)
+            steps = next_steps(
+                self.config,
+                self.nodeid,
+                self.settings.precision,
+                reducible=self.reducible,
+                mark_all=self.settings.mark_all,
+            )
             fail(
                 f"{what}: {count} comparison{'s' if count > 1 else ''} failed "
-                f"({describe(self.settings)})\n\n" + "\n\n".join(self.failures)
+                f"({describe(self.settings)})\n\n" + "\n\n".join(self.failures) + f"\n\n{steps}"
             )
 
     def _save_artifact(self, record: dict[str, Any], actual: Any, expected: Any) -> None:
@@ -311,6 +335,10 @@ def _compare_iterations(
     written: list[dict[str, Any]] = []
     known = [r for r in (reference_runner, *runners, source) if r is not None]
     count = 0
+    if golden is not None:
+        expected_side = f"golden file {golden.path}"
+    else:
+        expected_side = side(reference_runner.name, FULL_PRECISION)
     for iteration, feed in enumerate(feeds_for(settings, known)):
         count += 1
         if golden is None:
@@ -336,6 +364,8 @@ def _compare_iterations(
                 actual_name=runner.name,
                 reference_name=reference_name,
                 iteration=iteration,
+                actual_side=side(runner.name, settings.precision),
+                expected_side=expected_side,
             )
     if count == 0:
         return 0  # nothing to write or check: the "nothing was compared" failure follows
