@@ -112,6 +112,7 @@ class Comparer:
                 rule=self.settings.rule,
             )
             if not output.passed:
+                record["detail"] = output.report()
                 self._save_artifact(record, actual.get(name), expected.get(name))
             self.user_properties.append((COMPARE_PROPERTY, record))
         if not result:

@@ -62,6 +62,9 @@ class OutputRow:
     passed: bool
     iterations: int = 1
     artifacts: list[str] = field(default_factory=list)
+    #: The compare function's report of the first failing iteration (worst elements,
+    #: the tolerance that would pass), for the HTML report.
+    detail: str | None = None
 
     @property
     def key(self) -> tuple[str, str, str, str, str]:
@@ -96,6 +99,7 @@ class OutputRow:
             rule=str(record.get("rule", "")),
             passed=bool(record.get("passed", False)),
             artifacts=[str(artifact)] if artifact else [],
+            detail=str(record["detail"]) if record.get("detail") else None,
         )
 
     def merge(self, other: OutputRow) -> None:
@@ -107,6 +111,7 @@ class OutputRow:
         self.passed = self.passed and other.passed
         self.iterations += other.iterations
         self.artifacts.extend(other.artifacts)
+        self.detail = self.detail or other.detail
 
 
 def _float(value: Any) -> float | None:
@@ -476,6 +481,41 @@ def save_artifact(
         return None
 
 
+#: How long a test's failure message may be in the report (the rest is cut, saying so).
+MAX_MESSAGE_CHARS = 20_000
+
+
+def test_outcome(report: pytest.TestReport | pytest.CollectReport) -> str | None:
+    """What pytest's summary counts for ``report``: ``passed``, ``failed``, ``error``,
+    ``skipped``, ``xfailed`` or ``xpassed``; None for a report it does not count (a
+    passing setup or teardown)."""
+    when = getattr(report, "when", "collect")
+    xfail = hasattr(report, "wasxfail")
+    if when == "collect":
+        return "error" if report.failed else None
+    if when == "call":
+        if xfail:
+            return "xfailed" if report.skipped else "xpassed"
+        return str(report.outcome)
+    if report.failed:
+        return "error"
+    if report.skipped and when == "setup":
+        return "xfailed" if xfail else "skipped"
+    return None
+
+
+def _message(report: pytest.TestReport | pytest.CollectReport) -> str:
+    """The report's message as pytest prints it (a skip's reason), cut to MAX_MESSAGE_CHARS."""
+    if report.skipped and isinstance(report.longrepr, tuple):
+        text = str(report.longrepr[2])
+    else:
+        text = report.longreprtext
+    if len(text) > MAX_MESSAGE_CHARS:
+        cut = len(text) - MAX_MESSAGE_CHARS
+        text = text[:MAX_MESSAGE_CHARS] + f"\n... ({cut} more characters in the terminal output)"
+    return text
+
+
 class ReportPlugin:
     """Collects records and prints/writes them; registered by the plugin in pytest_configure."""
 
@@ -488,6 +528,8 @@ class ReportPlugin:
         self.written: tuple[Path, Path] | None = None
         #: Why the report could not be written at the end (shown in the summary).
         self.write_error: str | None = None
+        #: Every test of the run, in the order reports came: what pytest counts for it.
+        self.tests: dict[str, dict[str, Any]] = {}
         self.test_order: dict[str, int] = {}
         #: test id -> {setting: source}, for the ``-v`` list of where settings came from.
         self.sources: dict[str, dict[str, str]] = {}
@@ -513,6 +555,8 @@ class ReportPlugin:
         the item's own user_properties stay as they are).
         """
         original = None
+        if not self.is_worker:
+            self._remember_outcome(report)
         if report.when == "call" and not self.is_worker:
             self.debug_sessions.extend(
                 {"test": report.nodeid, **value}
@@ -538,6 +582,26 @@ class ReportPlugin:
             if original is not None:
                 report.user_properties = original
 
+    def _remember_outcome(self, report: pytest.TestReport | pytest.CollectReport) -> None:
+        """Keep what pytest counts for this report (``test_outcome``), with its message."""
+        outcome = test_outcome(report)
+        if outcome is None:
+            return
+        entry = self.tests.setdefault(
+            report.nodeid, {"test": report.nodeid, "outcomes": [], "messages": []}
+        )
+        entry["outcomes"].append(outcome)
+        if outcome not in ("passed",):
+            message = _message(report)
+            if message:
+                entry["messages"].append({"when": report.when, "text": message})
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        """A file that could not be collected is a test of the run too (pytest counts it
+        as an error)."""
+        if not self.is_worker and report.failed:
+            self._remember_outcome(report)
+
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: Any) -> None:
         """xdist controller: tell each worker where to save arrays for the report."""
@@ -551,7 +615,11 @@ class ReportPlugin:
 
         try:
             self.written = write_report(
-                self.report_path, self.records, self.test_order, self.debug_sessions
+                self.report_path,
+                self.records,
+                self.test_order,
+                self.debug_sessions,
+                list(self.tests.values()),
             )
         except Exception as err:  # never lose the run's summary over its report file
             self.write_error = f"{type(err).__name__}: {err}"
