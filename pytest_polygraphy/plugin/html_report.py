@@ -204,7 +204,7 @@ def render_images(artifact: Mapping[str, np.ndarray], row: OutputRow) -> list[tu
             f", max over {block_rows}x{block_cols} blocks" if block_rows * block_cols > 1 else ""
         )
         for axis in (axes.xaxis, axes.yaxis):  # cells are whole indices: no 0.5 ticks
-            axis.set_major_locator(MaxNLocator(integer=True))
+            axis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
         axes.set_title(f"|actual - expected|, shape {shape}{pooled}", fontsize="small")
         axes.set_xlabel("last axis" if artifact["shape"].size > 1 else "flat index (wrapped)")
         axes.set_ylabel("leading axes, flattened" if artifact["shape"].size > 1 else "")
@@ -234,6 +234,7 @@ def report_data(
     rows: Sequence[OutputRow],
     debug_sessions: Sequence[Mapping[str, Any]] = (),
     tests: Sequence[Mapping[str, Any]] = (),
+    divergences: Sequence[Mapping[str, Any]] = (),
 ) -> dict:
     """The JSON report: ``tests`` (every test of the run with what pytest counted for it
     and its messages), ``outputs`` (one row per compared output), the raw ``records`` and
@@ -260,6 +261,7 @@ def report_data(
             "outputs": [asdict(row) for row in rows],
             "records": list(records),
             "debug_sessions": list(debug_sessions),
+            "divergences": list(divergences),
         }
     )
 
@@ -354,6 +356,64 @@ def _tests_table(tests: Sequence[Mapping[str, Any]]) -> str:
     )
 
 
+def _divergence_sections(divergences: Sequence[Mapping[str, Any]], draw: bool) -> str:
+    """First divergence per test and backend: the summary, the growth chart along the
+    path to the failing output, and (folded) the table of every compared tensor."""
+    from pytest_polygraphy.plugin.divergence import growth_chart
+
+    if not divergences:
+        return ""
+    parts = ["<h2>First divergence (--polygraphy-mark-all)</h2>"]
+    for found in divergences:
+        title = f"{found.get('test')}: {found.get('actual')} vs {found.get('reference')}"
+        chart = ""
+        atol = found.get("atol")
+        png = growth_chart(found.get("path") or [], atol if isinstance(atol, float) else None)
+        if png is not None:
+            data = base64.b64encode(png).decode("ascii")
+            chart = (
+                f'<figure><img alt="error growth" src="data:image/png;base64,{data}">'
+                "<figcaption>Error growth from the first divergence to the failing output"
+                "</figcaption></figure>"
+            )
+        elif found.get("path") and not draw:
+            chart = "<p>No chart: see the note at the top.</p>"
+        rows = "".join(
+            f'<tr class="{"pass" if t.get("passed") else "fail"}">'
+            f'<td class="num">{int(t["position"]) + 1}</td>'
+            f"<td><code>{_breakable(str(t['tensor']))}</code></td>"
+            f"<td><code>{_breakable(str(t['node']))}</code></td><td>{html.escape(str(t['op']))}</td>"
+            f'<td class="num">{html.escape(format_number(_number(t.get("max_absdiff"))))}</td>'
+            f'<td class="num">{html.escape(format_number(_number(t.get("max_reldiff"))))}</td>'
+            f'<td class="num">{t.get("mismatch_count", "-")}/{t.get("total", "-")}</td>'
+            f'<td class="verdict">{"ok" if t.get("passed") else "FAIL"}</td>'
+            f"<td>{html.escape(str(t.get('note', '')))}</td></tr>"
+            for t in found.get("tensors") or []
+        )
+        table = (
+            f"<details><summary>every compared tensor ({len(found.get('tensors') or [])}), "
+            "in topological order</summary><table><thead><tr><th>#</th><th>tensor</th>"
+            "<th>node</th><th>op</th><th>max_absdiff</th><th>max_reldiff</th>"
+            f"<th>mismatches</th><th>verdict</th><th>note</th></tr></thead><tbody>{rows}"
+            "</tbody></table></details>"
+        )
+        parts.append(
+            f"<section><h3><code>{_breakable(title)}</code></h3>"
+            f"<pre>{html.escape(str(found.get('summary', '')))}</pre>{chart}{table}</section>"
+        )
+    return "".join(parts)
+
+
+def _number(value: Any) -> float | None:
+    """A metric from the JSON-safe data (NaN arrives as the string "nan")."""
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
 def _first_line(text: str) -> str:
     for line in text.splitlines():
         if line.strip():
@@ -417,6 +477,7 @@ def render_html(rows: Sequence[OutputRow], data: Mapping[str, Any]) -> str:
     )
     tests_line = f"<p>{summary['tests']} tests: <b>{html.escape(counted)}</b>.</p>" if tests else ""
     failing = "<h2>Failing outputs</h2>" + "".join(sections) if sections else ""
+    failing += _divergence_sections(data.get("divergences") or [], draw)
     sessions = data.get("debug_sessions") or []
     if sessions:
         failing += "<h2>Debug sessions</h2>" + "".join(
@@ -444,6 +505,7 @@ def write_report(
     test_order: Mapping[str, int] | None = None,
     debug_sessions: Sequence[Mapping[str, Any]] = (),
     tests: Sequence[Mapping[str, Any]] = (),
+    divergences: Sequence[Mapping[str, Any]] = (),
 ) -> tuple[Path, Path]:
     """Write the HTML report and, beside it, the JSON (same name, suffix .json).
 
@@ -454,7 +516,7 @@ def write_report(
     rows = aggregate(records, test_order)
     if test_order:
         tests = sorted(tests, key=lambda t: test_order.get(str(t.get("test")), len(test_order)))
-    data = report_data(records, rows, debug_sessions, tests)
+    data = report_data(records, rows, debug_sessions, tests, divergences)
     json_path = html_path.with_suffix(".json")
     write_bytes_atomically(json_path, json.dumps(data, indent=1, allow_nan=False).encode("utf-8"))
     write_bytes_atomically(html_path, render_html(rows, data).encode("utf-8"))

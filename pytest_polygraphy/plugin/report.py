@@ -28,6 +28,7 @@ from pytest_polygraphy.plugin.records import (
     COMPARE_PROPERTY,
     DEBUG_CHECK_RUNNING,
     DEBUG_PROPERTY,
+    DIVERGENCE_PROPERTY,
     SOURCES_PROPERTY,
 )
 
@@ -523,6 +524,8 @@ class ReportPlugin:
         self.config = config
         self.records: list[dict[str, Any]] = []
         self.debug_sessions: list[dict[str, Any]] = []
+        #: First divergences with their tables (``--polygraphy-mark-all``).
+        self.divergences: list[dict[str, Any]] = []
         self.is_worker = hasattr(config, "workerinput")
         self.report_path = None if self.is_worker else report_path(config)
         self.written: tuple[Path, Path] | None = None
@@ -569,7 +572,9 @@ class ReportPlugin:
             for name, value in report.user_properties:
                 if name == SOURCES_PROPERTY and isinstance(value, Mapping):
                     self.sources[report.nodeid] = dict(value)
-            ours = (COMPARE_PROPERTY, SOURCES_PROPERTY)
+                if name == DIVERGENCE_PROPERTY and isinstance(value, Mapping):
+                    self.divergences.append(dict(value))
+            ours = (COMPARE_PROPERTY, SOURCES_PROPERTY, DIVERGENCE_PROPERTY)
             has_ours = any(item[0] in ours for item in report.user_properties)
             if has_ours and getattr(self.config.option, "xmlpath", None):
                 original = report.user_properties
@@ -620,6 +625,7 @@ class ReportPlugin:
                 self.test_order,
                 self.debug_sessions,
                 list(self.tests.values()),
+                self.divergences,
             )
         except Exception as err:  # never lose the run's summary over its report file
             self.write_error = f"{type(err).__name__}: {err}"

@@ -359,17 +359,18 @@ def test_the_report_lists_every_test_of_the_run(pytester: pytest.Pytester, mode:
     assert "Smallest tolerance that passes alone" in text
 
 
+@pytest.mark.parametrize("shape", [(2, 3), (1, 2), (1, 1)])
 def test_heatmaps_of_tiny_outputs_have_whole_index_ticks(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shape: tuple[int, int]
 ) -> None:
     pytest.importorskip("matplotlib", reason="images need matplotlib")
     figures: list[Any] = []
     monkeypatch.setattr(html_report, "_png", lambda figure: figures.append(figure) or b"")
-    expected = np.zeros((2, 3), np.float32)
+    expected = np.zeros(shape, np.float32)
     path = write_artifact(tmp_path / "a.npz", expected + 1, expected)
     row = aggregate([make_record(passed=False, artifact=str(path))])[0]
     html_report.render_images(load_artifact(path), row)
     heatmap = figures[-1].axes[0]
     for ticks in (heatmap.get_xticks(), heatmap.get_yticks()):
-        visible = [t for t in ticks if -0.5 <= t <= 2.5]
+        visible = [t for t in ticks if -0.5 <= t <= max(shape) - 0.5]
         assert visible and all(float(t).is_integer() for t in visible)
