@@ -18,6 +18,7 @@ plugin (``outcomes.fail``).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
@@ -32,6 +33,7 @@ from pytest_polygraphy.errors import (
 )
 from pytest_polygraphy.plugin.backends import FULL_PRECISION, RunnerCache
 from pytest_polygraphy.plugin.golden import GoldenFile, update_command
+from pytest_polygraphy.plugin.nextstep import side
 from pytest_polygraphy.plugin.outcomes import fail
 from pytest_polygraphy.plugin.records import COMPARE_PROPERTY, compare_record
 from pytest_polygraphy.plugin.settings import AccuracySettings, nonfinite_report
@@ -52,6 +54,12 @@ class Comparer:
     user_properties: list[tuple[str, object]]
     settings: AccuracySettings
     failures: list[str] = field(default_factory=list)
+    #: Whether a debug session can replace the test's model and inputs (the next steps
+    #: offer one only then).
+    reducible: bool = True
+    #: What the failure says after the comparisons and before the next steps (the first
+    #: divergence under mark_all).
+    diagnoses: list[str] = field(default_factory=list)
     #: Outputs compared, and outputs checked for NaN/Inf, over all iterations.
     compared: int = 0
     validated: int = 0
@@ -74,9 +82,19 @@ class Comparer:
         actual_name: str,
         reference_name: str,
         iteration: int,
+        actual_side: str | None = None,
+        expected_side: str | None = None,
     ) -> bool:
-        """Compare, record, and remember a failure's report; True when everything matched."""
-        header = f"{actual_name} vs {reference_name}, iteration {iteration}"
+        """Compare, record, and remember a failure's report; True when everything matched.
+
+        ``actual_side`` and ``expected_side`` say what each side is (``onnxrt[fp16]``,
+        ``onnxref at fp32``, ``golden file g.npz``) in the failure's header; by default
+        the names."""
+        header = (
+            f"{actual_name} vs {reference_name}, iteration {iteration} "
+            f"(expected = {expected_side or reference_name}, "
+            f"actual = {actual_side or actual_name})"
+        )
         try:
             result = self.compare_func(actual, expected)
         except OutputMismatchError as err:
@@ -98,6 +116,7 @@ class Comparer:
                 rule=self.settings.rule,
             )
             if not output.passed:
+                record["detail"] = output.report()
                 self._save_artifact(record, actual.get(name), expected.get(name))
             self.user_properties.append((COMPARE_PROPERTY, record))
         if not result:
@@ -111,12 +130,23 @@ class Comparer:
             self.failures.extend(nonfinite_report(outputs, runner, iteration))
 
     def fail_if_any(self, what: str) -> None:
-        """Fail the test with every failure's report, under a line saying what ran."""
+        """Fail the test with every failure's report, under a line saying what ran, and
+        ending with what to run next (``nextstep``)."""
         if self.failures:
+            from pytest_polygraphy.plugin.nextstep import next_steps
+
             count = len(self.failures)
+            steps = next_steps(
+                self.config,
+                self.nodeid,
+                self.settings.precision,
+                reducible=self.reducible,
+                mark_all=self.settings.mark_all,
+            )
             fail(
                 f"{what}: {count} comparison{'s' if count > 1 else ''} failed "
-                f"({describe(self.settings)})\n\n" + "\n\n".join(self.failures)
+                f"({describe(self.settings)})\n\n"
+                + "\n\n".join([*self.failures, *self.diagnoses, steps])
             )
 
     def _save_artifact(self, record: dict[str, Any], actual: Any, expected: Any) -> None:
@@ -204,7 +234,7 @@ def check_accuracy(
 
     try:
         count = _compare_iterations(
-            comparer, reference_runner, runners, source, golden, update_golden
+            comparer, reference_runner, runners, source, golden, update_golden, model
         )
     except PolygraphyError as err:
         fail_with_error(comparer, err)
@@ -302,19 +332,29 @@ def _compare_iterations(
     source: Any,
     golden: GoldenFile | None,
     update_golden: bool,
+    model: Any = None,
 ) -> int:
-    """Compare iteration by iteration; returns the number of iterations run."""
+    """Compare iteration by iteration; returns the number of iterations run.
+
+    Under ``mark_all`` the model's outputs are compared as without it, and every
+    intermediate tensor is compared for the first divergence (``MarkAll``)."""
     settings = comparer.settings
+    mark_all = MarkAll.of(comparer, model) if settings.mark_all and not update_golden else None
     saved: list[dict[str, Any]] | None = None
     if golden is not None and not update_golden:
         saved = read_golden(comparer.config, golden, comparer.nodeid)
     written: list[dict[str, Any]] = []
     known = [r for r in (reference_runner, *runners, source) if r is not None]
     count = 0
+    if golden is not None:
+        expected_side = f"golden file {golden.path}"
+    else:
+        expected_side = side(reference_runner.name, FULL_PRECISION)
     for iteration, feed in enumerate(feeds_for(settings, known)):
         count += 1
         if golden is None:
-            expected = reference_runner.infer(feed)
+            names = None if mark_all is None else mark_all.outputs_of(reference_runner)
+            expected = reference_runner.infer(feed, output_names=names)
             reference_name = reference_runner.name
         elif update_golden:
             expected = source.infer(feed)
@@ -325,18 +365,28 @@ def _compare_iterations(
             if iteration >= len(saved):
                 continue  # counted: the mismatch in iteration counts is reported below
             expected = saved[iteration]
+            if mark_all is not None:
+                expected = {k: v for k, v in expected.items() if k in mark_all.outputs}
             reference_name = "golden"
         comparer.validate(expected, reference_name, iteration)
         for runner in runners:
-            actual = runner.infer(feed)
+            names = None if mark_all is None else mark_all.outputs_of(runner)
+            actual = runner.infer(feed, output_names=names)
             comparer.validate(actual, runner.name, iteration)
-            comparer.compare(
+            matched = comparer.compare(
                 actual,
                 expected,
                 actual_name=runner.name,
                 reference_name=reference_name,
                 iteration=iteration,
+                actual_side=side(runner.name, settings.precision),
+                expected_side=expected_side,
             )
+            if mark_all is not None:
+                reference = saved[iteration] if saved is not None else reference_runner
+                mark_all.scan(runner, reference, feed, iteration, matched, reference_name)
+    if mark_all is not None:
+        mark_all.finish()
     if count == 0:
         return 0  # nothing to write or check: the "nothing was compared" failure follows
     if golden is not None and update_golden:
@@ -372,3 +422,112 @@ def read_golden(config: pytest.Config, golden: GoldenFile, nodeid: str) -> list[
         return golden.read()
     except PolygraphyError as err:
         fail(f"{err}\nrecreate it with:\n  {command}")
+
+
+class MarkAll:
+    """``--polygraphy-mark-all`` for one test: the model's outputs are compared as usual;
+    every tensor both sides hold is compared too, in memory-bounded batches, for the first
+    divergence (``divergence``). A tensor over its tolerance fails the test (as with
+    Polygraphy's mark-all) even when every output passed. The failure tells the first
+    divergence; the table of every tensor goes to the report, one per backend under test
+    (its first iteration with a failing tensor, else its first)."""
+
+    def __init__(self, comparer: Comparer, order: Any, outputs: list[str]) -> None:
+        self.comparer = comparer
+        self.order = order
+        self.outputs = outputs
+        self.kept: dict[str, dict[str, Any]] = {}
+
+    @classmethod
+    def of(cls, comparer: Comparer, model: Any) -> MarkAll:
+        import onnx
+
+        from pytest_polygraphy.plugin.divergence import GraphOrder
+
+        proto = model if isinstance(model, onnx.ModelProto) else None
+        if proto is None:
+            proto = onnx.load(str(model), load_external_data=False)
+        return cls(comparer, GraphOrder.of(proto), [o.name for o in proto.graph.output])
+
+    def outputs_of(self, runner: Any) -> list[str]:
+        """The model's own outputs among what ``runner`` (every tensor marked) returns."""
+        held = set(_held(runner))
+        return [name for name in self.outputs if name in held]
+
+    def scan(
+        self,
+        runner: Any,
+        reference: Any,
+        feed: Mapping[str, Any],
+        iteration: int,
+        matched: bool,
+        reference_name: str,
+    ) -> None:
+        """Compare every tensor of ``runner`` with ``reference`` (a runner, or a golden
+        iteration ``{name: array}``) on ``feed``."""
+        from pytest_polygraphy.plugin.divergence import find, scan, summary
+
+        if isinstance(reference, Mapping):
+            held = set(reference)
+
+            def expected(batch: Sequence[str]) -> Mapping[str, Any]:
+                return {name: reference[name] for name in batch}
+        else:
+            held = set(_held(reference))
+
+            def expected(batch: Sequence[str]) -> Mapping[str, Any]:
+                return reference.infer(feed, output_names=list(batch))
+
+        names = [name for name in _held(runner) if name in held]
+        comparer = self.comparer
+        table = scan(
+            self.order,
+            names,
+            expected,
+            lambda batch: runner.infer(feed, output_names=list(batch)),
+            comparer.compare_func,
+        )
+        failing_outputs = [
+            row.tensor for row in table if row.tensor in self.outputs and not row.passed
+        ]
+        found = find(self.order, table, failing_outputs)
+        header = f"{runner.name} vs {reference_name}, iteration {iteration}"
+        known = self.kept.get(runner.name)
+        if known is None or (not known["failed"] and found["failed"]):
+            self.kept[runner.name] = {
+                "test": comparer.nodeid,
+                "actual": runner.name,
+                "reference": reference_name,
+                "iteration": iteration,
+                "precision": comparer.settings.precision,
+                "atol": comparer.settings.tolerance("")[1],
+                "rtol": comparer.settings.tolerance("")[0],
+                "intermediates": len(table) - len(self.outputs),
+                **found,
+                "summary": summary(found, header, comparer.settings.tolerance("")),
+                "tensors": [dataclasses.asdict(row) for row in table],
+            }
+        if not found["failed"]:
+            return
+        if known is None or not known["failed"]:
+            comparer.diagnoses.append(self.kept[runner.name]["summary"])
+        if matched:
+            comparer.failures.append(
+                f"{header}: every model output passed, but {found['failed']} intermediate "
+                "tensor(s) exceed the tolerance (--polygraphy-mark-all compares them all)"
+            )
+
+    def finish(self) -> None:
+        """Hand the tables to the report (``DIVERGENCE_PROPERTY``)."""
+        from pytest_polygraphy.plugin.records import DIVERGENCE_PROPERTY
+
+        for kept in self.kept.values():
+            self.comparer.user_properties.append((DIVERGENCE_PROPERTY, kept))
+
+
+def _held(runner: Any) -> list[str]:
+    """The tensors a runner returns: its session's outputs, else its model's."""
+    session = getattr(runner, "session", None)
+    if session is not None and hasattr(session, "get_outputs"):
+        return [output.name for output in session.get_outputs()]
+    return list(runner.output_metadata)

@@ -36,6 +36,15 @@ def golden_file_of(request: pytest.FixtureRequest, name: str | None) -> GoldenFi
     )
 
 
+def _takes_model_from_plugin(node: pytest.Item) -> bool:
+    """Whether the test took its model and settings from the plugin's fixtures, so that a
+    debug session can hand it a variant (``debug.remember``)."""
+    from pytest_polygraphy.plugin.debug import CONTEXT_KEY
+
+    context = node.stash.get(CONTEXT_KEY, None)
+    return context is not None and context.model is not None and context.settings is not None
+
+
 class Golden:
     """What the ``golden`` fixture returns; see ``check``."""
 
@@ -59,6 +68,7 @@ class Golden:
         golden = golden_file_of(request, name)
         nodeid = request.node.nodeid
         comparer = Comparer(request.config, nodeid, request.node.user_properties, self.settings)
+        comparer.reducible = _takes_model_from_plugin(request.node)
         try:
             iterations = list(iterations_of(outputs))
             if not iterations or not all(iterations):
@@ -85,6 +95,8 @@ class Golden:
                 actual_name=backend or "outputs",
                 reference_name="golden",
                 iteration=index,
+                actual_side=backend or "the outputs given to golden.check()",
+                expected_side=f"golden file {golden.path}",
             )
         comparer.fail_if_any(f"{nodeid} vs golden file {golden.path}")
 
@@ -112,6 +124,7 @@ class Accuracy:
         comparer = Comparer(
             request.config, request.node.nodeid, request.node.user_properties, self.settings
         )
+        comparer.reducible = _takes_model_from_plugin(request.node)
         check_accuracy(
             comparer,
             model,

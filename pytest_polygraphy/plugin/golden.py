@@ -26,7 +26,6 @@ import hashlib
 import json
 import platform
 import re
-import shlex
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -108,13 +107,9 @@ def sha256_of(path: Path) -> str:
 
 def update_command(config: pytest.Config, nodeid: str) -> str:
     """The exact command that (re)creates the golden file of test ``nodeid``."""
-    from pytest_polygraphy.plugin.options import get_options
+    from pytest_polygraphy.plugin.nextstep import rerun_command
 
-    args = ["pytest", nodeid, *get_options(config).to_args(), "--polygraphy-update-golden"]
-    command = shlex.join(args)
-    if Path(config.invocation_params.dir).resolve() != config.rootpath.resolve():
-        command = f"cd {shlex.quote(str(config.rootpath))} && {command}"
-    return command
+    return rerun_command(config, nodeid, ["--polygraphy-update-golden"])
 
 
 def versions() -> dict[str, str]:

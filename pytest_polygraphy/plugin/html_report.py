@@ -130,6 +130,8 @@ def _png(figure: Any) -> bytes:
 def _histogram(
     axes: Any, sample: np.ndarray, tolerance: float | None, label: str, tol_name: str
 ) -> None:
+    from matplotlib.ticker import MaxNLocator
+
     finite = sample[np.isfinite(sample)].astype(np.float64)
     positive = finite[finite > 0]
     notes = [f"{sample.size} elements"]
@@ -155,6 +157,11 @@ def _histogram(
     if counts.size and counts.max() > 20 * max(counts[counts > 0].min(), 1):  # long tails
         axes.set_yscale("log")
         axes.set_ylim(bottom=0.5)
+    if not logscale:  # few ticks in scientific notation: labels of tiny errors never overlap
+        axes.xaxis.set_major_locator(MaxNLocator(nbins=5))
+        axes.ticklabel_format(axis="x", style="sci", scilimits=(-2, 3))
+    if axes.get_yscale() == "linear":
+        axes.yaxis.set_major_locator(MaxNLocator(integer=True))  # element counts
     axes.set_xlabel(label)
     axes.set_ylabel("elements")
     axes.set_title("; ".join(notes), fontsize="small")
@@ -164,6 +171,7 @@ def render_images(artifact: Mapping[str, np.ndarray], row: OutputRow) -> list[tu
     """(caption, PNG) pairs: the error histograms, then the error heatmap."""
     import matplotlib
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     images = []
     figure = Figure(figsize=(9, 3.2), dpi=90, layout="constrained")
@@ -195,6 +203,8 @@ def render_images(artifact: Mapping[str, np.ndarray], row: OutputRow) -> list[tu
         pooled = (
             f", max over {block_rows}x{block_cols} blocks" if block_rows * block_cols > 1 else ""
         )
+        for axis in (axes.xaxis, axes.yaxis):  # cells are whole indices: no 0.5 ticks
+            axis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
         axes.set_title(f"|actual - expected|, shape {shape}{pooled}", fontsize="small")
         axes.set_xlabel("last axis" if artifact["shape"].size > 1 else "flat index (wrapped)")
         axes.set_ylabel("leading axes, flattened" if artifact["shape"].size > 1 else "")
@@ -215,12 +225,24 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
+#: The outcomes pytest's summary counts, in its order.
+OUTCOMES = ("failed", "passed", "skipped", "xfailed", "xpassed", "error")
+
+
 def report_data(
     records: Sequence[Mapping[str, Any]],
     rows: Sequence[OutputRow],
     debug_sessions: Sequence[Mapping[str, Any]] = (),
+    tests: Sequence[Mapping[str, Any]] = (),
+    divergences: Sequence[Mapping[str, Any]] = (),
 ) -> dict:
+    """The JSON report: ``tests`` (every test of the run with what pytest counted for it
+    and its messages), ``outputs`` (one row per compared output), the raw ``records`` and
+    the ``debug_sessions``."""
     failed = sum(1 for row in rows if not row.passed)
+    counts = {
+        outcome: sum(test["outcomes"].count(outcome) for test in tests) for outcome in OUTCOMES
+    }
     return _json_safe(
         {
             "format": REPORT_FORMAT,
@@ -228,15 +250,18 @@ def report_data(
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "matplotlib": matplotlib_installed(),
             "summary": {
-                "tests": len({row.test for row in rows}),
+                "tests": len(tests) or len({row.test for row in rows}),
+                "outcomes": {k: v for k, v in counts.items() if v},
                 "compared_outputs": len(rows),
                 "passed": len(rows) - failed,
                 "failed": failed,
                 "records": len(records),
             },
+            "tests": list(tests),
             "outputs": [asdict(row) for row in rows],
             "records": list(records),
             "debug_sessions": list(debug_sessions),
+            "divergences": list(divergences),
         }
     )
 
@@ -245,12 +270,28 @@ _STYLE = """
 body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}
 table{border-collapse:collapse;font-size:.9em}
 th,td{border:1px solid #ccc;padding:.25em .5em;text-align:left;vertical-align:top}
-th{background:#f0f0f0}td.num{text-align:right;font-variant-numeric:tabular-nums}
-tr.fail td{background:#fde8e8}td.verdict{font-weight:bold}tr.fail td.verdict{color:#b00}
-tr.pass td.verdict{color:#070}.note{background:#fff6d6;border:1px solid #e6c200;padding:.5em}
+th{background:#f0f0f0}td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+tr.fail td{background:#fde8e8}td.verdict{font-weight:bold;white-space:nowrap}
+tr.fail td.verdict{color:#b00}tr.pass td.verdict{color:#070}tr.skip td.verdict{color:#777}
+.note{background:#fff6d6;border:1px solid #e6c200;padding:.5em}
 section{border-top:2px solid #ddd;margin-top:1.5em}figure{display:inline-block;margin:.5em}
-figcaption{font-size:.85em;color:#555}code{word-break:break-all}
+figcaption{font-size:.85em;color:#555}code{overflow-wrap:normal;word-break:normal}
+pre{white-space:pre;overflow-x:auto;background:#f7f7f7;border:1px solid #e0e0e0;
+padding:.5em;font-size:.85em;margin:.25em 0}details summary{cursor:pointer}
+table.tests{table-layout:fixed;width:100%}table.tests col.outcome{width:8em}
 """
+
+#: Where a long test id or tensor name may wrap: after these, never inside a number.
+_BREAK_AFTER = ("/", "::", "[", "-", "_", ".")
+
+
+def _breakable(text: str) -> str:
+    """``text`` escaped for HTML with a line-break opportunity (``<wbr>``) after path and
+    parameter separators, so a long id wraps between its parts, never in a number."""
+    escaped = html.escape(text)
+    for mark in _BREAK_AFTER:
+        escaped = escaped.replace(mark, mark + "<wbr>")
+    return escaped.replace("<wbr>:<wbr>", ":")
 
 
 def _cells(row: OutputRow, anchor: str | None) -> str:
@@ -268,7 +309,7 @@ def _cells(row: OutputRow, anchor: str | None) -> str:
     ]
     return (
         f'<td class="verdict">{verdict}</td>'
-        + "".join(f"<td><code>{html.escape(cell)}</code></td>" for cell in text)
+        + "".join(f"<td><code>{_breakable(cell)}</code></td>" for cell in text)
         + "".join(f'<td class="num">{html.escape(cell)}</td>' for cell in numbers)
         + f"<td>{html.escape(row.rule)}</td>"
     )
@@ -276,7 +317,108 @@ def _cells(row: OutputRow, anchor: str | None) -> str:
 
 def _failure_section(row: OutputRow, anchor: str, body: str) -> str:
     title = f"{row.test} :: {row.output} ({row.backends}, {row.precision})"
-    return f'<section id="{anchor}"><h3><code>{html.escape(title)}</code></h3>{body}</section>'
+    detail = f"<pre>{html.escape(row.detail)}</pre>" if row.detail else ""
+    return (
+        f'<section id="{anchor}"><h3><code>{_breakable(title)}</code></h3>{detail}{body}</section>'
+    )
+
+
+def _tests_table(tests: Sequence[Mapping[str, Any]]) -> str:
+    """Every test of the run, failing first, with its messages (failures open)."""
+    if not tests:
+        return ""
+
+    def rank(test: Mapping[str, Any]) -> int:
+        outcomes = test.get("outcomes", [])
+        return (
+            0 if "error" in outcomes or "failed" in outcomes else 1 if outcomes != ["passed"] else 2
+        )
+
+    rows = []
+    for test in sorted(tests, key=rank):
+        outcomes = list(test.get("outcomes", []))
+        bad = "error" in outcomes or "failed" in outcomes
+        css = "fail" if bad else "pass" if outcomes == ["passed"] else "skip"
+        messages = "".join(
+            f"<details{' open' if bad else ''}><summary>{html.escape(str(m.get('when')))}: "
+            f"{html.escape(_first_line(str(m.get('text', ''))))}</summary>"
+            f"<pre>{html.escape(str(m.get('text', '')))}</pre></details>"
+            for m in test.get("messages", [])
+        )
+        rows.append(
+            f'<tr class="{css}"><td class="verdict">{html.escape(", ".join(outcomes))}</td>'
+            f"<td><code>{_breakable(str(test.get('test')))}</code>{messages}</td></tr>"
+        )
+    return (
+        '<h2>Tests</h2><table class="tests"><colgroup><col class="outcome"><col></colgroup>'
+        "<thead><tr><th>outcome</th><th>test</th></tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
+def _divergence_sections(divergences: Sequence[Mapping[str, Any]], draw: bool) -> str:
+    """First divergence per test and backend: the summary, the growth chart along the
+    path to the failing output, and (folded) the table of every compared tensor."""
+    from pytest_polygraphy.plugin.divergence import growth_chart
+
+    if not divergences:
+        return ""
+    parts = ["<h2>First divergence (--polygraphy-mark-all)</h2>"]
+    for found in divergences:
+        title = f"{found.get('test')}: {found.get('actual')} vs {found.get('reference')}"
+        chart = ""
+        atol = found.get("atol")
+        png = growth_chart(found.get("path") or [], atol if isinstance(atol, float) else None)
+        if png is not None:
+            data = base64.b64encode(png).decode("ascii")
+            chart = (
+                f'<figure><img alt="error growth" src="data:image/png;base64,{data}">'
+                "<figcaption>Error growth from the first divergence to the failing output"
+                "</figcaption></figure>"
+            )
+        elif found.get("path") and not draw:
+            chart = "<p>No chart: see the note at the top.</p>"
+        rows = "".join(
+            f'<tr class="{"pass" if t.get("passed") else "fail"}">'
+            f'<td class="num">{int(t["position"]) + 1}</td>'
+            f"<td><code>{_breakable(str(t['tensor']))}</code></td>"
+            f"<td><code>{_breakable(str(t['node']))}</code></td><td>{html.escape(str(t['op']))}</td>"
+            f'<td class="num">{html.escape(format_number(_number(t.get("max_absdiff"))))}</td>'
+            f'<td class="num">{html.escape(format_number(_number(t.get("max_reldiff"))))}</td>'
+            f'<td class="num">{t.get("mismatch_count", "-")}/{t.get("total", "-")}</td>'
+            f'<td class="verdict">{"ok" if t.get("passed") else "FAIL"}</td>'
+            f"<td>{html.escape(str(t.get('note', '')))}</td></tr>"
+            for t in found.get("tensors") or []
+        )
+        table = (
+            f"<details><summary>every compared tensor ({len(found.get('tensors') or [])}), "
+            "in topological order</summary><table><thead><tr><th>#</th><th>tensor</th>"
+            "<th>node</th><th>op</th><th>max_absdiff</th><th>max_reldiff</th>"
+            f"<th>mismatches</th><th>verdict</th><th>note</th></tr></thead><tbody>{rows}"
+            "</tbody></table></details>"
+        )
+        parts.append(
+            f"<section><h3><code>{_breakable(title)}</code></h3>"
+            f"<pre>{html.escape(str(found.get('summary', '')))}</pre>{chart}{table}</section>"
+        )
+    return "".join(parts)
+
+
+def _number(value: Any) -> float | None:
+    """A metric from the JSON-safe data (NaN arrives as the string "nan")."""
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _first_line(text: str) -> str:
+    for line in text.splitlines():
+        if line.strip():
+            return line.strip()[:300]
+    return ""
 
 
 def _failure_body(row: OutputRow, draw: bool, imaged: int) -> str:
@@ -322,12 +464,20 @@ def render_html(rows: Sequence[OutputRow], data: Mapping[str, Any]) -> str:
             imaged += "<img" in body
             sections.append(_failure_section(row, anchors[id(row)], body))
     note = "" if draw else f'<p class="note">{html.escape(NO_MATPLOTLIB)}</p>'
-    table = (
+    table = "<h2>Compared outputs</h2>" + (
         f"<table><thead><tr>{head}</tr></thead><tbody>{body_rows}</tbody></table>"
         if rows
         else "<p>No outputs were compared in this run.</p>"
     )
+    tests = data.get("tests") or []
+    outcomes = summary.get("outcomes") or {}
+    counted = ", ".join(
+        f"{count} {'errors' if outcome == 'error' and count > 1 else outcome}"
+        for outcome, count in outcomes.items()
+    )
+    tests_line = f"<p>{summary['tests']} tests: <b>{html.escape(counted)}</b>.</p>" if tests else ""
     failing = "<h2>Failing outputs</h2>" + "".join(sections) if sections else ""
+    failing += _divergence_sections(data.get("divergences") or [], draw)
     sessions = data.get("debug_sessions") or []
     if sessions:
         failing += "<h2>Debug sessions</h2>" + "".join(
@@ -341,10 +491,11 @@ def render_html(rows: Sequence[OutputRow], data: Mapping[str, Any]) -> str:
         "<title>pytest-polygraphy accuracy report</title>"
         f"<style>{_STYLE}</style></head><body>"
         "<h1>pytest-polygraphy accuracy report</h1>"
-        f"<p>{summary['compared_outputs']} compared outputs in {summary['tests']} tests: "
+        f"{tests_line}"
+        f"<p>{summary['compared_outputs']} compared outputs: "
         f"<b>{summary['failed']} failed</b>, {summary['passed']} passed "
         f"({summary['records']} comparisons). Created {html.escape(data['created'])}.</p>"
-        f"{note}{table}{failing}</body></html>\n"
+        f"{note}{_tests_table(tests)}{table}{failing}</body></html>\n"
     )
 
 
@@ -353,14 +504,19 @@ def write_report(
     records: Sequence[Mapping[str, Any]],
     test_order: Mapping[str, int] | None = None,
     debug_sessions: Sequence[Mapping[str, Any]] = (),
+    tests: Sequence[Mapping[str, Any]] = (),
+    divergences: Sequence[Mapping[str, Any]] = (),
 ) -> tuple[Path, Path]:
     """Write the HTML report and, beside it, the JSON (same name, suffix .json).
 
-    ``test_order`` (test id -> collection index) orders the rows; see ``report.aggregate``.
-    ``debug_sessions`` are the debug sessions' results, each with its ``test``.
+    ``test_order`` (test id -> collection index) orders the rows and tests; see
+    ``report.aggregate``. ``debug_sessions`` are the debug sessions' results, each with
+    its ``test``; ``tests`` every test of the run (``ReportPlugin.tests``).
     """
     rows = aggregate(records, test_order)
-    data = report_data(records, rows, debug_sessions)
+    if test_order:
+        tests = sorted(tests, key=lambda t: test_order.get(str(t.get("test")), len(test_order)))
+    data = report_data(records, rows, debug_sessions, tests, divergences)
     json_path = html_path.with_suffix(".json")
     write_bytes_atomically(json_path, json.dumps(data, indent=1, allow_nan=False).encode("utf-8"))
     write_bytes_atomically(html_path, render_html(rows, data).encode("utf-8"))

@@ -304,7 +304,9 @@ OPTION_SPECS: tuple[OptionSpec, ...] = (
     ),
     OptionSpec(
         "mark_all",
-        "Compare every intermediate tensor, not only the model outputs.",
+        "Compare every intermediate tensor too, in topological order and memory-bounded "
+        "batches; a failure names the first tensor over the tolerance (its node and op) and "
+        "how the error grows to the failing output; every tensor's error goes to the report.",
         "flag",
         None,
         "bool",

@@ -25,6 +25,9 @@ import pytest
 COMPARE_PROPERTY = "polygraphy_compare"
 #: A debug session's result (``ReduceResult.to_dict()``), on the failed test's call report.
 DEBUG_PROPERTY = "polygraphy_debug"
+#: Under ``--polygraphy-mark-all``: the first divergence and the table of every compared
+#: tensor of one backend under test (``divergence``), on the test's user_properties.
+DIVERGENCE_PROPERTY = "polygraphy_divergence"
 #: True on ``config.stash`` while a debug session re-runs a test: its comparisons are
 #: the session's business, so they are neither recorded nor drawn.
 DEBUG_CHECK_RUNNING = pytest.StashKey[bool]()

@@ -28,6 +28,7 @@ from pytest_polygraphy.plugin.records import (
     COMPARE_PROPERTY,
     DEBUG_CHECK_RUNNING,
     DEBUG_PROPERTY,
+    DIVERGENCE_PROPERTY,
     SOURCES_PROPERTY,
 )
 
@@ -41,7 +42,6 @@ WORKERINPUT_ARTIFACT_DIR = "polygraphy_artifact_dir"
 # failing rows (up to a cap) and a count of the rest; -v lists every row, -vv stops truncating.
 SMALL_TABLE_ROWS = 20
 MAX_FAILING_ROWS = 50
-_COLUMN_WIDTH = {"test": 60, "output": 32, "backends": 32}
 
 
 @dataclass
@@ -63,6 +63,9 @@ class OutputRow:
     passed: bool
     iterations: int = 1
     artifacts: list[str] = field(default_factory=list)
+    #: The compare function's report of the first failing iteration (worst elements,
+    #: the tolerance that would pass), for the HTML report.
+    detail: str | None = None
 
     @property
     def key(self) -> tuple[str, str, str, str, str]:
@@ -97,6 +100,7 @@ class OutputRow:
             rule=str(record.get("rule", "")),
             passed=bool(record.get("passed", False)),
             artifacts=[str(artifact)] if artifact else [],
+            detail=str(record["detail"]) if record.get("detail") else None,
         )
 
     def merge(self, other: OutputRow) -> None:
@@ -108,6 +112,7 @@ class OutputRow:
         self.passed = self.passed and other.passed
         self.iterations += other.iterations
         self.artifacts.extend(other.artifacts)
+        self.detail = self.detail or other.detail
 
 
 def _float(value: Any) -> float | None:
@@ -199,64 +204,122 @@ def format_error(value: float | None, limit: float | None) -> str:
 
 
 def _truncate(text: str, width: int | None) -> str:
-    """Middle ellipsis keeping more of the tail, where test ids keep their parameters."""
+    """Middle ellipsis keeping more of the tail (an output name's last part tells it apart)."""
     if width is None or len(text) <= width:
         return text
+    if width <= 3:
+        return text[len(text) - width :]
     head = (width - 3) // 3
     return text[:head] + "..." + text[len(text) - (width - 3 - head) :]
 
 
+def shorten_test_id(nodeid: str, width: int | None) -> str:
+    """``nodeid`` within ``width`` characters, keeping what tells tests apart: the file name
+    and everything after it (function, parameters) stay whole; leading folders go first,
+    replaced by ``.../``. A name that does not fit even so is kept whole (wrapped by the
+    terminal) rather than cut: two tests must never print alike."""
+    if width is None or len(nodeid) <= width:
+        return nodeid
+    path, sep, rest = nodeid.partition("::")
+    folders, slash, name = path.rpartition("/")
+    tail = name + sep + rest
+    if not slash:
+        return nodeid
+    room = width - len(tail) - len(".../")
+    if room <= 0:
+        return ".../" + tail
+    return "..." + folders[len(folders) - room :] + "/" + tail if room < len(folders) else nodeid
+
+
 # fmt: off
-_HEADERS = ("verdict", "test", "output", "backends", "precision",
+_HEADERS = ("verdict", "output", "backends", "precision",
             "max_absdiff", "atol", "max_reldiff", "rtol", "mismatches")
 # fmt: on
-_NUMERIC_COLUMNS = range(5, len(_HEADERS))
+_NUMERIC_COLUMNS = range(4, len(_HEADERS))
+_OUTPUT_COLUMN = 1
+_INDENT = "  "
+_GAP = "  "
+#: The narrowest the output column gets when the terminal is narrow (then lines wrap).
+_MIN_OUTPUT_WIDTH = 12
+#: Width when the terminal's is not known.
+DEFAULT_WIDTH = 80
 
 
-def _cells(row: OutputRow, truncate: bool) -> tuple[str, ...]:
-    def clamp(name: str, text: str) -> str:
-        return _truncate(text, _COLUMN_WIDTH[name] if truncate else None)
-
-    return (
+def _cells(row: OutputRow) -> list[str]:
+    return [
         "ok" if row.passed else "FAIL",
-        clamp("test", row.test),
-        clamp("output", row.output),
-        clamp("backends", row.backends),
+        row.output,
+        row.backends,
         row.precision,
         format_error(row.max_absdiff, row.atol),
         format_number(row.atol),
         format_error(row.max_reldiff, row.rtol),
         format_number(row.rtol),
         row.mismatches,
-    )
+    ]
 
 
-def format_table(rows: Sequence[OutputRow], verbosity: int = 0) -> list[tuple[str, bool]]:
-    """The accuracy table as (line, is_failing) pairs, failing rows first.
+def group_by_test(rows: Sequence[OutputRow]) -> list[tuple[str, list[OutputRow]]]:
+    """Rows grouped by test, failing tests first (each keeping the rows' order), failing
+    rows first within a test."""
+    groups: dict[str, list[OutputRow]] = {}
+    for row in rows:
+        groups.setdefault(row.test, []).append(row)
+    ordered = [(test, failing_first(group)) for test, group in groups.items()]
+    return [g for g in ordered if not all(r.passed for r in g[1])] + [
+        g for g in ordered if all(r.passed for r in g[1])
+    ]
 
-    Not verbose: every row when there are at most SMALL_TABLE_ROWS, else the failing rows
-    (at most MAX_FAILING_ROWS) and a line counting what was left out.
+
+def format_table(
+    rows: Sequence[OutputRow], verbosity: int = 0, width: int | None = DEFAULT_WIDTH
+) -> list[tuple[str, bool]]:
+    """The accuracy table as (line, is_failing) pairs, grouped by test, failing first.
+
+    Each test's id is a line of its own (``FAIL``/``ok`` and the id, shortened to ``width``
+    by ``shorten_test_id``, which keeps the file name and the parameters), followed by one
+    indented line per compared output. Output names longer than the room ``width`` leaves
+    are shortened in the middle; ``-vv`` (verbosity 2) shortens nothing. Not verbose:
+    every row when there are at most SMALL_TABLE_ROWS, else the failing rows (at most
+    MAX_FAILING_ROWS) and a line counting what was left out.
     """
-    ordered = failing_first(rows)
-    failing = [row for row in ordered if not row.passed]
-    if verbosity >= 1 or len(ordered) <= SMALL_TABLE_ROWS:
-        shown = ordered
+    if verbosity >= 2:
+        width = None
+    failing = [row for row in rows if not row.passed]
+    if verbosity >= 1 or len(rows) <= SMALL_TABLE_ROWS:
+        shown_rows = list(rows)
     else:
-        shown = failing[:MAX_FAILING_ROWS]
-    table = [_HEADERS, *(_cells(row, truncate=verbosity < 2) for row in shown)]
+        kept = {id(row) for row in failing[:MAX_FAILING_ROWS]}
+        shown_rows = [row for row in rows if id(row) in kept]
+    groups = group_by_test(shown_rows)
+    shown = [row for _, group in groups for row in group]
+    table = [list(_HEADERS), *(_cells(row) for row in shown)]
     widths = [max(len(line[i]) for line in table) for i in range(len(_HEADERS))]
+    if width is not None:
+        fixed = len(_INDENT) + sum(widths) - widths[_OUTPUT_COLUMN] + len(_GAP) * (len(widths) - 1)
+        room = max(width - fixed, _MIN_OUTPUT_WIDTH)
+        if widths[_OUTPUT_COLUMN] > room:
+            for line in table:
+                line[_OUTPUT_COLUMN] = _truncate(line[_OUTPUT_COLUMN], room)
+            widths[_OUTPUT_COLUMN] = room
 
     def join(cells: Sequence[str]) -> str:
         parts = [
-            cell.rjust(width) if i in _NUMERIC_COLUMNS else cell.ljust(width)
-            for i, (cell, width) in enumerate(zip(cells, widths, strict=True))
+            cell.rjust(size) if i in _NUMERIC_COLUMNS else cell.ljust(size)
+            for i, (cell, size) in enumerate(zip(cells, widths, strict=True))
         ]
-        return "  ".join(parts).rstrip()
+        return (_INDENT + _GAP.join(parts)).rstrip()
 
-    lines = [(join(_HEADERS), False)]
-    lines += [(join(cells), not row.passed) for cells, row in zip(table[1:], shown, strict=True)]
+    lines = [(join(table[0]), False)]
+    cells_of = {id(row): cells for row, cells in zip(shown, table[1:], strict=True)}
+    for test, group in groups:
+        test_failed = any(not row.passed for row in group)
+        verdict = "FAIL" if test_failed else "ok"
+        room = None if width is None else width - len(verdict) - 1
+        lines.append((f"{verdict} {shorten_test_id(test, room)}", test_failed))
+        lines += [(join(cells_of[id(row)]), not row.passed) for row in group]
     hidden_failing = len(failing) - sum(1 for row in shown if not row.passed)
-    hidden_passing = len(ordered) - len(failing) - sum(1 for row in shown if row.passed)
+    hidden_passing = len(rows) - len(failing) - sum(1 for row in shown if row.passed)
     left_out = []
     if hidden_failing:
         left_out.append(f"{hidden_failing} failing")
@@ -419,6 +482,41 @@ def save_artifact(
         return None
 
 
+#: How long a test's failure message may be in the report (the rest is cut, saying so).
+MAX_MESSAGE_CHARS = 20_000
+
+
+def test_outcome(report: pytest.TestReport | pytest.CollectReport) -> str | None:
+    """What pytest's summary counts for ``report``: ``passed``, ``failed``, ``error``,
+    ``skipped``, ``xfailed`` or ``xpassed``; None for a report it does not count (a
+    passing setup or teardown)."""
+    when = getattr(report, "when", "collect")
+    xfail = hasattr(report, "wasxfail")
+    if when == "collect":
+        return "error" if report.failed else None
+    if when == "call":
+        if xfail:
+            return "xfailed" if report.skipped else "xpassed"
+        return str(report.outcome)
+    if report.failed:
+        return "error"
+    if report.skipped and when == "setup":
+        return "xfailed" if xfail else "skipped"
+    return None
+
+
+def _message(report: pytest.TestReport | pytest.CollectReport) -> str:
+    """The report's message as pytest prints it (a skip's reason), cut to MAX_MESSAGE_CHARS."""
+    if report.skipped and isinstance(report.longrepr, tuple):
+        text = str(report.longrepr[2])
+    else:
+        text = report.longreprtext
+    if len(text) > MAX_MESSAGE_CHARS:
+        cut = len(text) - MAX_MESSAGE_CHARS
+        text = text[:MAX_MESSAGE_CHARS] + f"\n... ({cut} more characters in the terminal output)"
+    return text
+
+
 class ReportPlugin:
     """Collects records and prints/writes them; registered by the plugin in pytest_configure."""
 
@@ -426,11 +524,15 @@ class ReportPlugin:
         self.config = config
         self.records: list[dict[str, Any]] = []
         self.debug_sessions: list[dict[str, Any]] = []
+        #: First divergences with their tables (``--polygraphy-mark-all``).
+        self.divergences: list[dict[str, Any]] = []
         self.is_worker = hasattr(config, "workerinput")
         self.report_path = None if self.is_worker else report_path(config)
         self.written: tuple[Path, Path] | None = None
         #: Why the report could not be written at the end (shown in the summary).
         self.write_error: str | None = None
+        #: Every test of the run, in the order reports came: what pytest counts for it.
+        self.tests: dict[str, dict[str, Any]] = {}
         self.test_order: dict[str, int] = {}
         #: test id -> {setting: source}, for the ``-v`` list of where settings came from.
         self.sources: dict[str, dict[str, str]] = {}
@@ -456,6 +558,8 @@ class ReportPlugin:
         the item's own user_properties stay as they are).
         """
         original = None
+        if not self.is_worker:
+            self._remember_outcome(report)
         if report.when == "call" and not self.is_worker:
             self.debug_sessions.extend(
                 {"test": report.nodeid, **value}
@@ -468,7 +572,9 @@ class ReportPlugin:
             for name, value in report.user_properties:
                 if name == SOURCES_PROPERTY and isinstance(value, Mapping):
                     self.sources[report.nodeid] = dict(value)
-            ours = (COMPARE_PROPERTY, SOURCES_PROPERTY)
+                if name == DIVERGENCE_PROPERTY and isinstance(value, Mapping):
+                    self.divergences.append(dict(value))
+            ours = (COMPARE_PROPERTY, SOURCES_PROPERTY, DIVERGENCE_PROPERTY)
             has_ours = any(item[0] in ours for item in report.user_properties)
             if has_ours and getattr(self.config.option, "xmlpath", None):
                 original = report.user_properties
@@ -480,6 +586,26 @@ class ReportPlugin:
         finally:
             if original is not None:
                 report.user_properties = original
+
+    def _remember_outcome(self, report: pytest.TestReport | pytest.CollectReport) -> None:
+        """Keep what pytest counts for this report (``test_outcome``), with its message."""
+        outcome = test_outcome(report)
+        if outcome is None:
+            return
+        entry = self.tests.setdefault(
+            report.nodeid, {"test": report.nodeid, "outcomes": [], "messages": []}
+        )
+        entry["outcomes"].append(outcome)
+        if outcome not in ("passed",):
+            message = _message(report)
+            if message:
+                entry["messages"].append({"when": report.when, "text": message})
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        """A file that could not be collected is a test of the run too (pytest counts it
+        as an error)."""
+        if not self.is_worker and report.failed:
+            self._remember_outcome(report)
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: Any) -> None:
@@ -494,7 +620,12 @@ class ReportPlugin:
 
         try:
             self.written = write_report(
-                self.report_path, self.records, self.test_order, self.debug_sessions
+                self.report_path,
+                self.records,
+                self.test_order,
+                self.debug_sessions,
+                list(self.tests.values()),
+                self.divergences,
             )
         except Exception as err:  # never lose the run's summary over its report file
             self.write_error = f"{type(err).__name__}: {err}"
@@ -518,7 +649,8 @@ class ReportPlugin:
             rows = aggregate(self.records, self.test_order)
             failed = any(not row.passed for row in rows)
             terminal.write_sep("=", summary_title(rows), red=failed, green=not failed)
-            for line, is_failing in format_table(rows, self.config.get_verbosity()):
+            width = getattr(getattr(terminal, "_tw", None), "fullwidth", DEFAULT_WIDTH)
+            for line, is_failing in format_table(rows, self.config.get_verbosity(), width):
                 terminal.write_line(line, red=is_failing)
         if self.written is not None:
             html_path, json_path = self.written

@@ -10,7 +10,7 @@ parameters) and hold resources only while in a ``with runner:`` block.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from pytest_polygraphy.errors import InferenceError, ModelError, PolygraphyError
@@ -123,11 +123,20 @@ class BaseRunner:
         raise NotImplementedError
 
     # -- inference ---------------------------------------------------------------------
-    def infer(self, feed: Mapping[str, Any], *, check_feed: bool = True) -> dict[str, np.ndarray]:
+    def infer(
+        self,
+        feed: Mapping[str, Any],
+        *,
+        check_feed: bool = True,
+        output_names: Sequence[str] | None = None,
+    ) -> dict[str, np.ndarray]:
         """Run one inference and return ``{output name: ndarray}`` in the model's order.
 
         ``check_feed=False`` skips validation for callers that already validated the feed
         (saves a few microseconds in tight loops); a wrong feed then fails in the backend.
+        ``output_names`` returns those outputs only (in that order); backends that can
+        keep the others from being returned do (ONNX Runtime), which bounds the memory of
+        a run over a model with every tensor marked.
         """
         if not self._active:
             raise RunnerNotActiveError(
@@ -140,7 +149,10 @@ class BaseRunner:
             feed = validate_feed(feed, self.input_metadata, source=f"runner {self.name!r}")
         start = time.perf_counter()
         try:
-            outputs = self._infer(feed)
+            if output_names is None:
+                outputs = self._infer(feed)
+            else:
+                outputs = self._infer_subset(feed, list(output_names))
         except PolygraphyError:
             raise
         except Exception as err:  # backends raise their own types (pybind, numpy, ...)
@@ -183,6 +195,13 @@ class BaseRunner:
 
     def _deactivate(self) -> None:
         raise NotImplementedError
+
+    def _infer_subset(
+        self, feed: Mapping[str, np.ndarray], names: list[str]
+    ) -> dict[str, np.ndarray]:
+        """``_infer`` restricted to ``names``; backends that can ask for a subset override it."""
+        outputs = self._infer(feed)
+        return {name: outputs[name] for name in names}
 
     def _infer(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         raise NotImplementedError

@@ -64,6 +64,14 @@ class OnnxrefRunner(OnnxModelRunner):
             name: np.asarray(value) for name, value in zip(self._output_names, values, strict=True)
         }
 
+    def _infer_subset(
+        self, feed: Mapping[str, np.ndarray], names: list[str]
+    ) -> dict[str, np.ndarray]:
+        import numpy as np
+
+        values = self._evaluator.run(names, dict(feed))
+        return {name: np.asarray(value) for name, value in zip(names, values, strict=True)}
+
     def _failing_node(self, error: Exception) -> str | None:
         """The evaluator's operator objects carry their node: the innermost one on the
         traceback is where the run failed."""

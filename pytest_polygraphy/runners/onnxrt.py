@@ -372,6 +372,11 @@ class OnnxrtRunner(OnnxModelRunner):
         values = self._session.run(self._output_names, feed)
         return dict(zip(self._output_names, values, strict=True))
 
+    def _infer_subset(
+        self, feed: Mapping[str, np.ndarray], names: list[str]
+    ) -> dict[str, np.ndarray]:
+        return dict(zip(names, self._session.run(names, feed), strict=True))
+
     def _failing_node(self, error: Exception) -> str | None:
         """ONNX Runtime names the node in its message: ``... while running MatMul node.
         Name:'matmul' ...``."""

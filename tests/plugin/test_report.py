@@ -98,14 +98,25 @@ def make_record(**overrides: Any) -> dict[str, Any]:
 
 
 def table_rows(outlines: list[str]) -> tuple[str, list[list[str]]]:
-    """The title and the cell rows of the accuracy table in a run's output."""
+    """The title and the cell rows of the accuracy table in a run's output, each row with
+    its test id put back as the second cell (the table prints it once per test)."""
     start = next(i for i, line in enumerate(outlines) if "polygraphy accuracy:" in line)
+    return untable(outlines[start:])
+
+
+def untable(lines: list[str]) -> tuple[str, list[list[str]]]:
+    """``table_rows`` of a title line followed by the table's lines."""
     rows = []
-    for line in outlines[start + 1 :]:
-        if re.match(r"=|polygraphy report:|\d+ (passed|failed)", line):
+    test = ""
+    for line in lines[1:]:
+        if re.match(r"=|polygraphy report:|\d+ (passed|failed)|\.\.\. and", line):
             break
-        rows.append(re.split(r"\s{2,}", line.strip()))
-    return outlines[start], rows
+        cells = re.split(r"\s{2,}", line.strip())
+        if not line.startswith(" "):
+            test = line.split(" ", 1)[1]
+            continue
+        rows.append([cells[0], "test" if not rows else test, *cells[1:]])
+    return lines[0], rows
 
 
 # ----------------------------------------------------------------------------- pure parts
@@ -149,8 +160,10 @@ def test_rows_follow_collection_order_when_known() -> None:
 def test_small_table_lists_every_row_failing_first() -> None:
     records = [make_record(test=f"t.py::test_{i}", passed=i != 2) for i in range(4)]
     lines = format_table(aggregate(records))
-    assert [failing for _, failing in lines] == [False, True, False, False, False]
-    assert lines[1][0].startswith("FAIL     t.py::test_2")
+    assert [failing for _, failing in lines] == [False, True, True] + [False] * 6
+    assert lines[1][0] == "FAIL t.py::test_2"
+    assert lines[2][0].startswith("  FAIL     y  ")
+    assert [line for line, _ in lines[3::2]] == [f"ok t.py::test_{i}" for i in (0, 1, 3)]
     assert all(len(line) == len(line.rstrip()) for line, _ in lines)
 
 
@@ -158,31 +171,58 @@ def test_big_table_shows_failures_and_counts_the_rest() -> None:
     count = report.SMALL_TABLE_ROWS + 5
     records = [make_record(test=f"t.py::test_{i}", passed=i % 10 != 3) for i in range(count)]
     lines = [line for line, _ in format_table(aggregate(records))]
-    assert [line.split()[1] for line in lines[1:-1]] == [
-        "t.py::test_3",
-        "t.py::test_13",
-        "t.py::test_23",
+    assert [line for line in lines[1:-1] if not line.startswith(" ")] == [
+        "FAIL t.py::test_3",
+        "FAIL t.py::test_13",
+        "FAIL t.py::test_23",
     ]
     assert lines[-1] == f"... and {count - 3} passing outputs not listed (-v lists all)"
-    assert len(format_table(aggregate(records), verbosity=1)) == count + 1
+    assert len(format_table(aggregate(records), verbosity=1)) == 2 * count + 1
 
 
 def test_failing_rows_are_capped_when_not_verbose(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(report, "MAX_FAILING_ROWS", 2)
     records = [make_record(test=f"t.py::test_{i}", passed=False) for i in range(30)]
     lines = [line for line, _ in format_table(aggregate(records))]
-    assert len(lines) == 1 + 2 + 1
+    assert len(lines) == 1 + 2 * 2 + 1
     assert lines[-1] == "... and 28 failing outputs not listed (-v lists all)"
 
 
-def test_long_names_are_shortened_in_the_middle_unless_very_verbose() -> None:
-    test = "tests/" + "deep/" * 20 + "test_model.py::test_accuracy[fp16-x=1x3x224x224]"
-    rows = aggregate([make_record(test=test)])
-    shortened = format_table(rows, verbosity=1)[1][0]
-    assert "..." in shortened
-    assert "test_accuracy[fp16-x=1x3x224x224]" in shortened
-    assert shortened.split()[1].startswith("tests/")
-    assert test in format_table(rows, verbosity=2)[1][0]
+def test_long_test_ids_keep_file_name_and_parameters() -> None:
+    folder = "tests/" + "deep/" * 20
+    tests = [
+        f"{folder}ch_PP-OCRv4_{kind}_infer.onnx::accuracy[fp16-x=1x3x48x192]"
+        for kind in ("det", "rec")
+    ]
+    rows = aggregate([make_record(test=test) for test in tests])
+    heads = [line for line, _ in format_table(rows, width=80) if not line.startswith(" ")]
+    for head, kind in zip(heads, ("det", "rec"), strict=True):
+        assert head.startswith("ok ...")
+        assert head.endswith(f"/ch_PP-OCRv4_{kind}_infer.onnx::accuracy[fp16-x=1x3x48x192]")
+        assert len(head) == 80
+    # Too narrow for even the file name and parameters: kept whole, never cut.
+    narrow = [line for line, _ in format_table(rows, width=40) if not line.startswith(" ")]
+    assert narrow[0] == "ok .../ch_PP-OCRv4_det_infer.onnx::accuracy[fp16-x=1x3x48x192]"
+    assert [line for line, _ in format_table(rows, verbosity=2, width=40)][1] == f"ok {tests[0]}"
+
+
+def test_table_fits_the_terminal_width_and_groups_rows_by_test() -> None:
+    long_output = "save_infer_model/" * 6 + "scale_0.tmp_1"
+    records = [
+        make_record(test="t.py::test_a", output=long_output),
+        make_record(test="t.py::test_b", output="y", passed=False),
+        make_record(test="t.py::test_a", output="z"),
+    ]
+    wide = format_table(aggregate(records), width=250)
+    assert [line for line, _ in wide if not line.startswith(" ")] == [
+        "FAIL t.py::test_b",
+        "ok t.py::test_a",
+    ]
+    assert any(long_output in line for line, _ in wide)
+    narrow = format_table(aggregate(records), width=120)
+    assert all(len(line) <= 120 for line, _ in narrow)
+    shortened = next(line for line, _ in narrow if "..." in line)
+    assert "scale_0.tmp_1" in shortened
 
 
 def test_junit_properties_are_flat_and_worst_case() -> None:
@@ -243,17 +283,18 @@ def test_records_reach_table_and_junitxml(pytester: pytest.Pytester, mode: list[
         "0.25",
     ]
     assert rows[1][-1] == "7/64"
-    # The rest pass, in collection order whatever the worker finishing order.
+    # The failing test's passing output stays with it; the rest pass, in collection order
+    # whatever the worker finishing order.
     assert [row[:3] for row in rows[2:]] == [
+        ["ok", "test_models.py::test_far", "scores"],
         ["ok", "test_models.py::test_close[0]", "y"],
         ["ok", "test_models.py::test_close[1]", "y"],
         ["ok", "test_models.py::test_close[2]", "y"],
         ["ok", "test_models.py::test_close[3]", "y"],
-        ["ok", "test_models.py::test_far", "scores"],
     ]
-    worst = [row[5] for row in rows[2:6]]
+    worst = [row[5] for row in rows[3:7]]
     assert worst == [report.format_number(2e-5 * (case + 1)) for case in range(4)]
-    assert all(row[-1] == "0/128" for row in rows[2:6])
+    assert all(row[-1] == "0/128" for row in rows[3:7])
 
     cases = {
         case.get("name"): case for case in ET.parse(pytester.path / "out.xml").iter("testcase")
@@ -328,3 +369,32 @@ def test_an_error_over_its_tolerance_never_prints_equal_to_it() -> None:
     assert format_error(0.001, 0.001) == "0.001"
     assert format_error(float("nan"), 0.001) == "nan"
     assert format_error(None, 0.001) == "-"
+
+
+def test_table_uses_the_terminal_width(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytester.makeconftest(PYTESTER_CONFTEST)
+    folder = "models/" + "paddle/" * 12
+    pytester.makepyfile(
+        test_models=f"""
+import pytest
+
+@pytest.mark.parametrize("kind", ["det", "rec"])
+def test_model(kind, record_property):
+    test = "{folder}ch_PP-OCRv4_" + kind + "_infer.onnx::accuracy[fp16-x=1x3x48x192]"
+    record_property("polygraphy_compare", {{"test": test, "output": "out", "actual": "onnxrt",
+        "reference": "onnxref", "precision": "fp16", "max_absdiff": 1e-3, "max_reldiff": 1e-3,
+        "mismatch_count": 1, "total": 9, "rtol": 1e-4, "atol": 1e-4, "passed": False}})
+"""
+    )
+    for columns in (100, 250):
+        monkeypatch.setenv("COLUMNS", str(columns))
+        result = pytester.runpytest()
+        start = next(i for i, x in enumerate(result.outlines) if "polygraphy accuracy:" in x)
+        heads = [x for x in result.outlines[start + 1 : start + 6] if x.startswith("FAIL ")]
+        assert [h.split("/")[-1] for h in heads] == [
+            f"ch_PP-OCRv4_{kind}_infer.onnx::accuracy[fp16-x=1x3x48x192]" for kind in ("det", "rec")
+        ]
+        assert all(len(h) <= columns for h in heads)
+        assert ("..." in heads[0]) == (columns == 100)

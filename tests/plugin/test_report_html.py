@@ -172,6 +172,7 @@ def test_report_escapes_names_and_embeds_images(tmp_path: Path) -> None:
     data = _strict_json(json_path)
     assert data["summary"] == {
         "tests": 2,
+        "outcomes": {},
         "compared_outputs": 2,
         "passed": 1,
         "failed": 1,
@@ -288,3 +289,88 @@ def test_ini_report_path_is_relative_to_the_ini_file(pytester: pytest.Pytester) 
     result.assert_outcomes(passed=1)
     assert (pytester.path / "out" / "ini.html").is_file()
     assert (pytester.path / "out" / "ini.json").is_file()
+
+
+EVERY_KIND_OF_TEST = """
+import pytest
+
+
+@pytest.fixture
+def broken():
+    raise RuntimeError("fixture broke before comparing")
+
+
+def test_setup_error(broken):
+    pass
+
+
+def test_fails_before_comparing():
+    raise ValueError("no outputs to compare")
+
+
+@pytest.mark.skip(reason="not today")
+def test_skipped():
+    pass
+
+
+@pytest.mark.xfail(reason="known")
+def test_xfail():
+    assert False
+
+
+def test_passes():
+    pass
+"""
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_the_report_lists_every_test_of_the_run(pytester: pytest.Pytester, mode: list[str]) -> None:
+    from tests.plugin import harness
+
+    harness.save(harness.scale_model(), pytester.path / "models" / "net.onnx")
+    pytester.makepyfile(test_kinds=EVERY_KIND_OF_TEST, test_broken="import nonexistent_module\n")
+    result = pytester.runpytest(
+        *mode, "models", "test_kinds.py", "test_broken.py", "--continue-on-collection-errors",
+        "--onnxref",
+        "--polygraphy-precisions", "fp16", "--polygraphy-atol", "1e-6", "--polygraphy-rtol",
+        "1e-6", "--polygraphy-report", "acc.html",
+    )  # fmt: skip
+    result.assert_outcomes(passed=1, failed=2, errors=2, skipped=1, xfailed=1)
+    data = _strict_json(pytester.path / "acc.json")
+    assert data["summary"]["outcomes"] == {
+        "failed": 2, "passed": 1, "skipped": 1, "xfailed": 1, "error": 2
+    }  # fmt: skip
+    tests = {test["test"]: test for test in data["tests"]}
+    assert tests["test_kinds.py::test_setup_error"]["outcomes"] == ["error"]
+    assert "fixture broke before comparing" in tests["test_kinds.py::test_setup_error"][
+        "messages"][0]["text"]  # fmt: skip
+    assert tests["test_kinds.py::test_fails_before_comparing"]["outcomes"] == ["failed"]
+    assert tests["test_broken.py"]["outcomes"] == ["error"]
+    assert "nonexistent_module" in tests["test_broken.py"]["messages"][0]["text"]
+    assert tests["test_kinds.py::test_skipped"]["messages"][0]["text"] == "Skipped: not today"
+
+    page = _Page((pytester.path / "acc.html").read_text(encoding="utf-8"))
+    text = "".join(page.text)
+    for nodeid in tests:
+        assert nodeid in text
+    assert "no outputs to compare" in text
+    # The accuracy failure's detail is in the page, not only in the terminal.
+    assert "Worst mismatched elements" in text
+    assert "Smallest tolerance that passes alone" in text
+
+
+@pytest.mark.parametrize("shape", [(2, 3), (1, 2), (1, 1)])
+def test_heatmaps_of_tiny_outputs_have_whole_index_ticks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shape: tuple[int, int]
+) -> None:
+    pytest.importorskip("matplotlib", reason="images need matplotlib")
+    figures: list[Any] = []
+    monkeypatch.setattr(html_report, "_png", lambda figure: figures.append(figure) or b"")
+    expected = np.zeros(shape, np.float32)
+    path = write_artifact(tmp_path / "a.npz", expected + 1, expected)
+    row = aggregate([make_record(passed=False, artifact=str(path))])[0]
+    html_report.render_images(load_artifact(path), row)
+    heatmap = figures[-1].axes[0]
+    for ticks in (heatmap.get_xticks(), heatmap.get_yticks()):
+        visible = [t for t in ticks if -0.5 <= t <= max(shape) - 0.5]
+        assert visible and all(float(t).is_integer() for t in visible)
