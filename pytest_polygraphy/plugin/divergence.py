@@ -1,7 +1,7 @@
 """First divergence under ``--polygraphy-mark-all``: which tensor goes wrong first.
 
 Every intermediate tensor both sides hold is compared, in the model's topological order
-(``debug.blocks.topological_order``), with the test's own compare function and
+(``debug.blocks.topological_indices``), with the test's own compare function and
 tolerances, in batches whose size keeps the arrays of one batch (both sides) under
 ``BATCH_BYTES``: never every tensor of a large model at once. The sides are any the test
 compares: ONNX Runtime against the reference, a precision against fp32, or a golden file
@@ -63,7 +63,8 @@ class GraphOrder:
     def of(cls, model: Any) -> GraphOrder:
         import onnx
 
-        from pytest_polygraphy.debug.blocks import node_label, topological_order
+        from pytest_polygraphy.debug.blocks import topological_indices
+        from pytest_polygraphy.models.nodes import node_id
 
         if isinstance(model, onnx.ModelProto):
             proto = model
@@ -72,8 +73,10 @@ class GraphOrder:
         tensors: list[str] = []
         producer: dict[str, tuple[str, str]] = {}
         inputs_of: dict[str, list[str]] = {}
-        for index, node in enumerate(topological_order(proto.graph)):
-            label = node_label(index, node)
+        nodes = list(proto.graph.node)
+        for index in topological_indices(proto.graph):
+            node = nodes[index]
+            label = node_id(index, node)
             for name in node.output:
                 if name:
                     tensors.append(name)

@@ -114,7 +114,7 @@ def test_mark_all_reports_the_first_divergence_and_the_table_goes_to_the_report(
     assert "(expected = onnxref at fp32, actual = onnxref[fp16])" in text
     assert "first divergence: tensor 'b', made by node 'scale_1' (Mul)" in text
     assert "growth along the path to output 'y' (3 tensors):" in text
-    assert "--polygraphy-mark-all --polygraphy-reduce" in text  # next step: reduce, not mark-all
+    assert "--polygraphy-mark-all --polygraphy-precision" in text  # fp16: the precision session
     # The terminal table lists the model's outputs only; every tensor is in the report.
     table = result.stdout.str().split("polygraphy accuracy:")[1]
     assert " b " not in table and " y " in table
