@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
 
@@ -36,6 +36,9 @@ from pytest_polygraphy.plugin.outcomes import fail
 from pytest_polygraphy.plugin.records import COMPARE_PROPERTY, compare_record
 from pytest_polygraphy.plugin.settings import AccuracySettings, nonfinite_report
 from pytest_polygraphy.plugin.syntax import OptionValueError, shape_set_id
+
+if TYPE_CHECKING:
+    from pytest_polygraphy.plugin.runresults import LoadedOutputs, SavedRun
 
 NO_BACKEND = (
     "no backend selected: pass --onnxrt, --onnxref and/or --trt "
@@ -55,6 +58,8 @@ class Comparer:
     #: Outputs compared, and outputs checked for NaN/Inf, over all iterations.
     compared: int = 0
     validated: int = 0
+    #: True once a comparison failed under ``fail_fast``: nothing more is compared.
+    stopped: bool = False
     _compare_func: Any = None
 
     @property
@@ -77,10 +82,17 @@ class Comparer:
     ) -> bool:
         """Compare, record, and remember a failure's report; True when everything matched."""
         header = f"{actual_name} vs {reference_name}, iteration {iteration}"
+        if self.settings.postprocess:
+            from pytest_polygraphy.plugin.runresults import postprocess
+
+            top_k = self.settings.postprocess
+            actual = postprocess(actual, top_k, f"{actual_name}, iteration {iteration}")
+            expected = postprocess(expected, top_k, f"{reference_name}, iteration {iteration}")
         try:
-            result = self.compare_func(actual, expected)
+            result = self._run_compare(actual, expected)
         except OutputMismatchError as err:
             self.failures.append(f"{header}: {err}")
+            self.stopped = self.settings.fail_fast
             return False
         self.compared += len(result)
         for name in result:
@@ -102,7 +114,30 @@ class Comparer:
             self.user_properties.append((COMPARE_PROPERTY, record))
         if not result:
             self.failures.append(f"{header}:\n{result.report()}")
+            self.stopped = self.settings.fail_fast
         return bool(result)
+
+    def _run_compare(self, actual: Mapping[str, Any], expected: Mapping[str, Any]) -> Any:
+        """The compare function's result; under ``fail_fast``, output by output in the
+        reference's order, stopping after the first that fails (the outputs after it are
+        not compared, as Polygraphy's ``--fail-fast``). When the test selects its outputs
+        (``outputs``, ``exclude_outputs``, mark all), those are compared."""
+        # Selected outputs are compared with a file holding more (loaded or golden outputs
+        # of the whole model): each selected one must be in it.
+        selected = list(actual) if self.settings.selects_outputs else None
+        if not self.settings.fail_fast:
+            return self.compare_func(actual, expected, outputs=selected)
+        from pytest_polygraphy.compare.pairing import pair_outputs
+        from pytest_polygraphy.compare.results import CompareResult
+
+        outputs: dict[str, Any] = {}
+        how = repr(self.compare_func)
+        for name in pair_outputs(actual, expected, selected):  # a name mismatch raises here
+            one = self.compare_func(actual, expected, outputs=[name])
+            outputs[name], how = one[name], one.compare
+            if not one:
+                break
+        return CompareResult(outputs, compare=how)
 
     def validate(self, outputs: Mapping[str, Any], runner: str, iteration: int) -> None:
         """Under ``--polygraphy-validate``: a failure for every output with NaN or Inf."""
@@ -138,8 +173,8 @@ def describe(settings: AccuracySettings) -> str:
     parts = [f"precision {settings.precision}"]
     if settings.input_shapes:
         parts.append(f"shapes {shape_set_id(settings.input_shapes)}")
-    if settings.load_inputs:
-        parts.append("inputs from " + ", ".join(str(p) for p in settings.load_inputs))
+    if settings.input_sources():
+        parts.append("inputs from " + ", ".join(str(p) for p in settings.input_sources()))
     else:
         parts.append(f"seed {settings.seed}")
         if settings.iterations != 1:
@@ -186,6 +221,15 @@ def check_accuracy(
         pytest.skip(settings.skip)
     if not backends or reference is None:
         pytest.skip(NO_BACKEND)
+    loaded = None
+    if settings.load_outputs is not None:
+        from pytest_polygraphy.plugin.runresults import load_outputs
+
+        try:
+            loaded = load_outputs(settings.load_outputs)
+        except PolygraphyError as err:
+            fail_with_error(comparer, err)
+        reference = "golden"  # every selected backend is compared with the file's outputs
     reference_spec, under_test = plan(backends, reference, settings.precision)
     try:
         reference_runner = (
@@ -202,10 +246,25 @@ def check_accuracy(
     except PolygraphyError as err:
         fail_with_error(comparer, err)
 
+    saved = None
+    if settings.save_inputs is not None or settings.save_outputs is not None:
+        from pytest_polygraphy.plugin.runresults import SavedRun
+
+        saved = SavedRun()
     try:
         count = _compare_iterations(
-            comparer, reference_runner, runners, source, golden, update_golden
+            comparer, reference_runner, runners, source, golden, update_golden, loaded, saved
         )
+        if saved is not None and count:
+            from pytest_polygraphy.plugin.runresults import write_saved
+
+            write_saved(
+                saved,
+                comparer.nodeid,
+                inputs_dir=settings.save_inputs,
+                outputs_dir=settings.save_outputs,
+                file_format=settings.save_format,
+            )
     except PolygraphyError as err:
         fail_with_error(comparer, err)
     comparer.fail_if_any(comparer.nodeid)
@@ -220,8 +279,8 @@ def nothing_compared(
     or it would pass while checking nothing."""
     settings = comparer.settings
     if iterations == 0:
-        if settings.load_inputs:
-            files = ", ".join(str(p) for p in settings.load_inputs)
+        if settings.input_sources():
+            files = ", ".join(str(p) for p in settings.input_sources())
             return (
                 f"nothing was compared: the inputs loaded from {files} hold 0 iterations; "
                 "give at least one feed (an .npz or Polygraphy .json with one entry per "
@@ -255,8 +314,8 @@ INFERENCE_ADVICE = (
 
 def feed_origin(settings: AccuracySettings) -> str:
     """Where a test's inputs came from: ``loaded from a.npz`` or ``generated (seed 1, ...)``."""
-    if settings.load_inputs:
-        return "loaded from " + ", ".join(str(p) for p in settings.load_inputs)
+    if settings.input_sources():
+        return "loaded from " + ", ".join(str(p) for p in settings.input_sources())
     shapes = (
         f"shapes {shape_set_id(settings.input_shapes)}"
         if settings.input_shapes
@@ -302,8 +361,12 @@ def _compare_iterations(
     source: Any,
     golden: GoldenFile | None,
     update_golden: bool,
+    loaded: LoadedOutputs | None = None,
+    keep: SavedRun | None = None,
 ) -> int:
-    """Compare iteration by iteration; returns the number of iterations run."""
+    """Compare iteration by iteration; returns the number of iterations run. ``loaded``
+    is the reference of ``load_outputs``; ``keep`` collects the feeds and every runner's
+    outputs for ``save_inputs`` / ``save_outputs``."""
     settings = comparer.settings
     saved: list[dict[str, Any]] | None = None
     if golden is not None and not update_golden:
@@ -313,12 +376,27 @@ def _compare_iterations(
     count = 0
     for iteration, feed in enumerate(feeds_for(settings, known)):
         count += 1
-        if golden is None:
+        if iteration == 0 and settings.warm_up:
+            warm_up(known, feed, settings.warm_up)
+        if keep is not None:
+            keep.feeds.append(dict(feed))
+        if comparer.stopped:
+            continue  # fail-fast: the feeds are still counted, nothing more runs
+        if loaded is not None:
+            if iteration >= len(loaded.iterations):
+                continue  # counted: the mismatch in iteration counts is reported below
+            expected = loaded.iterations[iteration]
+            reference_name = loaded.name
+        elif golden is None:
             expected = reference_runner.infer(feed)
             reference_name = reference_runner.name
+            if keep is not None:
+                keep.add_outputs(reference_name, expected)
         elif update_golden:
             expected = source.infer(feed)
             written.append(expected)
+            if keep is not None:
+                keep.add_outputs(source.name, expected)
             reference_name = "golden"
         else:
             assert saved is not None
@@ -329,6 +407,8 @@ def _compare_iterations(
         comparer.validate(expected, reference_name, iteration)
         for runner in runners:
             actual = runner.infer(feed)
+            if keep is not None:
+                keep.add_outputs(runner.name, actual)
             comparer.validate(actual, runner.name, iteration)
             comparer.compare(
                 actual,
@@ -337,8 +417,16 @@ def _compare_iterations(
                 reference_name=reference_name,
                 iteration=iteration,
             )
+            if comparer.stopped:
+                break
     if count == 0:
         return 0  # nothing to write or check: the "nothing was compared" failure follows
+    if loaded is not None and len(loaded.iterations) != count and not comparer.stopped:
+        comparer.failures.append(
+            f"results file {loaded.path} holds {len(loaded.iterations)} iteration(s) of "
+            f"runner {loaded.runner!r}, the test ran {count}; load outputs made from the same "
+            "inputs (same seed, iterations and shapes, or the same inputs file)"
+        )
     if golden is not None and update_golden:
         golden.write(written, golden_info(comparer, source.name, FULL_PRECISION))
     elif saved is not None and len(saved) != count:
@@ -350,6 +438,14 @@ def _compare_iterations(
     return count
 
 
+def warm_up(runners: Sequence[Any], feed: Mapping[str, Any], count: int) -> None:
+    """Run each runner ``count`` times on ``feed`` before the compared inferences (their
+    outputs are dropped), as ``polygraphy run --warm-up``."""
+    for runner in dict.fromkeys(runners):
+        for _ in range(count):
+            runner.infer(feed)
+
+
 def golden_info(comparer: Comparer, backend: str | None, precision: str) -> dict[str, Any]:
     """The sidecar of a golden file written by this test."""
     settings = comparer.settings
@@ -359,7 +455,7 @@ def golden_info(comparer: Comparer, backend: str | None, precision: str) -> dict
         "precision": precision,
         "seed": settings.seed,
         "input_shapes": {k: list(v) for k, v in (settings.input_shapes or {}).items()},
-        "load_inputs": [str(p) for p in settings.load_inputs],
+        "load_inputs": [str(p) for p in settings.input_sources()],
     }
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pytest_polygraphy.errors import BackendUnavailableError, InputError
@@ -105,6 +105,8 @@ class TrtRunner(BaseRunner):
         strongly_typed: build a strongly typed network (precisions from the model).
         workspace: workspace memory pool limit in bytes.
         optimization_level: builder optimization level (0-5).
+        outputs: tensor names marked as the network's outputs in place of the model's.
+        exclude_outputs: tensors unmarked after ``mark_all`` / ``outputs``.
         name: runner name; default ``trt``, ``trt[fp16]``, ``trt[int8,mark-all]``...
 
     Constructing the runner imports TensorRT (``BackendUnavailableError`` with install
@@ -124,6 +126,8 @@ class TrtRunner(BaseRunner):
         strongly_typed: bool = False,
         workspace: int | None = None,
         optimization_level: int | None = None,
+        outputs: Sequence[str] | None = None,
+        exclude_outputs: Sequence[str] = (),
         calibration_data: Iterable[Mapping[str, Any]] | Any = None,
         use_cache: bool = True,
         name: str | None = None,
@@ -138,6 +142,8 @@ class TrtRunner(BaseRunner):
             strongly_typed=strongly_typed,
             workspace=workspace,
             optimization_level=optimization_level,
+            outputs=None if outputs is None else tuple(outputs),
+            exclude_outputs=tuple(exclude_outputs),
         )
         super().__init__(name or trt_settings.default_name(precision, mark_all))
         self.model = model

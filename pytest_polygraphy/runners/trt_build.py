@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -236,9 +236,45 @@ def make_network(
         for name in layerwise_output_names(layers):
             if name not in existing:
                 network.mark_output(tensors[name])
+    if settings.outputs is not None or settings.exclude_outputs:
+        _select_outputs(network, settings.outputs, settings.exclude_outputs)
     if settings.layer_precisions:
         _apply_layer_precisions(trt, network, settings.layer_precisions)
     return network, parser
+
+
+def _select_outputs(network: Any, outputs: Sequence[str] | None, exclude: Sequence[str]) -> None:
+    """Make ``outputs`` (default: the current outputs) minus ``exclude`` the network's
+    outputs: unmark the others, mark the named layer outputs. Unknown names raise
+    InputError listing the tensors that can be marked."""
+    tensors: dict[str, Any] = {}
+    for index in range(network.num_layers):
+        layer = network.get_layer(index)
+        for j in range(layer.num_outputs):
+            tensor = layer.get_output(j)
+            if tensor is not None:
+                tensors.setdefault(tensor.name, tensor)
+    current = {
+        network.get_output(i).name: network.get_output(i) for i in range(network.num_outputs)
+    }
+    tensors.update(current)
+    wanted = list(dict.fromkeys(outputs)) if outputs is not None else list(current)
+    unknown = [name for name in [*wanted, *exclude] if name not in tensors]
+    if unknown:
+        shown = ", ".join(repr(name) for name in list(tensors)[:30])
+        raise InputError(
+            f"outputs {unknown} are not tensors of the TensorRT network; tensors that can be "
+            f"marked: [{shown}{', ...' if len(tensors) > 30 else ''}]"
+        )
+    keep = [name for name in wanted if name not in set(exclude)]
+    if not keep:
+        raise InputError("no outputs left to mark: every candidate tensor is excluded")
+    for name, tensor in current.items():
+        if name not in keep:
+            network.unmark_output(tensor)
+    for name in keep:
+        if name not in current:
+            network.mark_output(tensors[name])
 
 
 def build_serialized_engine(

@@ -75,8 +75,16 @@ class EngineSettings:
     strongly_typed: bool = False
     workspace: int | None = None
     optimization_level: int | None = None
+    #: Tensors to mark as the network's outputs in place of the model's (None: keep them).
+    outputs: tuple[str, ...] | None = None
+    #: Tensors unmarked after ``mark_all`` / ``outputs``.
+    exclude_outputs: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        if self.mark_all and self.outputs is not None:
+            raise InputError(
+                f"mark_all and outputs {list(self.outputs)} are both given; give one of them"
+            )
         if self.precision not in TRT_PRECISIONS:
             raise InputError(
                 f"unknown precision {self.precision!r} for TensorRT; expected one of "
@@ -110,6 +118,8 @@ class EngineSettings:
             "strongly_typed": self.strongly_typed,
             "workspace": self.workspace,
             "optimization_level": self.optimization_level,
+            "outputs": None if self.outputs is None else list(self.outputs),
+            "exclude_outputs": sorted(self.exclude_outputs),
         }
 
     def effective_constraints(self) -> str | None:

@@ -32,6 +32,16 @@ CASES: list[tuple[str, list[str], str, Any]] = [
     ("gpus", ["0,1"], "0,1", "0,1"),
     ("fail_on", ["overflow|inf"], "overflow|inf", "overflow|inf"),
     ("reduce_mode", ["linear"], "linear", "linear"),
+    ("outputs", ["y", "m"], "y m", ("y", "m")),
+    ("exclude_outputs", ["z"], "z", ("z",)),
+    ("save_format", ["json"], "json", "json"),
+    (
+        "postprocess",
+        ["logits:top-5", "top-2,axis=0"],
+        "logits:top-5 top-2,axis=0",
+        {"logits": (5, None), "": (2, 0)},
+    ),
+    ("warm_up", ["3"], "3", 3),
 ]
 
 FLAGS = [
@@ -43,6 +53,7 @@ FLAGS = [
     "reduce",
     "no_reduce_inputs",
     "no_reduce_outputs",
+    "fail_fast",
 ]
 
 # (option, bad command-line values, what the message must say)
@@ -62,6 +73,12 @@ BAD: list[tuple[str, list[str], str]] = [
     ("fail_on", ["(unclosed"], "not a valid regular expression"),
     ("reduce_mode", ["binary"], "bisect, linear"),
     ("load_replay", ["missing.jsonl"], "no such file"),
+    ("outputs", ["mark", "all", "y"], "'mark all' stands alone"),
+    ("save_format", ["zip"], "npz, json"),
+    ("postprocess", ["logits:top-0"], "top-K[,axis=A] with K >= 1 for 'logits'"),
+    ("warm_up", ["-1"], "integer >= 0"),
+    ("load_outputs", ["missing.json"], "no such results file"),
+    ("data_loader_script", ["missing.py"], "no such data loader script"),
 ]
 
 
@@ -85,6 +102,7 @@ def ini(pytester: pytest.Pytester, **values: str) -> None:
 def test_every_option_is_covered_here() -> None:
     covered = {c[0] for c in CASES} | set(FLAGS) | {"input_shapes", "load_inputs"}
     covered |= {"cache_dir", "golden_dir", "debug_dir", "load_replay"}
+    covered |= {"save_inputs", "save_outputs", "load_outputs", "data_loader_script"}
     assert covered == {spec.attr for spec in OPTION_SPECS}
 
 
@@ -155,6 +173,31 @@ def test_paths_are_relative_to_where_they_were_given(pytester: pytest.Pytester) 
     assert options.load_inputs == (pytester.path / "x.npz",)  # the invocation folder
 
 
+def test_run_paths_are_relative_to_where_they_were_given(pytester: pytest.Pytester) -> None:
+    sub = pytester.mkdir("sub")
+    for name in ("r.json", "load.py", "sub/r.json", "sub/load.py"):
+        (pytester.path / name).write_text("")
+    ini(
+        pytester,
+        polygraphy_save_inputs="i",
+        polygraphy_save_outputs="o",
+        polygraphy_load_outputs="r.json",
+        polygraphy_data_loader_script="load.py:make",
+    )
+    root = pytester.path
+    options = configure(pytester)
+    assert (options.save_inputs, options.save_outputs) == (root / "i", root / "o")
+    assert options.load_outputs == root / "r.json"
+    assert options.data_loader_script == f"{root / 'load.py'}:make"
+    options = configure(
+        pytester, "--polygraphy-load-outputs", str(sub / "r.json"),
+        "--polygraphy-data-loader-script", "sub/load.py",
+    )  # fmt: skip
+    assert options.load_outputs == sub / "r.json"
+    assert options.data_loader_script == f"{sub / 'load.py'}:load_data"
+    assert configure(pytester, "--polygraphy-outputs", "mark", "all").outputs == "mark-all"
+
+
 def test_backends_from_switches_or_the_ini(pytester: pytest.Pytester) -> None:
     options = configure(pytester)
     assert options.backends == () and options.reference_backend() is None
@@ -198,6 +241,9 @@ MULTI_VALID = {
     "atol": "1e-3",
     "check_error_stat": "max",
     "error_quantile": "0.5",
+    "outputs": "y",
+    "exclude_outputs": "z",
+    "postprocess": "top-5",
 }
 
 
