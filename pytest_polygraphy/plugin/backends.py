@@ -159,6 +159,8 @@ class RunnerCache:
         key: tuple[Hashable, ...] = (backend, precision, settings.output_selection())
         if backend == "onnxrt":
             key += (self.options.providers,)
+        if backend == "trt":  # every build option is part of the engine
+            key += (repr(sorted(settings.trt_build_kwargs().items())),)
         if backend == "trt" or precision == "int8":  # the profile / the calibration data
             key += (_shapes_key(settings),)
         if precision == "int8":
@@ -275,6 +277,7 @@ def build_runner(
             outputs=_named_outputs(settings),
             exclude_outputs=settings.exclude_outputs,
             calibration_data=settings.data_loader() if precision == "int8" else None,
+            **settings.trt_build_kwargs(),
         )
     raise ValueError(f"unknown backend {backend!r}")
 

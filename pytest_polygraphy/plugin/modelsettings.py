@@ -163,6 +163,18 @@ PARSERS: dict[str, Callable[[Any, Path], Any]] = {
     "postprocess": lambda value, base: runsyntax.parse_postprocess(value),
     "fail_fast": _bool,
     "warm_up": _int(0),
+    # TensorRT build options (settings.TRT_BUILD_OPTIONS)
+    "trt_pool_limit": lambda value, base: runsyntax.parse_pool_limits(value),
+    "trt_builder_optimization_level": lambda value, base: runsyntax.parse_optimization_level(value),
+    "trt_tactic_sources": lambda value, base: runsyntax.parse_tactic_sources(value),
+    "trt_strongly_typed": _bool,
+    "trt_precision_constraints": lambda value, base: _choice(
+        value, runsyntax.PRECISION_CONSTRAINTS
+    ),
+    "trt_sparse_weights": _bool,
+    "trt_plugins": _paths,
+    "trt_use_dla": _bool,
+    "trt_allow_gpu_fallback": _bool,
 }
 
 

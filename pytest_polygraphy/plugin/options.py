@@ -124,6 +124,16 @@ class PolygraphyOptions:
     postprocess: dict[str, tuple[int, int | None]] = field(default_factory=dict)
     fail_fast: bool = False
     warm_up: int = 0
+    # -- TensorRT build options (optionspecs.TRT_OPTION_SPECS) --
+    trt_pool_limit: dict[str, int] = field(default_factory=dict)
+    trt_builder_optimization_level: int | None = None
+    trt_tactic_sources: tuple[str, ...] = ()
+    trt_strongly_typed: bool = False
+    trt_precision_constraints: str | None = None
+    trt_sparse_weights: bool = False
+    trt_plugins: tuple[Path, ...] = ()
+    trt_use_dla: bool = False
+    trt_allow_gpu_fallback: bool = False
 
     def source(self, attr: str) -> str:
         """Where an attribute's value came from: ``command line``, ``ini`` or ``default``.

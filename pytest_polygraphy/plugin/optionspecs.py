@@ -615,4 +615,113 @@ RUN_OPTION_SPECS: tuple[OptionSpec, ...] = (
     ),
 )
 
-OPTION_SPECS = (*OPTION_SPECS, *RUN_OPTION_SPECS)
+
+def _lifted(name: str) -> Callable[[Any, str, pytest.Config, bool], Any]:
+    """A parser of ``runsyntax`` (imported when a value is parsed)."""
+
+    def parse(value: Any, what: str, config: pytest.Config, from_ini: bool) -> Any:
+        from pytest_polygraphy.plugin import runsyntax
+
+        return getattr(runsyntax, name)(value)
+
+    return parse
+
+
+def _existing_files(value: Any, what: str, config: pytest.Config, from_ini: bool) -> tuple:
+    paths = _paths(value, what, config, from_ini)
+    missing = [str(path) for path in paths if not path.is_file()]
+    if missing:
+        raise OptionValueError(f"no such file: {', '.join(missing)}")
+    return paths
+
+
+#: TensorRT build options: each is part of the engine cache key.
+TRT_OPTION_SPECS: tuple[OptionSpec, ...] = (
+    OptionSpec(
+        "trt_pool_limit",
+        "TensorRT memory pool limits, POOL:SIZE, e.g. workspace:1G tactic_dram:512M (pools: "
+        "workspace, dla_managed_sram, dla_local_dram, dla_global_dram, tactic_dram, "
+        "tactic_shared_memory; K/M/G are powers of 1024).",
+        "values",
+        "POOL:SIZE",
+        "args",
+        _lifted("parse_pool_limits"),
+        _render_per_name,
+    ),
+    OptionSpec(
+        "trt_builder_optimization_level",
+        "TensorRT builder optimization level, 0 to 5 (TensorRT's default: 3).",
+        "value",
+        "N",
+        "string",
+        _lifted("parse_optimization_level"),
+        _render_value,
+    ),
+    OptionSpec(
+        "trt_tactic_sources",
+        "The TensorRT tactic sources to enable, the others disabled: cublas, cublas_lt, "
+        "cudnn, edge_mask_convolutions, jit_convolutions. Default: TensorRT's.",
+        "values",
+        "SOURCE",
+        "args",
+        _lifted("parse_tactic_sources"),
+        _render_values,
+    ),
+    OptionSpec(
+        "trt_strongly_typed",
+        "Build strongly typed TensorRT networks (precisions from the model's types).",
+        "flag",
+        None,
+        "bool",
+        _bool,
+        _render_flag,
+    ),
+    OptionSpec(
+        "trt_precision_constraints",
+        "TensorRT layer precision constraints: obey, prefer or none. Default: none.",
+        "value",
+        "MODE",
+        "string",
+        _choice(("obey", "prefer", "none")),
+        _render_value,
+    ),
+    OptionSpec(
+        "trt_sparse_weights",
+        "Let TensorRT use sparse-weight tactics (BuilderFlag.SPARSE_WEIGHTS).",
+        "flag",
+        None,
+        "bool",
+        _bool,
+        _render_flag,
+    ),
+    OptionSpec(
+        "trt_plugins",
+        "TensorRT plugin libraries to load before parsing (their content is part of the "
+        "engine cache key).",
+        "values",
+        "LIB",
+        "paths",
+        _existing_files,
+        _render_values,
+    ),
+    OptionSpec(
+        "trt_use_dla",
+        "Build TensorRT engines for DLA core 0.",
+        "flag",
+        None,
+        "bool",
+        _bool,
+        _render_flag,
+    ),
+    OptionSpec(
+        "trt_allow_gpu_fallback",
+        "With --polygraphy-trt-use-dla: layers DLA cannot run fall back to the GPU.",
+        "flag",
+        None,
+        "bool",
+        _bool,
+        _render_flag,
+    ),
+)
+
+OPTION_SPECS = (*OPTION_SPECS, *RUN_OPTION_SPECS, *TRT_OPTION_SPECS)

@@ -122,3 +122,64 @@ def format_postprocess(value: Mapping[str, TopK]) -> list[str]:
         text = f"top-{k}" + ("" if axis is None else f",axis={axis}")
         items.append(f"{name}:{text}" if name else text)
     return items
+
+
+# -- TensorRT build options ----------------------------------------------------------------
+#: Names of ``--polygraphy-trt-pool-limit`` pools and ``--polygraphy-trt-tactic-sources``
+#: (kept in step with ``runners.trt_settings``, which this stdlib-only module cannot import).
+MEMORY_POOLS = (
+    "workspace",
+    "dla_managed_sram",
+    "dla_local_dram",
+    "dla_global_dram",
+    "tactic_dram",
+    "tactic_shared_memory",
+)
+TACTIC_SOURCES = ("cublas", "cublas_lt", "cudnn", "edge_mask_convolutions", "jit_convolutions")
+PRECISION_CONSTRAINTS = ("obey", "prefer", "none")
+_SIZE = re.compile(r"(\d+(?:\.\d*)?(?:e\d+)?)([KMG]?)", re.IGNORECASE)
+_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+
+
+def parse_pool_limits(items: Iterable[str] | Mapping[str, Any] | str) -> dict[str, int]:
+    """``["workspace:1G", "tactic_dram:512M"]`` -> ``{"workspace": 1073741824, ...}``
+    (as Polygraphy's ``--pool-limit``; K, M, G are powers of 1024)."""
+    if isinstance(items, Mapping):
+        pairs = [(str(k), str(v)) for k, v in items.items()]
+    else:
+        pairs = [split_name(i) for i in split_all([items] if isinstance(items, str) else items)]
+    limits: dict[str, int] = {}
+    for pool, text in pairs:
+        if pool not in MEMORY_POOLS:
+            raise OptionValueError(
+                f"expected POOL:SIZE with a pool among {', '.join(MEMORY_POOLS)}, got "
+                f"{f'{pool}:{text}' if pool else text!r}"
+            )
+        match = _SIZE.fullmatch(text.strip())
+        if match is None:
+            raise OptionValueError(
+                f"size of pool {pool!r}: expected e.g. 1G, 512M or 1e9, got {text!r}"
+            )
+        limits[pool] = int(float(match.group(1)) * _UNITS[match.group(2).upper()])
+    return limits
+
+
+def parse_tactic_sources(value: Any) -> tuple[str, ...]:
+    """Tactic source names (case-insensitive), e.g. ``cublas cudnn``."""
+    names = [item.lower() for item in split_all([value] if isinstance(value, str) else value)]
+    unknown = [name for name in names if name not in TACTIC_SOURCES]
+    if unknown or not names:
+        raise OptionValueError(
+            f"expected tactic sources among {', '.join(TACTIC_SOURCES)}, got {unknown or names}"
+        )
+    return tuple(dict.fromkeys(names))
+
+
+def parse_optimization_level(value: Any) -> int:
+    """TensorRT's builder optimization level, 0 to 5."""
+    from pytest_polygraphy.plugin.syntax import parse_int
+
+    level = parse_int(value, "the builder optimization level", 0)
+    if level > 5:
+        raise OptionValueError(f"the builder optimization level must be 0 to 5, got {value!r}")
+    return level

@@ -32,6 +32,20 @@ from pytest_polygraphy.plugin.syntax import OptionValueError, ShapeSet
 
 TOLERANCE_KEYS = ("rtol", "atol", "check_error_stat", "error_quantile")
 
+#: TensorRT build options (``optionspecs.TRT_OPTION_SPECS``): each is part of the engine
+#: cache key; per-model settings may set them too.
+TRT_BUILD_OPTIONS = (
+    "trt_pool_limit",
+    "trt_builder_optimization_level",
+    "trt_tactic_sources",
+    "trt_strongly_typed",
+    "trt_precision_constraints",
+    "trt_sparse_weights",
+    "trt_plugins",
+    "trt_use_dla",
+    "trt_allow_gpu_fallback",
+)
+
 #: ``polygraphy run``'s output, data and results options (``optionspecs.RUN_OPTION_SPECS``):
 #: per-model settings may set them too.
 RUN_OPTIONS = (
@@ -45,6 +59,7 @@ RUN_OPTIONS = (
     "postprocess",
     "fail_fast",
     "warm_up",
+    *TRT_BUILD_OPTIONS,
 )
 
 #: Options that per-model settings and markers may also set (same names everywhere).
@@ -98,6 +113,16 @@ class AccuracySettings:
     postprocess: dict[str, tuple[int, int | None]] = field(default_factory=dict)
     fail_fast: bool = False
     warm_up: int = 0
+    # -- TensorRT build options (see ``TRT_BUILD_OPTIONS``) --
+    trt_pool_limit: dict[str, int] = field(default_factory=dict)
+    trt_builder_optimization_level: int | None = None
+    trt_tactic_sources: tuple[str, ...] = ()
+    trt_strongly_typed: bool = False
+    trt_precision_constraints: str | None = None
+    trt_sparse_weights: bool = False
+    trt_plugins: tuple[Path, ...] = ()
+    trt_use_dla: bool = False
+    trt_allow_gpu_fallback: bool = False
     #: Where each value came from (see ``modelsettings.merge_sourced`` for the keys):
     #: "command line", "ini", "net.polygraphy.json", "@pytest.mark.tolerance", "default"...
     sources: dict[str, str] = field(default_factory=dict, compare=False)
@@ -166,6 +191,21 @@ class AccuracySettings:
         if self.data_loader_script:
             return (Path(self.data_loader_script),)
         return self.load_inputs
+
+    def trt_build_kwargs(self) -> dict[str, Any]:
+        """The TensorRT build options as ``TrtRunner`` keyword arguments."""
+        constraints = self.trt_precision_constraints
+        return {
+            "memory_pool_limits": dict(self.trt_pool_limit),
+            "optimization_level": self.trt_builder_optimization_level,
+            "tactic_sources": self.trt_tactic_sources or None,
+            "strongly_typed": self.trt_strongly_typed,
+            "precision_constraints": None if constraints in (None, "none") else constraints,
+            "sparse_weights": self.trt_sparse_weights,
+            "plugins": tuple(str(p) for p in self.trt_plugins),
+            "use_dla": self.trt_use_dla,
+            "allow_gpu_fallback": self.trt_allow_gpu_fallback,
+        }
 
     def output_selection(self) -> tuple[str | tuple[str, ...] | None, tuple[str, ...]]:
         """``(outputs, exclude)`` for ``models.mark_outputs``: ``"mark-all"``, output
@@ -298,7 +338,10 @@ def resolve(
     if input_shapes is not None:
         sources["input_shapes"] = pick(ordered, "input_shapes")[1]
     _check_run_options(merged)
-    for key in RUN_OPTIONS:  # unused run options would only lengthen every test's -v listing
+    for key in (
+        *RUN_OPTIONS,
+        *TRT_BUILD_OPTIONS,
+    ):  # unused run options would only lengthen every test's -v listing
         if sources.get(key) == DEFAULT:
             del sources[key]
     if merged["compare_func"] != "simple":

@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 from pytest_polygraphy.errors import BackendUnavailableError, InputError, ModelError
 from pytest_polygraphy.runners.trt_settings import (
     LAYER_DTYPES,
+    MEMORY_POOLS,
+    TACTIC_SOURCES,
     EngineSettings,
     ShapeTriple,
     supports_timing_cache,
@@ -293,6 +295,7 @@ def build_serialized_engine(
     into whatever is stored (run under the artifact cache's lock).
     """
     module = trt.module
+    load_plugins(trt, settings)
     builder = module.Builder(logger)
     network, _parser = make_network(trt, builder, source, settings, logger)
 
@@ -311,10 +314,7 @@ def build_serialized_engine(
             else "PREFER_PRECISION_CONSTRAINTS"
         )
         _set_flag(trt, config, flag, f"precision_constraints={constraints!r}")
-    if settings.workspace is not None:
-        config.set_memory_pool_limit(module.MemoryPoolType.WORKSPACE, int(settings.workspace))
-    if settings.optimization_level is not None:
-        config.builder_optimization_level = int(settings.optimization_level)
+    configure_builder(trt, config, settings)
     _add_profile(trt, builder, network, config, settings.shapes)
 
     has_timing_cache = supports_timing_cache(trt) and hasattr(config, "create_timing_cache")
@@ -340,6 +340,48 @@ def build_serialized_engine(
 
         save_timing_cache(merge)
     return engine
+
+
+def load_plugins(trt: TensorRT, settings: EngineSettings) -> None:
+    """Load the plugin libraries into TensorRT's plugin registry (before parsing, so the
+    parser finds their ops)."""
+    if not settings.plugins:
+        return
+    registry = trt.module.get_plugin_registry()
+    for path, _digest in settings.plugins:
+        if registry.load_library(path) is None:
+            raise BackendUnavailableError(f"{trt.describe()} could not load plugin library {path}")
+
+
+def configure_builder(trt: TensorRT, config: Any, settings: EngineSettings) -> None:
+    """Apply the memory pool limits, optimization level, tactic sources, sparse weights
+    and DLA settings to an ``IBuilderConfig`` (TensorRT 10's documented attributes)."""
+    module = trt.module
+    pools = dict(settings.memory_pool_limits)
+    if settings.workspace is not None:
+        pools.setdefault("workspace", int(settings.workspace))
+    for pool, limit in pools.items():
+        member = getattr(module.MemoryPoolType, MEMORY_POOLS[pool], None)
+        if member is None:
+            raise BackendUnavailableError(f"{trt.describe()} has no memory pool {pool!r}")
+        config.set_memory_pool_limit(member, int(limit))
+    if settings.optimization_level is not None:
+        config.builder_optimization_level = int(settings.optimization_level)
+    if settings.tactic_sources is not None:
+        mask = 0
+        for name in settings.tactic_sources:
+            member = getattr(module.TacticSource, TACTIC_SOURCES[name], None)
+            if member is None:
+                raise BackendUnavailableError(f"{trt.describe()} has no tactic source {name!r}")
+            mask |= 1 << int(member)
+        config.set_tactic_sources(mask)
+    if settings.sparse_weights:
+        _set_flag(trt, config, "SPARSE_WEIGHTS", "sparse_weights")
+    if settings.use_dla:
+        config.default_device_type = module.DeviceType.DLA
+        config.DLA_core = int(settings.dla_core)
+        if settings.allow_gpu_fallback:
+            _set_flag(trt, config, "GPU_FALLBACK", "allow_gpu_fallback")
 
 
 def model_build_inputs(

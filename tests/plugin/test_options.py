@@ -42,6 +42,15 @@ CASES: list[tuple[str, list[str], str, Any]] = [
         {"logits": (5, None), "": (2, 0)},
     ),
     ("warm_up", ["3"], "3", 3),
+    (
+        "trt_pool_limit",
+        ["workspace:1G", "tactic_dram:1e6"],
+        "workspace:1G tactic_dram:1e6",
+        {"workspace": 1 << 30, "tactic_dram": 1_000_000},
+    ),
+    ("trt_builder_optimization_level", ["5"], "5", 5),
+    ("trt_tactic_sources", ["CUBLAS", "cudnn"], "CUBLAS cudnn", ("cublas", "cudnn")),
+    ("trt_precision_constraints", ["obey"], "obey", "obey"),
 ]
 
 FLAGS = [
@@ -54,6 +63,10 @@ FLAGS = [
     "no_reduce_inputs",
     "no_reduce_outputs",
     "fail_fast",
+    "trt_strongly_typed",
+    "trt_sparse_weights",
+    "trt_use_dla",
+    "trt_allow_gpu_fallback",
 ]
 
 # (option, bad command-line values, what the message must say)
@@ -79,6 +92,11 @@ BAD: list[tuple[str, list[str], str]] = [
     ("warm_up", ["-1"], "integer >= 0"),
     ("load_outputs", ["missing.json"], "no such results file"),
     ("data_loader_script", ["missing.py"], "no such data loader script"),
+    ("trt_pool_limit", ["scratch:1G"], "pool among workspace, dla_managed_sram"),
+    ("trt_builder_optimization_level", ["6"], "0 to 5"),
+    ("trt_tactic_sources", ["cutlass"], "tactic sources among cublas, cublas_lt"),
+    ("trt_precision_constraints", ["strict"], "obey, prefer, none"),
+    ("trt_plugins", ["missing.so"], "no such file"),
 ]
 
 
@@ -103,6 +121,7 @@ def test_every_option_is_covered_here() -> None:
     covered = {c[0] for c in CASES} | set(FLAGS) | {"input_shapes", "load_inputs"}
     covered |= {"cache_dir", "golden_dir", "debug_dir", "load_replay"}
     covered |= {"save_inputs", "save_outputs", "load_outputs", "data_loader_script"}
+    covered |= {"trt_plugins"}
     assert covered == {spec.attr for spec in OPTION_SPECS}
 
 
@@ -196,6 +215,10 @@ def test_run_paths_are_relative_to_where_they_were_given(pytester: pytest.Pytest
     assert options.load_outputs == sub / "r.json"
     assert options.data_loader_script == f"{sub / 'load.py'}:load_data"
     assert configure(pytester, "--polygraphy-outputs", "mark", "all").outputs == "mark-all"
+    (sub / "lib.so").write_text("")
+    assert configure(pytester, "--polygraphy-trt-plugins", "sub/lib.so").trt_plugins == (
+        sub / "lib.so",
+    )
 
 
 def test_backends_from_switches_or_the_ini(pytester: pytest.Pytester) -> None:
@@ -244,6 +267,9 @@ MULTI_VALID = {
     "outputs": "y",
     "exclude_outputs": "z",
     "postprocess": "top-5",
+    "trt_pool_limit": "workspace:1G",
+    "trt_tactic_sources": "cublas",
+    "trt_plugins": "lib.so",
 }
 
 
