@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
 
@@ -38,6 +38,9 @@ from pytest_polygraphy.plugin.outcomes import fail
 from pytest_polygraphy.plugin.records import COMPARE_PROPERTY, compare_record
 from pytest_polygraphy.plugin.settings import AccuracySettings, nonfinite_report
 from pytest_polygraphy.plugin.syntax import OptionValueError, shape_set_id
+
+if TYPE_CHECKING:
+    from pytest_polygraphy.plugin.runresults import LoadedOutputs, SavedRun
 
 NO_BACKEND = (
     "no backend selected: pass --onnxrt, --onnxref and/or --trt "
@@ -63,6 +66,8 @@ class Comparer:
     #: Outputs compared, and outputs checked for NaN/Inf, over all iterations.
     compared: int = 0
     validated: int = 0
+    #: True once a comparison failed under ``fail_fast``: nothing more is compared.
+    stopped: bool = False
     _compare_func: Any = None
 
     @property
@@ -95,10 +100,17 @@ class Comparer:
             f"(expected = {expected_side or reference_name}, "
             f"actual = {actual_side or actual_name})"
         )
+        if self.settings.postprocess:
+            from pytest_polygraphy.plugin.runresults import postprocess
+
+            top_k = self.settings.postprocess
+            actual = postprocess(actual, top_k, f"{actual_name}, iteration {iteration}")
+            expected = postprocess(expected, top_k, f"{reference_name}, iteration {iteration}")
         try:
-            result = self.compare_func(actual, expected)
+            result = self._run_compare(actual, expected)
         except OutputMismatchError as err:
             self.failures.append(f"{header}: {err}")
+            self.stopped = self.settings.fail_fast
             return False
         self.compared += len(result)
         for name in result:
@@ -121,7 +133,30 @@ class Comparer:
             self.user_properties.append((COMPARE_PROPERTY, record))
         if not result:
             self.failures.append(f"{header}:\n{result.report()}")
+            self.stopped = self.settings.fail_fast
         return bool(result)
+
+    def _run_compare(self, actual: Mapping[str, Any], expected: Mapping[str, Any]) -> Any:
+        """The compare function's result; under ``fail_fast``, output by output in the
+        reference's order, stopping after the first that fails (the outputs after it are
+        not compared, as Polygraphy's ``--fail-fast``). When the test selects its outputs
+        (``outputs``, ``exclude_outputs``, mark all), those are compared."""
+        # Selected outputs are compared with a file holding more (loaded or golden outputs
+        # of the whole model): each selected one must be in it.
+        selected = list(actual) if self.settings.selects_outputs else None
+        if not self.settings.fail_fast:
+            return self.compare_func(actual, expected, outputs=selected)
+        from pytest_polygraphy.compare.pairing import pair_outputs
+        from pytest_polygraphy.compare.results import CompareResult
+
+        outputs: dict[str, Any] = {}
+        how = repr(self.compare_func)
+        for name in pair_outputs(actual, expected, selected):  # a name mismatch raises here
+            one = self.compare_func(actual, expected, outputs=[name])
+            outputs[name], how = one[name], one.compare
+            if not one:
+                break
+        return CompareResult(outputs, compare=how)
 
     def validate(self, outputs: Mapping[str, Any], runner: str, iteration: int) -> None:
         """Under ``--polygraphy-validate``: a failure for every output with NaN or Inf."""
@@ -168,8 +203,8 @@ def describe(settings: AccuracySettings) -> str:
     parts = [f"precision {settings.precision}"]
     if settings.input_shapes:
         parts.append(f"shapes {shape_set_id(settings.input_shapes)}")
-    if settings.load_inputs:
-        parts.append("inputs from " + ", ".join(str(p) for p in settings.load_inputs))
+    if settings.input_sources():
+        parts.append("inputs from " + ", ".join(str(p) for p in settings.input_sources()))
     else:
         parts.append(f"seed {settings.seed}")
         if settings.iterations != 1:
@@ -216,6 +251,15 @@ def check_accuracy(
         pytest.skip(settings.skip)
     if not backends or reference is None:
         pytest.skip(NO_BACKEND)
+    loaded = None
+    if settings.load_outputs is not None:
+        from pytest_polygraphy.plugin.runresults import load_outputs
+
+        try:
+            loaded = load_outputs(settings.load_outputs)
+        except PolygraphyError as err:
+            fail_with_error(comparer, err)
+        reference = "golden"  # every selected backend is compared with the file's outputs
     reference_spec, under_test = plan(backends, reference, settings.precision)
     try:
         reference_runner = (
@@ -232,10 +276,26 @@ def check_accuracy(
     except PolygraphyError as err:
         fail_with_error(comparer, err)
 
+    saved = None
+    if settings.save_inputs is not None or settings.save_outputs is not None:
+        from pytest_polygraphy.plugin.runresults import SavedRun
+
+        saved = SavedRun()
     try:
         count = _compare_iterations(
-            comparer, reference_runner, runners, source, golden, update_golden, model
+            comparer, reference_runner, runners, source, golden, update_golden, model, loaded,
+            saved
         )
+        if saved is not None and count:
+            from pytest_polygraphy.plugin.runresults import write_saved
+
+            write_saved(
+                saved,
+                comparer.nodeid,
+                inputs_dir=settings.save_inputs,
+                outputs_dir=settings.save_outputs,
+                file_format=settings.save_format,
+            )
     except PolygraphyError as err:
         fail_with_error(comparer, err)
     comparer.fail_if_any(comparer.nodeid)
@@ -250,8 +310,8 @@ def nothing_compared(
     or it would pass while checking nothing."""
     settings = comparer.settings
     if iterations == 0:
-        if settings.load_inputs:
-            files = ", ".join(str(p) for p in settings.load_inputs)
+        if settings.input_sources():
+            files = ", ".join(str(p) for p in settings.input_sources())
             return (
                 f"nothing was compared: the inputs loaded from {files} hold 0 iterations; "
                 "give at least one feed (an .npz or Polygraphy .json with one entry per "
@@ -285,8 +345,8 @@ INFERENCE_ADVICE = (
 
 def feed_origin(settings: AccuracySettings) -> str:
     """Where a test's inputs came from: ``loaded from a.npz`` or ``generated (seed 1, ...)``."""
-    if settings.load_inputs:
-        return "loaded from " + ", ".join(str(p) for p in settings.load_inputs)
+    if settings.input_sources():
+        return "loaded from " + ", ".join(str(p) for p in settings.input_sources())
     shapes = (
         f"shapes {shape_set_id(settings.input_shapes)}"
         if settings.input_shapes
@@ -333,8 +393,12 @@ def _compare_iterations(
     golden: GoldenFile | None,
     update_golden: bool,
     model: Any = None,
+    loaded: LoadedOutputs | None = None,
+    keep: SavedRun | None = None,
 ) -> int:
-    """Compare iteration by iteration; returns the number of iterations run.
+    """Compare iteration by iteration; returns the number of iterations run. ``loaded``
+    is the reference of ``load_outputs``; ``keep`` collects the feeds and every runner's
+    outputs for ``save_inputs`` / ``save_outputs``.
 
     Under ``mark_all`` the model's outputs are compared as without it, and every
     intermediate tensor is compared for the first divergence (``MarkAll``)."""
@@ -346,19 +410,37 @@ def _compare_iterations(
     written: list[dict[str, Any]] = []
     known = [r for r in (reference_runner, *runners, source) if r is not None]
     count = 0
-    if golden is not None:
+    if loaded is not None:
+        expected_side = f"results file {loaded.path}"
+        mark_all = None  # the file holds no intermediates to scan against
+    elif golden is not None:
         expected_side = f"golden file {golden.path}"
     else:
         expected_side = side(reference_runner.name, FULL_PRECISION)
     for iteration, feed in enumerate(feeds_for(settings, known)):
         count += 1
-        if golden is None:
+        if iteration == 0 and settings.warm_up:
+            warm_up(known, feed, settings.warm_up)
+        if keep is not None:
+            keep.feeds.append(dict(feed))
+        if comparer.stopped:
+            continue  # fail-fast: the feeds are still counted, nothing more runs
+        if loaded is not None:
+            if iteration >= len(loaded.iterations):
+                continue  # counted: the mismatch in iteration counts is reported below
+            expected = loaded.iterations[iteration]
+            reference_name = loaded.name
+        elif golden is None:
             names = None if mark_all is None else mark_all.outputs_of(reference_runner)
             expected = reference_runner.infer(feed, output_names=names)
             reference_name = reference_runner.name
+            if keep is not None:
+                keep.add_outputs(reference_name, expected)
         elif update_golden:
             expected = source.infer(feed)
             written.append(expected)
+            if keep is not None:
+                keep.add_outputs(source.name, expected)
             reference_name = "golden"
         else:
             assert saved is not None
@@ -372,6 +454,8 @@ def _compare_iterations(
         for runner in runners:
             names = None if mark_all is None else mark_all.outputs_of(runner)
             actual = runner.infer(feed, output_names=names)
+            if keep is not None:
+                keep.add_outputs(runner.name, actual)
             comparer.validate(actual, runner.name, iteration)
             matched = comparer.compare(
                 actual,
@@ -382,13 +466,21 @@ def _compare_iterations(
                 actual_side=side(runner.name, settings.precision),
                 expected_side=expected_side,
             )
-            if mark_all is not None:
+            if mark_all is not None and not comparer.stopped:
                 reference = saved[iteration] if saved is not None else reference_runner
                 mark_all.scan(runner, reference, feed, iteration, matched, reference_name)
+            if comparer.stopped:
+                break
     if mark_all is not None:
         mark_all.finish()
     if count == 0:
         return 0  # nothing to write or check: the "nothing was compared" failure follows
+    if loaded is not None and len(loaded.iterations) != count and not comparer.stopped:
+        comparer.failures.append(
+            f"results file {loaded.path} holds {len(loaded.iterations)} iteration(s) of "
+            f"runner {loaded.runner!r}, the test ran {count}; load outputs made from the same "
+            "inputs (same seed, iterations and shapes, or the same inputs file)"
+        )
     if golden is not None and update_golden:
         golden.write(written, golden_info(comparer, source.name, FULL_PRECISION))
     elif saved is not None and len(saved) != count:
@@ -400,6 +492,14 @@ def _compare_iterations(
     return count
 
 
+def warm_up(runners: Sequence[Any], feed: Mapping[str, Any], count: int) -> None:
+    """Run each runner ``count`` times on ``feed`` before the compared inferences (their
+    outputs are dropped), as ``polygraphy run --warm-up``."""
+    for runner in dict.fromkeys(runners):
+        for _ in range(count):
+            runner.infer(feed)
+
+
 def golden_info(comparer: Comparer, backend: str | None, precision: str) -> dict[str, Any]:
     """The sidecar of a golden file written by this test."""
     settings = comparer.settings
@@ -409,7 +509,7 @@ def golden_info(comparer: Comparer, backend: str | None, precision: str) -> dict
         "precision": precision,
         "seed": settings.seed,
         "input_shapes": {k: list(v) for k, v in (settings.input_shapes or {}).items()},
-        "load_inputs": [str(p) for p in settings.load_inputs],
+        "load_inputs": [str(p) for p in settings.input_sources()],
     }
 
 

@@ -29,8 +29,9 @@ from collections.abc import Hashable
 from pathlib import Path
 from typing import Any
 
-from pytest_polygraphy.errors import BackendUnavailableError
+from pytest_polygraphy.errors import BackendUnavailableError, ModelError
 from pytest_polygraphy.plugin.options import PolygraphyOptions
+from pytest_polygraphy.plugin.runsyntax import MARK_ALL
 from pytest_polygraphy.plugin.settings import AccuracySettings
 from pytest_polygraphy.plugin.syntax import FULL_PRECISION
 
@@ -65,6 +66,10 @@ def _shapes_key(settings: AccuracySettings) -> Hashable:
 #: How many distinct models keep their runners active (see the module docstring).
 MAX_ACTIVE_MODELS = 8
 
+#: How many ONNX Runtime int8 variants (quantized models) are kept, whether or not their
+#: model's runners are active: quantizing is what makes an int8 runner slow to build.
+MAX_INT8_VARIANTS = 8
+
 #: ONNX Runtime session settings of the plugin's sessions. By default each session's
 #: thread pool spins after every run, so sessions kept alive for later tests take CPU
 #: from the test running now, and deactivating one that sat idle waited on its threads
@@ -89,7 +94,11 @@ class RunnerCache:
         self.built: Counter[tuple[str, str]] = Counter()
         self._models: OrderedDict[Hashable, dict[Hashable, Any]] = OrderedDict()
         self._unavailable: dict[tuple[Hashable, Hashable], BackendUnavailableError] = {}
-        self._marked_models: dict[Hashable, Any] = {}
+        self._marked_models: dict[Hashable, dict[Hashable, Any]] = {}
+        #: int8 variants by (model, calibration data); see ``_int8_model``.
+        self._int8_models: OrderedDict[Hashable, Any] = OrderedDict()
+        #: How many times each model was quantized for ONNX Runtime's int8.
+        self.quantized: Counter[Hashable] = Counter()
 
     def get(self, backend: str, model: Any, precision: str, settings: AccuracySettings) -> Any:
         """The activated runner of ``backend`` for ``model`` at ``precision``.
@@ -110,6 +119,8 @@ class RunnerCache:
                 return runner
         try:
             marked = None if backend == "trt" else self._marked(model, model_id, settings)
+            if backend == "onnxrt" and precision == "int8":
+                marked = self._int8_model(model, model_id, settings)
             runner = build_runner(backend, model, precision, settings, self.options, marked)
             self.built[backend, precision] += 1
             if runners is None:
@@ -145,11 +156,13 @@ class RunnerCache:
 
     def _key(self, backend: str, precision: str, settings: AccuracySettings) -> Hashable:
         """What a runner of ``backend`` at ``precision`` is built from, besides the model."""
-        key: tuple[Hashable, ...] = (backend, precision, settings.mark_all)
+        key: tuple[Hashable, ...] = (backend, precision, settings.output_selection())
         if settings.keep_fp32 and precision != FULL_PRECISION:
             key += (tuple(sorted(settings.keep_fp32)),)
         if backend == "onnxrt":
             key += (self.options.providers,)
+        if backend == "trt":  # every build option is part of the engine
+            key += (repr(sorted(settings.trt_build_kwargs().items())),)
         if backend == "trt" or precision == "int8":  # the profile / the calibration data
             key += (_shapes_key(settings),)
         if precision == "int8":
@@ -157,19 +170,61 @@ class RunnerCache:
                 settings.seed,
                 settings.iterations,
                 tuple(sorted(settings.val_range.items())),
-                settings.load_inputs,
+                settings.input_sources(),
             )
         return key
 
     def _marked(self, model: Any, model_id: Hashable, settings: AccuracySettings) -> Any:
-        """The model with every tensor marked as an output, when ``mark_all`` is on."""
-        if not settings.mark_all:
+        """The model with the tensors to compare marked as its outputs (``mark_all``,
+        ``outputs``, ``exclude_outputs``), or None when they are the model's outputs."""
+        if not settings.selects_outputs:
             return None
-        if model_id not in self._marked_models:
-            from pytest_polygraphy.models import MARK_ALL, load_model, mark_outputs
+        selection = settings.output_selection()
+        marked = self._marked_models.setdefault(model_id, {})
+        if selection not in marked:
+            from pytest_polygraphy.models import load_model, mark_outputs
 
-            self._marked_models[model_id] = mark_outputs(load_model(model), MARK_ALL)
-        return self._marked_models[model_id]
+            proto = load_model(model)
+            outputs, exclude = selection
+            if outputs is None:
+                outputs = [value.name for value in proto.graph.output]
+            try:
+                marked[selection] = mark_outputs(proto, outputs, exclude)
+            except ModelError as err:
+                from pytest_polygraphy.runners.base import model_display_name
+
+                raise ModelError(f"{model_display_name(model)}: {err}") from None
+        return marked[selection]
+
+    def _int8_model(self, model: Any, model_id: Hashable, settings: AccuracySettings) -> Any:
+        """The ONNX Runtime int8 (QDQ) variant of ``model``, calibrated with the test's
+        inputs: quantized once per model and calibration data, kept while the model's
+        runners are (re-activating a runner, other providers or a runner rebuilt after
+        its model was evicted and used again reuse it). The last ``MAX_INT8_VARIANTS``
+        are kept."""
+        key = (
+            model_id,
+            settings.output_selection(),
+            _shapes_key(settings),
+            settings.seed,
+            settings.iterations,
+            tuple(sorted(settings.val_range.items())),
+            settings.input_sources(),
+        )
+        if key not in self._int8_models:
+            from pytest_polygraphy.models import input_metadata, load_model, quantize_int8
+
+            marked = self._marked(model, model_id, settings)
+            proto = marked if marked is not None else load_model(model)
+            loader = settings.data_loader()
+            if hasattr(loader, "bind"):
+                loader = loader.bind(input_metadata(proto))
+            self._int8_models[key] = quantize_int8(proto, loader)
+            self.quantized[model_id] += 1
+            while len(self._int8_models) > MAX_INT8_VARIANTS:
+                self._int8_models.popitem(last=False)
+        self._int8_models.move_to_end(key)
+        return self._int8_models[key]
 
 
 def build_runner(
@@ -197,7 +252,9 @@ def build_runner(
     if backend == "onnxrt":
         from pytest_polygraphy.runners.onnxrt import OnnxrtRunner
 
-        calibration = settings.data_loader() if precision == "int8" else None
+        # RunnerCache hands in the int8 variant, quantized once (its Q/DQ nodes tell the
+        # runner not to quantize again); called alone, the runner quantizes it.
+        calibration = settings.data_loader() if precision == "int8" and marked is None else None
         return OnnxrtRunner(
             model,
             providers=options.providers,
@@ -228,9 +285,18 @@ def build_runner(
             precision=precision,
             shapes=dict(settings.input_shapes) if settings.input_shapes else None,
             cache_dir=options.cache_dir,
-            mark_all=settings.mark_all,
+            mark_all=settings.output_selection()[0] == MARK_ALL,
+            outputs=_named_outputs(settings),
+            exclude_outputs=settings.exclude_outputs,
             keep_fp32=keep,
             use_cache=options.build is None,
             calibration_data=settings.data_loader() if precision == "int8" else None,
+            **settings.trt_build_kwargs(),
         )
     raise ValueError(f"unknown backend {backend!r}")
+
+
+def _named_outputs(settings: AccuracySettings) -> tuple[str, ...] | None:
+    """The output names TensorRT marks (None: the model's outputs, or mark all)."""
+    outputs = settings.output_selection()[0]
+    return None if outputs is None or outputs == MARK_ALL else tuple(outputs)

@@ -87,10 +87,30 @@ def check_output_paths(config: pytest.Config, options: PolygraphyOptions) -> Non
         problem = folder_write_problem(folder)
         if problem is not None:
             problems.append(f"{option} {folder}: cannot write there: {problem}")
+    problems += _results_folder_problems(options)
     if problems:
         raise pytest.UsageError(
             "\n".join(problems) + "\nPick a path this user can write, or create it first."
         )
+
+
+def _results_folder_problems(options: PolygraphyOptions) -> list[str]:
+    """The save-inputs / save-outputs folders that cannot be written (or hold files this
+    plugin did not write); those that can are claimed now (see ``runresults``)."""
+    asked = [
+        ("--polygraphy-save-inputs", options.save_inputs),
+        ("--polygraphy-save-outputs", options.save_outputs),
+    ]
+    if not any(folder for _, folder in asked):
+        return []
+    from pytest_polygraphy.plugin.runresults import folder_problem
+
+    problems = []
+    for option, folder in asked:
+        problem = None if folder is None else folder_problem(folder)
+        if problem is not None:
+            problems.append(f"{option} {folder}: cannot write there: {problem}")
+    return problems
 
 
 def _report_file_asked(config: pytest.Config) -> bool:

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pytest_polygraphy.plugin import syntax
+from pytest_polygraphy.plugin import runsyntax, syntax
 from pytest_polygraphy.plugin.syntax import COMPARE_FUNCS, REFERENCES, OptionValueError
 
 SUFFIX = ".polygraphy.json"
@@ -113,6 +113,24 @@ def _skip(value: Any, base: Path) -> str:
     return value
 
 
+def _one_path(value: Any, base: Path) -> Path:
+    if not isinstance(value, str) or not value:
+        raise OptionValueError(f"expected a path, got {value!r}")
+    return base / value
+
+
+def _existing(path: Path) -> Path:
+    if not path.exists():
+        raise OptionValueError(f"no such file: {path}")
+    return path
+
+
+def _choice(value: Any, choices: Sequence[str]) -> str:
+    if value not in choices:
+        raise OptionValueError(f"expected one of {', '.join(choices)}, got {value!r}")
+    return str(value)
+
+
 def _precisions(value: Any, base: Path) -> tuple[str, ...]:
     return syntax.parse_precisions([value] if isinstance(value, str) else value)
 
@@ -135,6 +153,29 @@ PARSERS: dict[str, Callable[[Any, Path], Any]] = {
     "validate": _bool,
     "keep_fp32": lambda value, base: syntax.parse_node_names(value),
     "skip": _skip,
+    # polygraphy run's output, data and results options (settings.RUN_OPTIONS)
+    "outputs": lambda value, base: runsyntax.parse_outputs(value),
+    "exclude_outputs": lambda value, base: runsyntax.parse_names(value),
+    "data_loader_script": runsyntax.parse_script,
+    "save_inputs": lambda value, base: _one_path(value, base),
+    "save_outputs": lambda value, base: _one_path(value, base),
+    "save_format": lambda value, base: _choice(value, runsyntax.SAVE_FORMATS),
+    "load_outputs": lambda value, base: _existing(_one_path(value, base)),
+    "postprocess": lambda value, base: runsyntax.parse_postprocess(value),
+    "fail_fast": _bool,
+    "warm_up": _int(0),
+    # TensorRT build options (settings.TRT_BUILD_OPTIONS)
+    "trt_pool_limit": lambda value, base: runsyntax.parse_pool_limits(value),
+    "trt_builder_optimization_level": lambda value, base: runsyntax.parse_optimization_level(value),
+    "trt_tactic_sources": lambda value, base: runsyntax.parse_tactic_sources(value),
+    "trt_strongly_typed": _bool,
+    "trt_precision_constraints": lambda value, base: _choice(
+        value, runsyntax.PRECISION_CONSTRAINTS
+    ),
+    "trt_sparse_weights": _bool,
+    "trt_plugins": _paths,
+    "trt_use_dla": _bool,
+    "trt_allow_gpu_fallback": _bool,
 }
 
 

@@ -118,6 +118,30 @@ class PolygraphyOptions:
     command_line: frozenset[str] = frozenset()
     #: The attributes read from the ini file (per-model settings win over them).
     from_ini: frozenset[str] = frozenset()
+    # -- polygraphy run: which outputs, data and results (optionspecs.RUN_OPTION_SPECS) --
+    #: Output names to compare, or ``"mark-all"``; empty: the model's outputs.
+    outputs: str | tuple[str, ...] = ()
+    exclude_outputs: tuple[str, ...] = ()
+    #: ``"/path/loader.py:function"``.
+    data_loader_script: str | None = None
+    save_inputs: Path | None = None
+    save_outputs: Path | None = None
+    save_format: str = "npz"
+    load_outputs: Path | None = None
+    #: ``{output or "": (k, axis or None)}``: Top-K before comparison.
+    postprocess: dict[str, tuple[int, int | None]] = field(default_factory=dict)
+    fail_fast: bool = False
+    warm_up: int = 0
+    # -- TensorRT build options (optionspecs.TRT_OPTION_SPECS) --
+    trt_pool_limit: dict[str, int] = field(default_factory=dict)
+    trt_builder_optimization_level: int | None = None
+    trt_tactic_sources: tuple[str, ...] = ()
+    trt_strongly_typed: bool = False
+    trt_precision_constraints: str | None = None
+    trt_sparse_weights: bool = False
+    trt_plugins: tuple[Path, ...] = ()
+    trt_use_dla: bool = False
+    trt_allow_gpu_fallback: bool = False
 
     def source(self, attr: str) -> str:
         """Where an attribute's value came from: ``command line``, ``ini`` or ``default``.

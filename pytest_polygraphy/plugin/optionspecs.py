@@ -549,3 +549,269 @@ BACKEND_HELP = {
     "trt": "Run the models on TensorRT (a usage error where it cannot run, unless "
     "--polygraphy-skip-unavailable).",
 }
+
+
+# -- polygraphy run: which outputs, data and results (issue 11) ------------------------------
+# Their own block, so that other option groups grow without touching these.
+
+
+def _outputs(value: Any, what: str, config: pytest.Config, from_ini: bool) -> Any:
+    from pytest_polygraphy.plugin.runsyntax import parse_outputs
+
+    return parse_outputs(value)
+
+
+def _render_outputs(flag: str, value: Any) -> list[str]:
+    return [flag, "mark", "all"] if isinstance(value, str) else [flag, *value]
+
+
+def _script(value: Any, what: str, config: pytest.Config, from_ini: bool) -> str:
+    from pytest_polygraphy.plugin.runsyntax import parse_script
+
+    base = (
+        config.inipath.parent
+        if from_ini and config.inipath is not None
+        else config.invocation_params.dir
+    )
+    return parse_script(value, base)
+
+
+def _existing_results(value: Any, what: str, config: pytest.Config, from_ini: bool) -> Path:
+    path = _path(value, what, config, from_ini)
+    if not path.exists():
+        raise OptionValueError(f"no such results file: {path}")
+    return path
+
+
+def _postprocess(value: Any, what: str, config: pytest.Config, from_ini: bool) -> Any:
+    from pytest_polygraphy.plugin.runsyntax import parse_postprocess
+
+    return parse_postprocess(value)
+
+
+def _render_postprocess(flag: str, value: Any) -> list[str]:
+    from pytest_polygraphy.plugin.runsyntax import format_postprocess
+
+    return [flag, *format_postprocess(value)]
+
+
+def _names(value: Any, what: str, config: pytest.Config, from_ini: bool) -> Any:
+    from pytest_polygraphy.plugin.runsyntax import parse_names
+
+    return parse_names(value)
+
+
+RUN_OPTION_SPECS: tuple[OptionSpec, ...] = (
+    OptionSpec(
+        "outputs",
+        "The tensors to compare, for every backend: output names (they replace the model's "
+        "outputs; intermediate tensors are marked as outputs), or 'mark all' for every "
+        "tensor (as --polygraphy-mark-all). Default: the model's outputs.",
+        "values",
+        "NAME",
+        "args",
+        _outputs,
+        _render_outputs,
+    ),
+    OptionSpec(
+        "exclude_outputs",
+        "Tensors not to compare, for every backend (applied after --polygraphy-outputs or "
+        "mark all).",
+        "values",
+        "NAME",
+        "args",
+        _names,
+        _render_values,
+    ),
+    OptionSpec(
+        "data_loader_script",
+        "A Python script whose function gives the inputs: FILE.py calls load_data(), "
+        "FILE.py:FUNC calls FUNC(); it returns an iterable of {input name: array}, one per "
+        "iteration (as polygraphy run --data-loader-script).",
+        "value",
+        "FILE.py[:FUNC]",
+        "string",
+        _script,
+        _render_value,
+    ),
+    OptionSpec(
+        "save_inputs",
+        "Write each test's inputs into this folder, one file per test "
+        "(format: --polygraphy-save-format).",
+        "value",
+        "DIR",
+        "paths",
+        _path,
+    ),
+    OptionSpec(
+        "save_outputs",
+        "Write each test's outputs, every backend's, into this folder, one results file per "
+        "test (format: --polygraphy-save-format; loadable with --polygraphy-load-outputs and "
+        "by polygraphy run --load-outputs when json).",
+        "value",
+        "DIR",
+        "paths",
+        _path,
+    ),
+    OptionSpec(
+        "save_format",
+        "Format of --polygraphy-save-inputs and --polygraphy-save-outputs files: npz or json "
+        "(Polygraphy's JSON). Default: npz.",
+        "value",
+        "FORMAT",
+        "string",
+        _choice(("npz", "json")),
+    ),
+    OptionSpec(
+        "load_outputs",
+        "Compare the selected backends with the outputs in this results file (Polygraphy "
+        "JSON or .npz run results, its first runner, iteration by iteration) instead of a "
+        "reference backend, as polygraphy run --load-outputs.",
+        "value",
+        "FILE",
+        "paths",
+        _existing_results,
+        _render_value,
+    ),
+    OptionSpec(
+        "postprocess",
+        "Postprocess outputs before comparing them: [OUTPUT:]top-K[,axis=A] replaces an "
+        "output (bare: every output) by the indices of its K largest values along axis A "
+        "(default: the last), e.g. logits:top-5.",
+        "values",
+        "[OUTPUT:]FUNC",
+        "args",
+        _postprocess,
+        _render_postprocess,
+    ),
+    OptionSpec(
+        "fail_fast",
+        "Stop comparing a test at its first failing output (the rest are not compared).",
+        "flag",
+        None,
+        "bool",
+        _bool,
+        _render_flag,
+    ),
+    OptionSpec(
+        "warm_up",
+        "Warm-up inferences each backend runs on the first input before the compared "
+        "ones. Default: 0.",
+        "value",
+        "N",
+        "string",
+        _int(0),
+        _render_value,
+    ),
+)
+
+
+def _lifted(name: str) -> Callable[[Any, str, pytest.Config, bool], Any]:
+    """A parser of ``runsyntax`` (imported when a value is parsed)."""
+
+    def parse(value: Any, what: str, config: pytest.Config, from_ini: bool) -> Any:
+        from pytest_polygraphy.plugin import runsyntax
+
+        return getattr(runsyntax, name)(value)
+
+    return parse
+
+
+def _existing_files(value: Any, what: str, config: pytest.Config, from_ini: bool) -> tuple:
+    paths = _paths(value, what, config, from_ini)
+    missing = [str(path) for path in paths if not path.is_file()]
+    if missing:
+        raise OptionValueError(f"no such file: {', '.join(missing)}")
+    return paths
+
+
+#: TensorRT build options: each is part of the engine cache key.
+TRT_OPTION_SPECS: tuple[OptionSpec, ...] = (
+    OptionSpec(
+        "trt_pool_limit",
+        "TensorRT memory pool limits, POOL:SIZE, e.g. workspace:1G tactic_dram:512M (pools: "
+        "workspace, dla_managed_sram, dla_local_dram, dla_global_dram, tactic_dram, "
+        "tactic_shared_memory; K/M/G are powers of 1024).",
+        "values",
+        "POOL:SIZE",
+        "args",
+        _lifted("parse_pool_limits"),
+        _render_per_name,
+    ),
+    OptionSpec(
+        "trt_builder_optimization_level",
+        "TensorRT builder optimization level, 0 to 5 (TensorRT's default: 3).",
+        "value",
+        "N",
+        "string",
+        _lifted("parse_optimization_level"),
+        _render_value,
+    ),
+    OptionSpec(
+        "trt_tactic_sources",
+        "The TensorRT tactic sources to enable, the others disabled: cublas, cublas_lt, "
+        "cudnn, edge_mask_convolutions, jit_convolutions. Default: TensorRT's.",
+        "values",
+        "SOURCE",
+        "args",
+        _lifted("parse_tactic_sources"),
+        _render_values,
+    ),
+    OptionSpec(
+        "trt_strongly_typed",
+        "Build strongly typed TensorRT networks (precisions from the model's types).",
+        "flag",
+        None,
+        "bool",
+        _bool,
+        _render_flag,
+    ),
+    OptionSpec(
+        "trt_precision_constraints",
+        "TensorRT layer precision constraints: obey, prefer or none. Default: none.",
+        "value",
+        "MODE",
+        "string",
+        _choice(("obey", "prefer", "none")),
+        _render_value,
+    ),
+    OptionSpec(
+        "trt_sparse_weights",
+        "Let TensorRT use sparse-weight tactics (BuilderFlag.SPARSE_WEIGHTS).",
+        "flag",
+        None,
+        "bool",
+        _bool,
+        _render_flag,
+    ),
+    OptionSpec(
+        "trt_plugins",
+        "TensorRT plugin libraries to load before parsing (their content is part of the "
+        "engine cache key).",
+        "values",
+        "LIB",
+        "paths",
+        _existing_files,
+        _render_values,
+    ),
+    OptionSpec(
+        "trt_use_dla",
+        "Build TensorRT engines for DLA core 0.",
+        "flag",
+        None,
+        "bool",
+        _bool,
+        _render_flag,
+    ),
+    OptionSpec(
+        "trt_allow_gpu_fallback",
+        "With --polygraphy-trt-use-dla: layers DLA cannot run fall back to the GPU.",
+        "flag",
+        None,
+        "bool",
+        _bool,
+        _render_flag,
+    ),
+)
+
+OPTION_SPECS = (*OPTION_SPECS, *RUN_OPTION_SPECS, *TRT_OPTION_SPECS)

@@ -32,6 +32,36 @@ from pytest_polygraphy.plugin.syntax import OptionValueError, ShapeSet
 
 TOLERANCE_KEYS = ("rtol", "atol", "check_error_stat", "error_quantile")
 
+#: TensorRT build options (``optionspecs.TRT_OPTION_SPECS``): each is part of the engine
+#: cache key; per-model settings may set them too.
+TRT_BUILD_OPTIONS = (
+    "trt_pool_limit",
+    "trt_builder_optimization_level",
+    "trt_tactic_sources",
+    "trt_strongly_typed",
+    "trt_precision_constraints",
+    "trt_sparse_weights",
+    "trt_plugins",
+    "trt_use_dla",
+    "trt_allow_gpu_fallback",
+)
+
+#: ``polygraphy run``'s output, data and results options (``optionspecs.RUN_OPTION_SPECS``):
+#: per-model settings may set them too.
+RUN_OPTIONS = (
+    "outputs",
+    "exclude_outputs",
+    "data_loader_script",
+    "save_inputs",
+    "save_outputs",
+    "save_format",
+    "load_outputs",
+    "postprocess",
+    "fail_fast",
+    "warm_up",
+    *TRT_BUILD_OPTIONS,
+)
+
 #: Options that per-model settings and markers may also set (same names everywhere).
 LAYERED_OPTIONS = (
     "reference",
@@ -46,6 +76,7 @@ LAYERED_OPTIONS = (
     "mark_all",
     "validate",
     "keep_fp32",
+    *RUN_OPTIONS,
 )
 
 
@@ -74,6 +105,27 @@ class AccuracySettings:
     keep_fp32: tuple[str, ...] = ()
     #: The feeds of a debug session's variant, which replace the test's own inputs.
     feeds: Any = None
+    # -- polygraphy run's output, data and results options (see ``RUN_OPTIONS``) --
+    outputs: str | tuple[str, ...] = ()
+    exclude_outputs: tuple[str, ...] = ()
+    data_loader_script: str | None = None
+    save_inputs: Path | None = None
+    save_outputs: Path | None = None
+    save_format: str = "npz"
+    load_outputs: Path | None = None
+    postprocess: dict[str, tuple[int, int | None]] = field(default_factory=dict)
+    fail_fast: bool = False
+    warm_up: int = 0
+    # -- TensorRT build options (see ``TRT_BUILD_OPTIONS``) --
+    trt_pool_limit: dict[str, int] = field(default_factory=dict)
+    trt_builder_optimization_level: int | None = None
+    trt_tactic_sources: tuple[str, ...] = ()
+    trt_strongly_typed: bool = False
+    trt_precision_constraints: str | None = None
+    trt_sparse_weights: bool = False
+    trt_plugins: tuple[Path, ...] = ()
+    trt_use_dla: bool = False
+    trt_allow_gpu_fallback: bool = False
     #: Where each value came from (see ``modelsettings.merge_sourced`` for the keys):
     #: "command line", "ini", "net.polygraphy.json", "@pytest.mark.tolerance", "default"...
     sources: dict[str, str] = field(default_factory=dict, compare=False)
@@ -120,10 +172,11 @@ class AccuracySettings:
         of a debug session's variant."""
         if self.feeds is not None:
             return self.feeds
-        if self.load_inputs:
-            feeds = load_feeds(self.load_inputs)
+        if self.load_inputs or self.data_loader_script:
+            sources = self.input_sources()
+            feeds = load_feeds(sources)
             if self.input_shapes:
-                check_loaded_shapes(feeds, self.input_shapes, self.load_inputs)
+                check_loaded_shapes(feeds, self.input_shapes, sources)
             return feeds
         from pytest_polygraphy.data import DataLoader
 
@@ -135,15 +188,53 @@ class AccuracySettings:
             input_shapes=dict(self.input_shapes) if self.input_shapes else None,
         )
 
+    def input_sources(self) -> tuple[Path, ...]:
+        """Where loaded inputs come from: the inputs files, else the data loader script
+        (``path.py:function``); empty when inputs are generated."""
+        if self.data_loader_script:
+            return (Path(self.data_loader_script),)
+        return self.load_inputs
+
+    def trt_build_kwargs(self) -> dict[str, Any]:
+        """The TensorRT build options as ``TrtRunner`` keyword arguments."""
+        constraints = self.trt_precision_constraints
+        return {
+            "memory_pool_limits": dict(self.trt_pool_limit),
+            "optimization_level": self.trt_builder_optimization_level,
+            "tactic_sources": self.trt_tactic_sources or None,
+            "strongly_typed": self.trt_strongly_typed,
+            "precision_constraints": None if constraints in (None, "none") else constraints,
+            "sparse_weights": self.trt_sparse_weights,
+            "plugins": tuple(str(p) for p in self.trt_plugins),
+            "use_dla": self.trt_use_dla,
+            "allow_gpu_fallback": self.trt_allow_gpu_fallback,
+        }
+
+    def output_selection(self) -> tuple[str | tuple[str, ...] | None, tuple[str, ...]]:
+        """``(outputs, exclude)`` for ``models.mark_outputs``: ``"mark-all"``, output
+        names, or None for the model's own outputs; and the tensors to exclude."""
+        from pytest_polygraphy.plugin.runsyntax import MARK_ALL
+
+        if self.mark_all or self.outputs == MARK_ALL:
+            return MARK_ALL, self.exclude_outputs
+        return (self.outputs or None), self.exclude_outputs
+
+    @property
+    def selects_outputs(self) -> bool:
+        """Whether the compared tensors are not simply the model's outputs."""
+        outputs, exclude = self.output_selection()
+        return outputs is not None or bool(exclude)
+
 
 def load_feeds(paths: Sequence[Path]) -> list[dict[str, Any]]:
-    """Feeds from every file in order (``.npz``, Polygraphy ``.json``, ``script.py:func``)."""
+    """Feeds from every file in order (``.npz``, Polygraphy ``.json``, a data loader script
+    ``script.py[:func]``, whose function defaults to ``load_data``)."""
     from pytest_polygraphy.data import load_inputs, load_script_loader
 
     feeds: list[dict[str, Any]] = []
     for path in paths:
         text = str(path)
-        if ".py:" in text:
+        if ".py:" in text or text.endswith(".py"):
             feeds.extend(dict(feed) for feed in load_script_loader(text))
         else:
             feeds.extend(load_inputs(path))
@@ -249,6 +340,13 @@ def resolve(
     sources["precision"] = pick(ordered, "precisions")[1]
     if input_shapes is not None:
         sources["input_shapes"] = pick(ordered, "input_shapes")[1]
+    _check_run_options(merged)
+    for key in (
+        *RUN_OPTIONS,
+        *TRT_BUILD_OPTIONS,
+    ):  # unused run options would only lengthen every test's -v listing
+        if sources.get(key) == DEFAULT:
+            del sources[key]
     if merged["compare_func"] != "simple":
         explicit = [
             key
@@ -271,6 +369,28 @@ def resolve(
         sources=_ordered_sources(sources, [base, *ordered]),
         **merged,
     )
+
+
+def _check_run_options(merged: Mapping[str, Any]) -> None:
+    """OptionValueError for run options that contradict each other."""
+    from pytest_polygraphy.plugin.runsyntax import MARK_ALL
+
+    outputs = merged.get("outputs")
+    if merged.get("mark_all") and outputs and outputs != MARK_ALL:
+        raise OptionValueError(
+            f"mark_all and outputs {list(outputs)} are both given; give one: the output "
+            "names, or mark all"
+        )
+    if merged.get("load_inputs") and merged.get("data_loader_script"):
+        raise OptionValueError(
+            f"load_inputs and data_loader_script ({merged['data_loader_script']}) are both "
+            "given; the inputs come from one of them"
+        )
+    if merged.get("load_outputs") and merged.get("reference") == "golden":
+        raise OptionValueError(
+            f"load_outputs ({merged['load_outputs']}) and reference golden are both given; "
+            "the outputs are compared with one of them"
+        )
 
 
 def describe_sources(sources: Mapping[str, str]) -> list[str]:

@@ -19,6 +19,8 @@ Precision (``precision=``):
 * ``int8``: the model statically quantized (QDQ) by ``models.quantize_int8``, calibrated
   with ``calibration_data`` (feeds, or a ``DataLoader``) or, by default, with
   ``DataLoader()`` bound to the model's inputs; ``int8_exclude`` keeps named nodes in float.
+  A model that already holds Q/DQ nodes (an int8 variant made once and shared, as the
+  plugin's runner cache does) runs as is.
 * ``bf16`` and ``fp8`` are not offered by ONNX Runtime: ``BackendUnavailableError``.
 """
 
@@ -252,7 +254,7 @@ class OnnxrtRunner(OnnxModelRunner):
             proto = models.load_model(self.model)
             if self.precision == "fp16":
                 proto = models.convert_to_fp16(proto, block_list=self.fp16_block_list)
-            else:  # int8
+            elif not _has_qdq(proto):  # int8; a model already holding Q/DQ nodes runs as is
                 proto = models.quantize_int8(
                     proto, self._calibration_feeds(), exclude=self.int8_exclude
                 )
@@ -385,3 +387,9 @@ class OnnxrtRunner(OnnxModelRunner):
             return None
         op_type, name = match.groups()
         return f"{name!r} ({op_type})" if name else f"a {op_type} node"
+
+
+def _has_qdq(model: onnx.ModelProto) -> bool:
+    """True when a model already holds QuantizeLinear/DequantizeLinear nodes (it is an
+    int8 variant already: quantizing it again would be wrong)."""
+    return any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in model.graph.node)

@@ -108,6 +108,14 @@ class TrtRunner(BaseRunner):
         strongly_typed: build a strongly typed network (precisions from the model).
         workspace: workspace memory pool limit in bytes.
         optimization_level: builder optimization level (0-5).
+        outputs: tensor names marked as the network's outputs in place of the model's.
+        exclude_outputs: tensors unmarked after ``mark_all`` / ``outputs``.
+        memory_pool_limits: ``{pool: bytes}``, pools as in ``trt_settings.MEMORY_POOLS``.
+        tactic_sources: the tactic sources to enable (``trt_settings.TACTIC_SOURCES``).
+        sparse_weights: allow sparse-weight tactics (``BuilderFlag.SPARSE_WEIGHTS``).
+        plugins: plugin libraries loaded into the plugin registry before parsing.
+        use_dla, dla_core, allow_gpu_fallback: build for a DLA core, optionally letting
+            layers DLA cannot run fall back to the GPU.
         name: runner name; default ``trt``, ``trt[fp16]``, ``trt[int8,mark-all]``...
 
     Constructing the runner imports TensorRT (``BackendUnavailableError`` with install
@@ -128,6 +136,15 @@ class TrtRunner(BaseRunner):
         strongly_typed: bool = False,
         workspace: int | None = None,
         optimization_level: int | None = None,
+        outputs: Sequence[str] | None = None,
+        exclude_outputs: Sequence[str] = (),
+        memory_pool_limits: Mapping[str, int] | None = None,
+        tactic_sources: Sequence[str] | None = None,
+        sparse_weights: bool = False,
+        plugins: Sequence[str | os.PathLike[str]] = (),
+        use_dla: bool = False,
+        dla_core: int = 0,
+        allow_gpu_fallback: bool = False,
         calibration_data: Iterable[Mapping[str, Any]] | Any = None,
         use_cache: bool = True,
         name: str | None = None,
@@ -143,6 +160,15 @@ class TrtRunner(BaseRunner):
             strongly_typed=strongly_typed,
             workspace=workspace,
             optimization_level=optimization_level,
+            outputs=None if outputs is None else tuple(outputs),
+            exclude_outputs=tuple(exclude_outputs),
+            memory_pool_limits=dict(memory_pool_limits or {}),
+            tactic_sources=None if tactic_sources is None else tuple(tactic_sources),
+            sparse_weights=sparse_weights,
+            plugins=trt_settings.plugin_entries(os.fspath(p) for p in plugins),
+            use_dla=use_dla,
+            dla_core=dla_core,
+            allow_gpu_fallback=allow_gpu_fallback,
         )
         super().__init__(name or trt_settings.default_name(precision, mark_all))
         self.model = model

@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 from pytest_polygraphy.errors import BackendUnavailableError, InputError, ModelError
 from pytest_polygraphy.runners.trt_settings import (
     LAYER_DTYPES,
+    MEMORY_POOLS,
+    TACTIC_SOURCES,
     EngineSettings,
     ShapeTriple,
     supports_timing_cache,
@@ -269,11 +271,47 @@ def make_network(
         for name in layerwise_output_names(layers):
             if name not in existing:
                 network.mark_output(tensors[name])
+    if settings.outputs is not None or settings.exclude_outputs:
+        _select_outputs(network, settings.outputs, settings.exclude_outputs)
     if settings.layer_precisions:
         _apply_layer_precisions(trt, network, settings.layer_precisions)
     if settings.keep_fp32:
         _keep_fp32(trt, network, settings.keep_fp32)
     return network, parser
+
+
+def _select_outputs(network: Any, outputs: Sequence[str] | None, exclude: Sequence[str]) -> None:
+    """Make ``outputs`` (default: the current outputs) minus ``exclude`` the network's
+    outputs: unmark the others, mark the named layer outputs. Unknown names raise
+    InputError listing the tensors that can be marked."""
+    tensors: dict[str, Any] = {}
+    for index in range(network.num_layers):
+        layer = network.get_layer(index)
+        for j in range(layer.num_outputs):
+            tensor = layer.get_output(j)
+            if tensor is not None:
+                tensors.setdefault(tensor.name, tensor)
+    current = {
+        network.get_output(i).name: network.get_output(i) for i in range(network.num_outputs)
+    }
+    tensors.update(current)
+    wanted = list(dict.fromkeys(outputs)) if outputs is not None else list(current)
+    unknown = [name for name in [*wanted, *exclude] if name not in tensors]
+    if unknown:
+        shown = ", ".join(repr(name) for name in list(tensors)[:30])
+        raise InputError(
+            f"outputs {unknown} are not tensors of the TensorRT network; tensors that can be "
+            f"marked: [{shown}{', ...' if len(tensors) > 30 else ''}]"
+        )
+    keep = [name for name in wanted if name not in set(exclude)]
+    if not keep:
+        raise InputError("no outputs left to mark: every candidate tensor is excluded")
+    for name, tensor in current.items():
+        if name not in keep:
+            network.unmark_output(tensor)
+    for name in keep:
+        if name not in current:
+            network.mark_output(tensors[name])
 
 
 def build_serialized_engine(
@@ -292,6 +330,7 @@ def build_serialized_engine(
     into whatever is stored (run under the artifact cache's lock).
     """
     module = trt.module
+    load_plugins(trt, settings)
     builder = module.Builder(logger)
     network, _parser = make_network(trt, builder, source, settings, logger)
 
@@ -310,10 +349,7 @@ def build_serialized_engine(
             else "PREFER_PRECISION_CONSTRAINTS"
         )
         _set_flag(trt, config, flag, f"precision_constraints={constraints!r}")
-    if settings.workspace is not None:
-        config.set_memory_pool_limit(module.MemoryPoolType.WORKSPACE, int(settings.workspace))
-    if settings.optimization_level is not None:
-        config.builder_optimization_level = int(settings.optimization_level)
+    configure_builder(trt, config, settings)
     _add_profile(trt, builder, network, config, settings.shapes)
 
     has_timing_cache = supports_timing_cache(trt) and hasattr(config, "create_timing_cache")
@@ -339,6 +375,48 @@ def build_serialized_engine(
 
         save_timing_cache(merge)
     return engine
+
+
+def load_plugins(trt: TensorRT, settings: EngineSettings) -> None:
+    """Load the plugin libraries into TensorRT's plugin registry (before parsing, so the
+    parser finds their ops)."""
+    if not settings.plugins:
+        return
+    registry = trt.module.get_plugin_registry()
+    for path, _digest in settings.plugins:
+        if registry.load_library(path) is None:
+            raise BackendUnavailableError(f"{trt.describe()} could not load plugin library {path}")
+
+
+def configure_builder(trt: TensorRT, config: Any, settings: EngineSettings) -> None:
+    """Apply the memory pool limits, optimization level, tactic sources, sparse weights
+    and DLA settings to an ``IBuilderConfig`` (TensorRT 10's documented attributes)."""
+    module = trt.module
+    pools = dict(settings.memory_pool_limits)
+    if settings.workspace is not None:
+        pools.setdefault("workspace", int(settings.workspace))
+    for pool, limit in pools.items():
+        member = getattr(module.MemoryPoolType, MEMORY_POOLS[pool], None)
+        if member is None:
+            raise BackendUnavailableError(f"{trt.describe()} has no memory pool {pool!r}")
+        config.set_memory_pool_limit(member, int(limit))
+    if settings.optimization_level is not None:
+        config.builder_optimization_level = int(settings.optimization_level)
+    if settings.tactic_sources is not None:
+        mask = 0
+        for name in settings.tactic_sources:
+            member = getattr(module.TacticSource, TACTIC_SOURCES[name], None)
+            if member is None:
+                raise BackendUnavailableError(f"{trt.describe()} has no tactic source {name!r}")
+            mask |= 1 << int(member)
+        config.set_tactic_sources(mask)
+    if settings.sparse_weights:
+        _set_flag(trt, config, "SPARSE_WEIGHTS", "sparse_weights")
+    if settings.use_dla:
+        config.default_device_type = module.DeviceType.DLA
+        config.DLA_core = int(settings.dla_core)
+        if settings.allow_gpu_fallback:
+            _set_flag(trt, config, "GPU_FALLBACK", "allow_gpu_fallback")
 
 
 def model_build_inputs(

@@ -34,6 +34,42 @@ LAYER_DTYPES = {
 
 ShapeTriple = tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]
 
+#: Memory pool names (as Polygraphy's ``--pool-limit``) -> ``trt.MemoryPoolType`` members.
+MEMORY_POOLS = {
+    "workspace": "WORKSPACE",
+    "dla_managed_sram": "DLA_MANAGED_SRAM",
+    "dla_local_dram": "DLA_LOCAL_DRAM",
+    "dla_global_dram": "DLA_GLOBAL_DRAM",
+    "tactic_dram": "TACTIC_DRAM",
+    "tactic_shared_memory": "TACTIC_SHARED_MEMORY",
+}
+#: Tactic source names (as Polygraphy's ``--tactic-sources``) -> ``trt.TacticSource`` members.
+TACTIC_SOURCES = {
+    "cublas": "CUBLAS",
+    "cublas_lt": "CUBLAS_LT",
+    "cudnn": "CUDNN",
+    "edge_mask_convolutions": "EDGE_MASK_CONVOLUTIONS",
+    "jit_convolutions": "JIT_CONVOLUTIONS",
+}
+
+
+def plugin_entries(paths: Iterable[str]) -> tuple[tuple[str, str], ...]:
+    """``(path, sha256)`` of each plugin library: an engine depends on the library's
+    content, so a rebuilt plugin gets a new engine. InputError naming a missing file."""
+    from pathlib import Path
+
+    entries = []
+    for path in paths:
+        file = Path(path)
+        try:
+            digest = hashlib.sha256(file.read_bytes()).hexdigest()
+        except OSError as err:
+            raise InputError(
+                f"plugin library {path}: cannot read it: {err.strerror or err}"
+            ) from None
+        entries.append((str(file), digest))
+    return tuple(entries)
+
 
 def normalize_shapes(
     shapes: Mapping[str, Any] | None,
@@ -77,8 +113,40 @@ class EngineSettings:
     strongly_typed: bool = False
     workspace: int | None = None
     optimization_level: int | None = None
+    #: Tensors to mark as the network's outputs in place of the model's (None: keep them).
+    outputs: tuple[str, ...] | None = None
+    #: Tensors unmarked after ``mark_all`` / ``outputs``.
+    exclude_outputs: tuple[str, ...] = ()
+    #: ``{pool: bytes}`` of ``MEMORY_POOLS`` (``workspace`` is the same as ``workspace=``).
+    memory_pool_limits: dict[str, int] = field(default_factory=dict)
+    #: ``TACTIC_SOURCES`` names to enable (the others are disabled); None: TensorRT's default.
+    tactic_sources: tuple[str, ...] | None = None
+    sparse_weights: bool = False
+    #: Plugin libraries loaded before parsing, with a digest of each file (for the key).
+    plugins: tuple[tuple[str, str], ...] = ()
+    #: Build for DLA core ``dla_core``; ``allow_gpu_fallback`` lets unsupported layers run
+    #: on the GPU.
+    use_dla: bool = False
+    dla_core: int = 0
+    allow_gpu_fallback: bool = False
 
     def __post_init__(self) -> None:
+        unknown_pools = sorted(set(self.memory_pool_limits) - set(MEMORY_POOLS))
+        if unknown_pools:
+            raise InputError(
+                f"unknown memory pools {unknown_pools}; expected some of {list(MEMORY_POOLS)}"
+            )
+        unknown_sources = sorted(set(self.tactic_sources or ()) - set(TACTIC_SOURCES))
+        if unknown_sources:
+            raise InputError(
+                f"unknown tactic sources {unknown_sources}; expected some of {list(TACTIC_SOURCES)}"
+            )
+        if self.allow_gpu_fallback and not self.use_dla:
+            raise InputError("allow_gpu_fallback applies to DLA builds: add use_dla=True")
+        if self.mark_all and self.outputs is not None:
+            raise InputError(
+                f"mark_all and outputs {list(self.outputs)} are both given; give one of them"
+            )
         if self.precision not in TRT_PRECISIONS:
             raise InputError(
                 f"unknown precision {self.precision!r} for TensorRT; expected one of "
@@ -113,6 +181,17 @@ class EngineSettings:
             "strongly_typed": self.strongly_typed,
             "workspace": self.workspace,
             "optimization_level": self.optimization_level,
+            "outputs": None if self.outputs is None else list(self.outputs),
+            "exclude_outputs": sorted(self.exclude_outputs),
+            "memory_pool_limits": dict(sorted(self.memory_pool_limits.items())),
+            "tactic_sources": None if self.tactic_sources is None else sorted(self.tactic_sources),
+            "sparse_weights": self.sparse_weights,
+            "plugins": [list(plugin) for plugin in self.plugins],
+            "dla": {
+                "use_dla": self.use_dla,
+                "core": self.dla_core,
+                "allow_gpu_fallback": self.allow_gpu_fallback,
+            },
         }
 
     def effective_constraints(self) -> str | None:

@@ -38,6 +38,25 @@ CASES: list[tuple[str, list[str], str, Any]] = [
     ("repeat", ["3"], "3", 3),
     ("build", ["good"], "good", "good"),
     ("keep_fp32", ["conv1", "#3:Add:y"], "conv1 #3:Add:y", ("conv1", "#3:Add:y")),
+    ("outputs", ["y", "m"], "y m", ("y", "m")),
+    ("exclude_outputs", ["z"], "z", ("z",)),
+    ("save_format", ["json"], "json", "json"),
+    (
+        "postprocess",
+        ["logits:top-5", "top-2,axis=0"],
+        "logits:top-5 top-2,axis=0",
+        {"logits": (5, None), "": (2, 0)},
+    ),
+    ("warm_up", ["3"], "3", 3),
+    (
+        "trt_pool_limit",
+        ["workspace:1G", "tactic_dram:1e6"],
+        "workspace:1G tactic_dram:1e6",
+        {"workspace": 1 << 30, "tactic_dram": 1_000_000},
+    ),
+    ("trt_builder_optimization_level", ["5"], "5", 5),
+    ("trt_tactic_sources", ["CUBLAS", "cudnn"], "CUBLAS cudnn", ("cublas", "cudnn")),
+    ("trt_precision_constraints", ["obey"], "obey", "obey"),
 ]
 
 FLAGS = [
@@ -50,6 +69,11 @@ FLAGS = [
     "precision",
     "no_reduce_inputs",
     "no_reduce_outputs",
+    "fail_fast",
+    "trt_strongly_typed",
+    "trt_sparse_weights",
+    "trt_use_dla",
+    "trt_allow_gpu_fallback",
 ]
 
 # (option, bad command-line values, what the message must say)
@@ -72,6 +96,17 @@ BAD: list[tuple[str, list[str], str]] = [
     ("precision_direction", ["backward"], "forward, reverse"),
     ("max_checks", ["0"], "integer >= 1"),
     ("repeat", ["sometimes"], "good or bad"),
+    ("outputs", ["mark", "all", "y"], "'mark all' stands alone"),
+    ("save_format", ["zip"], "npz, json"),
+    ("postprocess", ["logits:top-0"], "top-K[,axis=A] with K >= 1 for 'logits'"),
+    ("warm_up", ["-1"], "integer >= 0"),
+    ("load_outputs", ["missing.json"], "no such results file"),
+    ("data_loader_script", ["missing.py"], "no such data loader script"),
+    ("trt_pool_limit", ["scratch:1G"], "pool among workspace, dla_managed_sram"),
+    ("trt_builder_optimization_level", ["6"], "0 to 5"),
+    ("trt_tactic_sources", ["cutlass"], "tactic sources among cublas, cublas_lt"),
+    ("trt_precision_constraints", ["strict"], "obey, prefer, none"),
+    ("trt_plugins", ["missing.so"], "no such file"),
 ]
 
 
@@ -95,6 +130,8 @@ def ini(pytester: pytest.Pytester, **values: str) -> None:
 def test_every_option_is_covered_here() -> None:
     covered = {c[0] for c in CASES} | set(FLAGS) | {"input_shapes", "load_inputs"}
     covered |= {"cache_dir", "golden_dir", "debug_dir", "load_replay", "artifacts"}
+    covered |= {"save_inputs", "save_outputs", "load_outputs", "data_loader_script"}
+    covered |= {"trt_plugins"}
     assert covered == {spec.attr for spec in OPTION_SPECS}
 
 
@@ -165,6 +202,35 @@ def test_paths_are_relative_to_where_they_were_given(pytester: pytest.Pytester) 
     assert options.load_inputs == (pytester.path / "x.npz",)  # the invocation folder
 
 
+def test_run_paths_are_relative_to_where_they_were_given(pytester: pytest.Pytester) -> None:
+    sub = pytester.mkdir("sub")
+    for name in ("r.json", "load.py", "sub/r.json", "sub/load.py"):
+        (pytester.path / name).write_text("")
+    ini(
+        pytester,
+        polygraphy_save_inputs="i",
+        polygraphy_save_outputs="o",
+        polygraphy_load_outputs="r.json",
+        polygraphy_data_loader_script="load.py:make",
+    )
+    root = pytester.path
+    options = configure(pytester)
+    assert (options.save_inputs, options.save_outputs) == (root / "i", root / "o")
+    assert options.load_outputs == root / "r.json"
+    assert options.data_loader_script == f"{root / 'load.py'}:make"
+    options = configure(
+        pytester, "--polygraphy-load-outputs", str(sub / "r.json"),
+        "--polygraphy-data-loader-script", "sub/load.py",
+    )  # fmt: skip
+    assert options.load_outputs == sub / "r.json"
+    assert options.data_loader_script == f"{sub / 'load.py'}:load_data"
+    assert configure(pytester, "--polygraphy-outputs", "mark", "all").outputs == "mark-all"
+    (sub / "lib.so").write_text("")
+    assert configure(pytester, "--polygraphy-trt-plugins", "sub/lib.so").trt_plugins == (
+        sub / "lib.so",
+    )
+
+
 def test_backends_from_switches_or_the_ini(pytester: pytest.Pytester) -> None:
     options = configure(pytester)
     assert options.backends == () and options.reference_backend() is None
@@ -210,6 +276,12 @@ MULTI_VALID = {
     "error_quantile": "0.5",
     "keep_fp32": "conv1",
     "artifacts": "out.txt",
+    "outputs": "y",
+    "exclude_outputs": "z",
+    "postprocess": "top-5",
+    "trt_pool_limit": "workspace:1G",
+    "trt_tactic_sources": "cublas",
+    "trt_plugins": "lib.so",
 }
 
 

@@ -210,3 +210,93 @@ def test_model_keys_change_when_the_file_is_rewritten(tmp_path: Path) -> None:
     harness.save(harness.exp_sigmoid_model(2), path)
     assert model_key(path) != key
     assert model_key(harness.scale_model()) == model_key(harness.scale_model())
+
+
+def test_onnx_runtime_int8_quantizes_once_per_model_and_calibration_data(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Quantizing is the slow part of an int8 runner: re-activating a runner, another
+    provider set, or a runner rebuilt after its model was evicted reuses the variant; only
+    other calibration data (here another seed) quantizes again."""
+    import pytest_polygraphy.models as models
+
+    calls: list[str] = []
+    original = models.quantize_int8
+
+    def counting(model: object, *args: object, **kwargs: object) -> object:
+        calls.append(model.graph.name)  # type: ignore[attr-defined]
+        return original(model, *args, **kwargs)
+
+    monkeypatch.setattr(models, "quantize_int8", counting)
+    first = harness.save(harness.exp_sigmoid_model(2), tmp_path / "a.onnx")
+    second = harness.save(harness.scale_model(), tmp_path / "b.onnx")
+    cache = RunnerCache(PolygraphyOptions(), max_models=1)
+    settings = AccuracySettings(precision="int8")
+    x = np.full((2, 4), 0.5, np.float32)
+    runner = cache.get("onnxrt", first, "int8", settings)
+    quantized_y = runner.infer({"x": x})["y"]
+    runner.deactivate()
+    assert cache.get("onnxrt", first, "int8", settings) is runner  # re-activated
+    cache.get("onnxrt", second, "int8", settings)  # evicts the first model's runners
+    rebuilt = cache.get("onnxrt", first, "int8", settings)
+    assert rebuilt is not runner
+    np.testing.assert_array_equal(rebuilt.infer({"x": x})["y"], quantized_y)
+    # int8 really ran: the outputs are quantized, not the float model's.
+    assert not np.array_equal(quantized_y, harness.exp_sigmoid(x)["y"].astype(np.float32))
+    assert calls == ["g", "g"]  # one per model
+    assert cache.built[("onnxrt", "int8")] == 3
+    cache.get("onnxrt", first, "int8", AccuracySettings(precision="int8", seed=5))
+    assert len(calls) == 3
+    cache.close()
+
+
+def test_tensorrt_build_options_come_from_sidecars_and_key_the_runner() -> None:
+    """Each build option reaches TrtRunner's keyword arguments and the runner cache key
+    (a sidecar asking for another pool limit must not reuse another model's engine)."""
+    from pytest_polygraphy.plugin.modelsettings import Layer, validate_settings
+
+    sidecar = validate_settings(
+        {
+            "trt_pool_limit": {"workspace": "1G"},
+            "trt_builder_optimization_level": 1,
+            "trt_tactic_sources": ["CUDNN"],
+            "trt_precision_constraints": "prefer",
+            "trt_sparse_weights": True,
+            "trt_use_dla": True,
+            "trt_allow_gpu_fallback": True,
+        },
+        Path("."),
+    )
+    options = PolygraphyOptions(trt_builder_optimization_level=5, trt_strongly_typed=True)
+    settings = resolve(
+        options, precision="fp32", input_shapes=None, layers=[Layer("net.polygraphy.json", sidecar)]
+    )
+    assert settings.trt_build_kwargs() == {
+        "memory_pool_limits": {"workspace": 1 << 30},
+        "optimization_level": 1,  # the sidecar ranks above options built in code (ini)
+        "tactic_sources": ("cudnn",),
+        "strongly_typed": True,
+        "precision_constraints": "prefer",
+        "sparse_weights": True,
+        "plugins": (),
+        "use_dla": True,
+        "allow_gpu_fallback": True,
+    }
+    cache = RunnerCache(PolygraphyOptions())
+    base = cache._key("trt", "fp32", AccuracySettings())
+    for change in settings.trt_build_kwargs():
+        attr = {
+            "memory_pool_limits": ("trt_pool_limit", {"workspace": 1}),
+            "optimization_level": ("trt_builder_optimization_level", 0),
+            "tactic_sources": ("trt_tactic_sources", ("cublas",)),
+            "strongly_typed": ("trt_strongly_typed", True),
+            "precision_constraints": ("trt_precision_constraints", "obey"),
+            "sparse_weights": ("trt_sparse_weights", True),
+            "plugins": ("trt_plugins", (Path("lib.so"),)),
+            "use_dla": ("trt_use_dla", True),
+            "allow_gpu_fallback": ("trt_allow_gpu_fallback", True),
+        }[change]
+        changed = AccuracySettings(**{attr[0]: attr[1]})
+        assert cache._key("trt", "fp32", changed) != base, change
+    with pytest.raises(OptionValueError, match="trt_pool_limit: size of pool 'workspace'"):
+        validate_settings({"trt_pool_limit": {"workspace": "lots"}}, Path("."))

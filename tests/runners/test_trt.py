@@ -441,3 +441,105 @@ def test_keep_fp32_constrains_the_layers_of_each_node_on_a_fake_network() -> Non
     assert trt_settings.EngineSettings(keep_fp32=("conv1",)).effective_constraints() == "obey"
     keyed = trt_settings.EngineSettings(keep_fp32=("conv1",)).key_parts()
     assert keyed["keep_fp32"] == ["conv1"]
+
+
+# -- build options: cache key and IBuilderConfig calls (fakes; no TensorRT here) ------------
+def test_every_build_option_is_part_of_the_engine_cache_key(tmp_path: Path) -> None:
+    plugin = tmp_path / "libplugin.so"
+    plugin.write_bytes(b"v1")
+    settings = trt_settings.EngineSettings
+    variants = {
+        "pool": settings(memory_pool_limits={"workspace": 1 << 30}),
+        "pool size": settings(memory_pool_limits={"workspace": 1 << 29}),
+        "tactic_dram": settings(memory_pool_limits={"tactic_dram": 1 << 29}),
+        "level": settings(optimization_level=5),
+        "tactics": settings(tactic_sources=("cublas",)),
+        "no tactics": settings(tactic_sources=()),
+        "strongly typed": settings(strongly_typed=True),
+        "obey": settings(precision_constraints="obey"),
+        "prefer": settings(precision_constraints="prefer"),
+        "sparse": settings(sparse_weights=True),
+        "plugin": settings(plugins=trt_settings.plugin_entries([str(plugin)])),
+        "dla": settings(use_dla=True),
+        "dla core": settings(use_dla=True, dla_core=1),
+        "fallback": settings(use_dla=True, allow_gpu_fallback=True),
+        "outputs": settings(outputs=("m",)),
+        "exclude": settings(exclude_outputs=("z",)),
+    }
+    keys = {name: _key(settings=value) for name, value in variants.items()}
+    assert len({_key(), *keys.values()}) == len(variants) + 1
+    plugin.write_bytes(b"v2")  # a rebuilt plugin library is another engine
+    rebuilt = settings(plugins=trt_settings.plugin_entries([str(plugin)]))
+    assert _key(settings=rebuilt) != keys["plugin"]
+    with pytest.raises(InputError, match=r"plugin library .*missing\.so: cannot read it"):
+        trt_settings.plugin_entries([str(tmp_path / "missing.so")])
+    with pytest.raises(InputError, match="unknown memory pools \\['scratch'\\]"):
+        settings(memory_pool_limits={"scratch": 1})
+    with pytest.raises(InputError, match="allow_gpu_fallback applies to DLA builds"):
+        settings(allow_gpu_fallback=True)
+
+
+class FakeBuilderConfigForOrchestration:
+    """Records what ``configure_builder`` asks of an ``IBuilderConfig``; no TensorRT."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, Any]] = []
+
+    def set_memory_pool_limit(self, pool: Any, size: int) -> None:
+        self.calls.append(("pool", (pool, size)))
+
+    def set_tactic_sources(self, mask: int) -> None:
+        self.calls.append(("tactic_sources", mask))
+
+    def set_flag(self, flag: Any) -> None:
+        self.calls.append(("flag", flag))
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name != "calls":
+            self.calls.append((name, value))
+        object.__setattr__(self, name, value)
+
+
+def _fake_tensorrt_enums_for_orchestration() -> TensorRT:
+    """TensorRT 10's documented enum members as plain values (a fake module)."""
+    module = SimpleNamespace(
+        MemoryPoolType=SimpleNamespace(WORKSPACE="WORKSPACE", TACTIC_DRAM="TACTIC_DRAM"),
+        TacticSource=SimpleNamespace(CUBLAS=0, CUBLAS_LT=1, CUDNN=2),
+        BuilderFlag=SimpleNamespace(SPARSE_WEIGHTS="SPARSE_WEIGHTS", GPU_FALLBACK="GPU_FALLBACK"),
+        DeviceType=SimpleNamespace(DLA="DLA", GPU="GPU"),
+    )
+    return TensorRT(module, "tensorrt", "10.x (fake)")
+
+
+def test_build_options_map_to_the_documented_builder_config_calls() -> None:
+    trt = _fake_tensorrt_enums_for_orchestration()
+    config = FakeBuilderConfigForOrchestration()
+    trt_build.configure_builder(
+        trt,
+        config,
+        trt_settings.EngineSettings(
+            memory_pool_limits={"tactic_dram": 1 << 20},
+            workspace=1 << 30,
+            optimization_level=4,
+            tactic_sources=("cublas", "cudnn"),
+            sparse_weights=True,
+            use_dla=True,
+            dla_core=1,
+            allow_gpu_fallback=True,
+        ),
+    )
+    assert config.calls == [
+        ("pool", ("TACTIC_DRAM", 1 << 20)),
+        ("pool", ("WORKSPACE", 1 << 30)),
+        ("builder_optimization_level", 4),
+        ("tactic_sources", 0b101),  # 1 << CUBLAS | 1 << CUDNN
+        ("flag", "SPARSE_WEIGHTS"),
+        ("default_device_type", "DLA"),
+        ("DLA_core", 1),
+        ("flag", "GPU_FALLBACK"),
+    ]
+    config = FakeBuilderConfigForOrchestration()
+    with pytest.raises(BackendUnavailableError, match="has no memory pool 'dla_local_dram'"):
+        trt_build.configure_builder(
+            trt, config, trt_settings.EngineSettings(memory_pool_limits={"dla_local_dram": 1})
+        )
