@@ -57,13 +57,14 @@ def twin(feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 def compared_outputs(result: pytest.RunResult) -> list[str]:
     """The ``output`` column of the accuracy summary table."""
     lines = result.stdout.lines
-    start = next(i for i, line in enumerate(lines) if line.startswith("verdict"))
+    start = next(i for i, line in enumerate(lines) if line.strip().startswith("verdict"))
     rows = []
     for line in lines[start + 1 :]:
         parts = line.split()
-        if len(parts) < 3 or parts[0] not in ("ok", "FAIL"):
+        if line.startswith("  ") and len(parts) >= 2 and parts[0] in ("ok", "FAIL"):
+            rows.append(parts[1])  # a row under its test's line: verdict, output, ...
+        elif not parts or parts[0] not in ("ok", "FAIL"):
             break
-        rows.append(parts[2])
     return rows
 
 
@@ -316,7 +317,8 @@ def test_load_outputs_with_other_iterations_or_outputs_fails_naming_the_file(
     )
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
-        ["onnxrt vs numpy from other.json, iteration 0: Output names do not match:",
+        ["onnxrt vs numpy from other.json, iteration 0 (expected = results file *other.json,"
+         " actual = onnxrt at fp32): Output names do not match:",
          "  missing from actual:   ?'w'?"]
     )  # fmt: skip
     result = pytester.runpytest("m.onnx", "--onnxrt", "--polygraphy-load-outputs", "missing.json")
