@@ -33,6 +33,8 @@ from pytest_polygraphy.debug.session import Check, DebugSession, SessionResult, 
 from pytest_polygraphy.errors import PolygraphyError
 
 CAST_OPS = frozenset({"Cast", "CastLike"})
+#: Answers longer than this are listed in part; keep_fp32.json holds them whole.
+LISTED = 20
 FLOAT_TYPES = frozenset(
     {
         onnx.TensorProto.FLOAT,
@@ -155,12 +157,21 @@ class PrecisionSession(DebugSession):
                 "not necessarily the smallest)"
             )
         ]
-        lines += [f"  {name} ({ops.get(name, '?')})" for name in names]
-        lines.append(f'sidecar: "keep_fp32": {json.dumps(list(every))}')
-        lines.append(
-            "command line (after the paths): --polygraphy-keep-fp32 "
-            + " ".join(shlex.quote(name) for name in every)
-        )
+        lines += [f"  {name} ({ops.get(name, '?')})" for name in names[:LISTED]]
+        if len(names) > LISTED:
+            lines.append(f"  ... and {len(names) - LISTED} more (all in keep_fp32.json)")
+        from pytest_polygraphy.files import write_bytes_atomically
+
+        listing = json.dumps({"keep_fp32": list(every)}, indent=1).encode()
+        write_bytes_atomically(self.folder / "keep_fp32.json", listing)
+        if len(every) > LISTED:
+            lines.append(f"sidecar: the keep_fp32 key of {self.folder / 'keep_fp32.json'}")
+        else:
+            lines.append(f'sidecar: "keep_fp32": {json.dumps(list(every))}')
+            lines.append(
+                "command line (after the paths): --polygraphy-keep-fp32 "
+                + " ".join(shlex.quote(name) for name in every)
+            )
         saved = self._save_passing(model, every)
         if saved is not None:
             lines.append(f"passing model: {saved}")
