@@ -29,8 +29,10 @@ from collections.abc import Hashable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from pytest_polygraphy.errors import BackendUnavailableError, ModelError
-from pytest_polygraphy.plugin.options import PolygraphyOptions
+from pytest_polygraphy.plugin.options import PolygraphyOptions, get_options
 from pytest_polygraphy.plugin.runsyntax import MARK_ALL
 from pytest_polygraphy.plugin.settings import AccuracySettings
 from pytest_polygraphy.plugin.syntax import FULL_PRECISION
@@ -225,6 +227,19 @@ class RunnerCache:
                 self._int8_models.popitem(last=False)
         self._int8_models.move_to_end(key)
         return self._int8_models[key]
+
+
+RUNNER_CACHE_KEY = pytest.StashKey["RunnerCache"]()
+
+
+def runner_cache(config: pytest.Config) -> RunnerCache:
+    """This process's runner cache (created on first use, closed when pytest ends)."""
+    cache = config.stash.get(RUNNER_CACHE_KEY, None)
+    if cache is None:
+        cache = RunnerCache(get_options(config))
+        config.stash[RUNNER_CACHE_KEY] = cache
+        config.add_cleanup(cache.close)
+    return cache
 
 
 def build_runner(

@@ -16,8 +16,8 @@ from pytest_polygraphy.plugin.accuracy import (
     golden_info,
     read_golden,
 )
+from pytest_polygraphy.plugin.backends import runner_cache
 from pytest_polygraphy.plugin.golden import GoldenFile, golden_file, iterations_of, update_command
-from pytest_polygraphy.plugin.hooks import runner_cache
 from pytest_polygraphy.plugin.options import get_options
 from pytest_polygraphy.plugin.outcomes import fail
 from pytest_polygraphy.plugin.settings import AccuracySettings

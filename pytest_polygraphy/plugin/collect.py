@@ -27,7 +27,6 @@ import pytest
 
 from pytest_polygraphy.errors import PolygraphyError
 from pytest_polygraphy.plugin import debug
-from pytest_polygraphy.plugin.hooks import runner_cache
 from pytest_polygraphy.plugin.options import get_options
 from pytest_polygraphy.plugin.outcomes import fail
 from pytest_polygraphy.plugin.syntax import OptionValueError, ShapeSet, shape_set_id
@@ -162,6 +161,7 @@ class ModelItem(pytest.Item):
 
     def runtest(self) -> None:
         from pytest_polygraphy.plugin.accuracy import Comparer, check_accuracy
+        from pytest_polygraphy.plugin.backends import runner_cache
         from pytest_polygraphy.plugin.golden import golden_file
         from pytest_polygraphy.plugin.records import SOURCES_PROPERTY
         from pytest_polygraphy.plugin.settings import resolve

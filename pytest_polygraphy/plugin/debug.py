@@ -251,7 +251,7 @@ class DebugPlugin:
 
     def _run_again(self, item: pytest.Item, *, fresh: bool) -> Any:
         from pytest_polygraphy.debug.search import Verdict
-        from pytest_polygraphy.plugin.hooks import runner_cache
+        from pytest_polygraphy.plugin.backends import runner_cache
 
         if fresh:
             runner_cache(self.config).close()  # every session and engine built anew

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from pytest_polygraphy.plugin.html_report import matplotlib_installed
-from pytest_polygraphy.plugin.report import format_number
+from pytest_polygraphy.plugin.table import format_number
 
 #: Bytes of both sides' arrays of one batch; the first batch is BATCH_START tensors.
 BATCH_BYTES = 256 << 20

@@ -26,7 +26,6 @@ import pytest
 
 from pytest_polygraphy.errors import BackendUnavailableError, PolygraphyError
 from pytest_polygraphy.plugin import debug, markers
-from pytest_polygraphy.plugin.hooks import runner_cache
 from pytest_polygraphy.plugin.options import get_options
 from pytest_polygraphy.plugin.outcomes import fail
 from pytest_polygraphy.plugin.syntax import FULL_PRECISION, OptionValueError, ShapeSet
@@ -187,6 +186,8 @@ def _runner(
     precision: str,
     settings: AccuracySettings,
 ) -> Any:
+    from pytest_polygraphy.plugin.backends import runner_cache
+
     options = get_options(request.config)
     if options.backends and backend not in options.backends and backend != settings.reference:
         pytest.skip(f"{backend} is not selected (pass --{backend})")
@@ -283,6 +284,8 @@ def runners(
         pytest.skip(NO_BACKEND)
     reference_spec, under_test = plan(options.backends, reference, precision)
     specs = ([reference_spec] if reference_spec is not None else []) + under_test
+    from pytest_polygraphy.plugin.backends import runner_cache
+
     cache = runner_cache(request.config)
     try:
         return [cache.get(b, model, p, polygraphy_settings) for b, p in specs]

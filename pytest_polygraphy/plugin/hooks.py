@@ -1,8 +1,10 @@
-"""Run-wide hooks: configuration (markers, options, the plugin's other modules), test
-parametrization by precision and shape set, and the per-worker runner cache.
+"""Run-wide hooks: configuration (markers, options, the plugin's other modules) and test
+parametrization by precision and shape set. (The per-worker runner cache is
+``backends.runner_cache``.)
 
-Stdlib and pytest only at import, like every module the entry point loads; the runner
-cache and per-model settings are imported when a test first needs them.
+Stdlib and pytest only at import, like every module the entry point loads; per-model
+settings are imported when a test first needs them. The modules this one registers
+(``collect``, ``fixtures``) do not import it back.
 """
 
 from __future__ import annotations
@@ -19,10 +21,7 @@ from pytest_polygraphy.plugin.records import COMPARE_PROPERTY
 from pytest_polygraphy.plugin.syntax import OptionValueError
 
 if TYPE_CHECKING:
-    from pytest_polygraphy.plugin.backends import RunnerCache
     from pytest_polygraphy.plugin.modelsettings import Layer
-
-RUNNER_CACHE_KEY = pytest.StashKey["RunnerCache"]()
 
 
 def configure(config: pytest.Config) -> None:
@@ -160,17 +159,6 @@ class LazyReport:
         return (yield)
 
 
-def runner_cache(config: pytest.Config) -> RunnerCache:
-    """This process's runner cache (created on first use, closed at session end)."""
-    cache = config.stash.get(RUNNER_CACHE_KEY, None)
-    if cache is None:
-        from pytest_polygraphy.plugin.backends import RunnerCache
-
-        cache = RunnerCache(get_options(config))
-        config.stash[RUNNER_CACHE_KEY] = cache
-    return cache
-
-
 def _parametrized_by_user(metafunc: pytest.Metafunc, argname: str) -> bool:
     for marker in metafunc.definition.iter_markers("parametrize"):
         names = marker.args[0] if marker.args else marker.kwargs.get("argnames", ())
@@ -251,11 +239,6 @@ class RunHooks:
         message = self.setting_errors.get(_definition_id(item))
         if message is not None:
             fail(message)
-
-    def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        cache = session.config.stash.get(RUNNER_CACHE_KEY, None)
-        if cache is not None:
-            cache.close()
 
 
 def _shape_ids(shape_sets: Sequence[syntax.ShapeSet]) -> list[str]:

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from pytest_polygraphy.files import write_bytes_atomically
-from pytest_polygraphy.plugin.report import (
+from pytest_polygraphy.plugin.table import (
     OutputRow,
     aggregate,
     failing_first,
@@ -510,7 +510,7 @@ def write_report(
     """Write the HTML report and, beside it, the JSON (same name, suffix .json).
 
     ``test_order`` (test id -> collection index) orders the rows and tests; see
-    ``report.aggregate``. ``debug_sessions`` are the debug sessions' results, each with
+    ``table.aggregate``. ``debug_sessions`` are the debug sessions' results, each with
     its ``test``; ``tests`` every test of the run (``ReportPlugin.tests``).
     """
     rows = aggregate(records, test_order)

@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
-from pytest_polygraphy.plugin import report
-from pytest_polygraphy.plugin.report import aggregate, format_table, junit_properties
+from pytest_polygraphy.plugin import table
+from pytest_polygraphy.plugin.report import junit_properties
+from pytest_polygraphy.plugin.table import aggregate, format_table
 
 # A conftest for pytester runs: registers the report and xdist plugins (and stand-ins for the
 # two options) unless the plugin entry point already did; shared with the other report tests.
@@ -147,7 +148,7 @@ def test_nan_is_the_worst_error_and_missing_metrics_stay_missing() -> None:
     )
     assert math.isnan(row.max_absdiff)
     assert row.max_reldiff is None
-    assert report.format_number(row.max_reldiff) == "-"
+    assert table.format_number(row.max_reldiff) == "-"
 
 
 def test_rows_follow_collection_order_when_known() -> None:
@@ -168,7 +169,7 @@ def test_small_table_lists_every_row_failing_first() -> None:
 
 
 def test_big_table_shows_failures_and_counts_the_rest() -> None:
-    count = report.SMALL_TABLE_ROWS + 5
+    count = table.SMALL_TABLE_ROWS + 5
     records = [make_record(test=f"t.py::test_{i}", passed=i % 10 != 3) for i in range(count)]
     lines = [line for line, _ in format_table(aggregate(records))]
     assert [line for line in lines[1:-1] if not line.startswith(" ")] == [
@@ -181,7 +182,7 @@ def test_big_table_shows_failures_and_counts_the_rest() -> None:
 
 
 def test_failing_rows_are_capped_when_not_verbose(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(report, "MAX_FAILING_ROWS", 2)
+    monkeypatch.setattr(table, "MAX_FAILING_ROWS", 2)
     records = [make_record(test=f"t.py::test_{i}", passed=False) for i in range(30)]
     lines = [line for line, _ in format_table(aggregate(records))]
     assert len(lines) == 1 + 2 * 2 + 1
@@ -293,7 +294,7 @@ def test_records_reach_table_and_junitxml(pytester: pytest.Pytester, mode: list[
         ["ok", "test_models.py::test_close[3]", "y"],
     ]
     worst = [row[5] for row in rows[3:7]]
-    assert worst == [report.format_number(2e-5 * (case + 1)) for case in range(4)]
+    assert worst == [table.format_number(2e-5 * (case + 1)) for case in range(4)]
     assert all(row[-1] == "0/128" for row in rows[3:7])
 
     cases = {
@@ -361,7 +362,7 @@ def test_report_and_xdist_modules_import_nothing_heavy() -> None:
 
 
 def test_an_error_over_its_tolerance_never_prints_equal_to_it() -> None:
-    from pytest_polygraphy.plugin.report import format_error
+    from pytest_polygraphy.plugin.table import format_error
 
     assert format_error(0.00100106, 0.001) == "0.001001"
     assert format_error(0.0009999, 0.001) == "0.0009999"

@@ -15,7 +15,7 @@ import pytest
 
 from pytest_polygraphy.plugin import html_report
 from pytest_polygraphy.plugin.html_report import load_artifact, write_artifact, write_report
-from pytest_polygraphy.plugin.report import aggregate
+from pytest_polygraphy.plugin.table import aggregate
 from tests.plugin.test_report import MODES, PYTESTER_CONFTEST, make_record
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
