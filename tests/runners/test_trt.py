@@ -73,6 +73,23 @@ def test_shapes_normalize_to_min_opt_max() -> None:
         trt_settings.normalize_shapes({"x": "4x8"})
 
 
+def test_profiles_name_the_same_inputs_and_inference_picks_the_one_that_holds_a_feed() -> None:
+    profiles = trt_settings.normalize_profiles(
+        profiles=[{"x": [(1, 8), (2, 8), (4, 8)]}, {"x": [(5, 8), (8, 8), (16, 8)]}]
+    )
+    assert trt_settings.EngineSettings(profiles=profiles).shapes == profiles[0]
+    assert trt_settings.pick_profile({"x": (3, 8)}, profiles) == 0
+    assert trt_settings.pick_profile({"x": (16, 8)}, profiles) == 1
+    assert trt_settings.pick_profile({"x": (17, 8)}, profiles) is None
+    assert trt_settings.pick_profile({"x": (3, 8, 1)}, profiles) is None  # another rank
+    with pytest.raises(InputError, match="profile 1 names inputs \\['y'\\]"):
+        trt_settings.EngineSettings(
+            profiles=trt_settings.normalize_profiles(profiles=[{"x": (1, 8)}, {"y": (1, 8)}])
+        )
+    with pytest.raises(InputError, match="not both"):
+        trt_settings.normalize_profiles({"x": (1, 8)}, [{"x": (1, 8)}])
+
+
 def test_engine_settings_refuse_contradictions() -> None:
     with pytest.raises(InputError, match="unknown precision 'fp64'"):
         trt_settings.EngineSettings(precision="fp64")
@@ -105,7 +122,12 @@ def test_engine_cache_key_covers_model_settings_tensorrt_and_gpu() -> None:
         "precision": _key(settings=trt_settings.EngineSettings(precision="fp16")),
         "shapes": _key(
             settings=trt_settings.EngineSettings(
-                shapes=trt_settings.normalize_shapes({"x": (2, 8)})
+                profiles=trt_settings.normalize_profiles({"x": (2, 8)})
+            )
+        ),
+        "two profiles": _key(
+            settings=trt_settings.EngineSettings(
+                profiles=trt_settings.normalize_profiles(profiles=[{"x": (2, 8)}, {"x": (4, 8)}])
             )
         ),
         "mark_all": _key(settings=trt_settings.EngineSettings(mark_all=True)),
