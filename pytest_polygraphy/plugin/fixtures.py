@@ -190,12 +190,23 @@ def _runner(
     options = get_options(request.config)
     if options.backends and backend not in options.backends and backend != settings.reference:
         pytest.skip(f"{backend} is not selected (pass --{backend})")
+    if backend == "trt":
+        model = _engine_or(request, model)
     try:
         return runner_cache(request.config).get(backend, model, precision, settings)
     except BackendUnavailableError as err:
         pytest.skip(str(err))
     except PolygraphyError as err:
         fail(f"{type(err).__name__}: {err}")
+
+
+def _engine_or(request: pytest.FixtureRequest, model: Any) -> Any:
+    """The test's ``@pytest.mark.engine`` file, else ``model``."""
+    try:
+        engine = markers.engine_path(request.node)
+    except OptionValueError as err:
+        fail(f"{request.node.nodeid}: {err}")
+    return model if engine is None else engine
 
 
 @pytest.fixture
@@ -284,8 +295,20 @@ def runners(
     reference_spec, under_test = plan(options.backends, reference, precision)
     specs = ([reference_spec] if reference_spec is not None else []) + under_test
     cache = runner_cache(request.config)
+    engine = _engine_or(request, None)
+    if engine is not None and reference == "trt":
+        fail(
+            f"{request.node.nodeid}: its engine is compared with its ONNX model on a "
+            "reference backend, and TensorRT cannot be its own reference: select --onnxref "
+            "or --onnxrt too"
+        )
     try:
-        return [cache.get(b, model, p, polygraphy_settings) for b, p in specs]
+        return [
+            cache.get(
+                b, engine if b == "trt" and engine is not None else model, p, polygraphy_settings
+            )
+            for b, p in specs
+        ]
     except BackendUnavailableError as err:
         pytest.skip(str(err))
     except PolygraphyError as err:

@@ -176,6 +176,12 @@ PARSERS: dict[str, Callable[[Any, Path], Any]] = {
     "trt_plugins": _paths,
     "trt_use_dla": _bool,
     "trt_allow_gpu_fallback": _bool,
+    "trt_min_shapes": _shape_sets,
+    "trt_opt_shapes": _shape_sets,
+    "trt_max_shapes": _shape_sets,
+    "save_engine": lambda value, base: _one_path(value, base),
+    # the ONNX model a prebuilt engine (.engine/.plan) was built from: its reference
+    "model": lambda value, base: _one_path(value, base),
 }
 
 

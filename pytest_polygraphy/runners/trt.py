@@ -529,11 +529,6 @@ class TrtRunner(_EngineExecution):
         return engine
 
 
-#: File suffixes of serialized TensorRT engines (as ``trtexec --saveEngine`` and
-#: ``polygraphy convert`` write them).
-ENGINE_SUFFIXES = (".engine", ".plan")
-
-
 class TrtEngineRunner(_EngineExecution):
     """Runs a prebuilt, serialized TensorRT engine file (``.engine`` / ``.plan``): the
     engine a project ships, not one built here.
