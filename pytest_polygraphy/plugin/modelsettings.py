@@ -21,6 +21,9 @@ default for every output, while a sidecar's ``"rtol": {"boxes": 1e-2}`` still ap
 ``boxes`` unless the command line names ``boxes`` too. ``pytest -v`` lists where each
 setting of each test came from.
 
+The key ``model`` names the ONNX model a prebuilt TensorRT engine (``det.plan``) was
+built from: the engine's reference (``{"model": "det.onnx"}``); model files ignore it.
+
 A bad per-model setting (bad JSON, an unknown key or value) fails that model's test only,
 with the file and key named; the other tests still run. JSON rather than TOML because
 ``tomllib`` is not available on every Python this plugin supports.
