@@ -193,7 +193,18 @@ def _runner(
     if backend == "trt":
         model = _engine_or(request, model)
     try:
-        return runner_cache(request.config).get(backend, model, precision, settings)
+        runner = runner_cache(request.config).get(backend, model, precision, settings)
+        if settings.save_engine is not None:
+            from pytest_polygraphy.plugin.accuracy import save_engines
+
+            is_reference = backend == settings.reference and precision == FULL_PRECISION
+            save_engines(
+                settings.save_engine,
+                request.node.nodeid,
+                runner if is_reference else None,
+                [] if is_reference else [runner],
+            )
+        return runner
     except BackendUnavailableError as err:
         pytest.skip(str(err))
     except PolygraphyError as err:
@@ -303,12 +314,23 @@ def runners(
             "or --onnxrt too"
         )
     try:
-        return [
+        found = [
             cache.get(
                 b, engine if b == "trt" and engine is not None else model, p, polygraphy_settings
             )
             for b, p in specs
         ]
+        if polygraphy_settings.save_engine is not None:
+            from pytest_polygraphy.plugin.accuracy import save_engines
+
+            has_reference = reference_spec is not None
+            save_engines(
+                polygraphy_settings.save_engine,
+                request.node.nodeid,
+                found[0] if has_reference else None,
+                found[1:] if has_reference else found,
+            )
+        return found
     except BackendUnavailableError as err:
         pytest.skip(str(err))
     except PolygraphyError as err:

@@ -281,3 +281,25 @@ def test_save_engine_keeps_one_engine_per_test_named_by_its_id(tmp_path: Path) -
         "det.onnx.accuracy[fp16].engine",
         "det.onnx.accuracy[fp16].reference.engine",
     ]
+
+
+def test_save_engine_keeps_the_engines_of_hand_written_tests(tmp_path: Path) -> None:
+    root = project(tmp_path)
+    (root / "test_saved.py").write_text(
+        "import pytest\n\n"
+        "@pytest.mark.model('dyn.onnx')\n"
+        "def test_runners(runners):\n"
+        "    assert [r.name for r in runners] == ['onnxref', 'trt']\n\n"
+        "@pytest.mark.model('dyn.onnx')\n"
+        "def test_trt(trt_runner):\n"
+        "    assert trt_runner.name == 'trt'\n"
+    )
+    result, log = run(root, "test_saved.py", *FAKE, "--trt", "--onnxref",
+                      "--polygraphy-save-engine", "kept")  # fmt: skip
+    assert result.returncode == 0, result.output
+    kept = sorted(p.name for p in (root / "kept").iterdir() if not p.name.startswith("."))
+    assert kept == [
+        "test_saved.py.test_runners[fp32].engine",
+        "test_saved.py.test_trt[fp32].engine",
+    ]
+    assert [e["kind"] for e in log] == ["build"]  # one runner, cached across both tests

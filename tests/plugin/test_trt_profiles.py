@@ -110,9 +110,13 @@ def _settings(shape: tuple[int, ...], **options: object) -> AccuracySettings:
 def test_the_trt_runner_key_is_the_profile_set_so_one_engine_serves_every_shape_set() -> None:
     cache = RunnerCache(PolygraphyOptions(backends=("trt", "onnxref")))
     small, large = _settings((1, 3, 4)), _settings((8, 3, 4))
-    assert small.parametrized_shapes == large.parametrized_shapes == (
-        {"x": (1, 3, 4)},
-        {"x": (8, 3, 4)},
+    assert (
+        small.parametrized_shapes
+        == large.parametrized_shapes
+        == (
+            {"x": (1, 3, 4)},
+            {"x": (8, 3, 4)},
+        )
     )
     assert cache._key("trt", "fp32", small) == cache._key("trt", "fp32", large)
     # int8 calibrates with the test's inputs: its runners stay per shape set
