@@ -139,7 +139,7 @@ def trt_section(cache_dir: Path) -> None:
             "dynamic_batch",
             dynamic_batch_model(),
             trt_settings.EngineSettings(
-                shapes=trt_settings.normalize_shapes({"x": [(1, 8), (4, 8), (16, 8)]})
+                profiles=(trt_settings.normalize_shapes({"x": [(1, 8), (4, 8), (16, 8)]}),)
             ),
         ),
         ("matmul_heavy", matmul_heavy(), trt_settings.EngineSettings()),

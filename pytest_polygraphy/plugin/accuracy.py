@@ -40,6 +40,8 @@ from pytest_polygraphy.plugin.settings import AccuracySettings, nonfinite_report
 from pytest_polygraphy.plugin.syntax import OptionValueError, shape_set_id
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from pytest_polygraphy.plugin.runresults import LoadedOutputs, SavedRun
 
 NO_BACKEND = (
@@ -241,8 +243,12 @@ def check_accuracy(
     cache: RunnerCache,
     golden: GoldenFile | None = None,
     update_golden: bool = False,
+    engine: Path | None = None,
 ) -> None:
     """Run ``model`` on ``backends`` and compare with ``reference`` (module docstring).
+
+    With ``engine`` (a prebuilt TensorRT engine file), that engine is what is tested:
+    it is compared with ``model`` (the ONNX model it was built from) on the reference.
 
     Skips when no backend is selected or one is unavailable; fails with the comparison
     reports, or with the command that creates a missing golden file."""
@@ -261,16 +267,32 @@ def check_accuracy(
             fail_with_error(comparer, err)
         reference = "golden"  # every selected backend is compared with the file's outputs
     reference_spec, under_test = plan(backends, reference, settings.precision)
+    first = backends[0]
+    if engine is not None:
+        engine_plan(backends, reference)
+        under_test = [("trt", settings.precision)]
+        if update_golden:
+            first = next((b for b in backends if b != "trt"), "")
+            if not first:
+                fail(
+                    "golden files of an engine test are written from its ONNX model on "
+                    "another backend: select --onnxref or --onnxrt too"
+                )
     try:
         reference_runner = (
             None
             if reference_spec is None
             else cache.get(reference_spec[0], model, FULL_PRECISION, settings)
         )
-        runners = [cache.get(b, model, p, settings) for b, p in under_test]
+        runners = [
+            cache.get(b, engine if engine is not None else model, p, settings)
+            for b, p in under_test
+        ]
         source = reference_runner
         if golden is not None and update_golden:
-            source = cache.get(backends[0], model, FULL_PRECISION, settings)
+            source = cache.get(first, model, FULL_PRECISION, settings)
+        if settings.save_engine is not None:
+            save_engines(settings.save_engine, comparer.nodeid, reference_runner, runners)
     except BackendUnavailableError as err:
         pytest.skip(str(err))
     except PolygraphyError as err:
@@ -283,8 +305,7 @@ def check_accuracy(
         saved = SavedRun()
     try:
         count = _compare_iterations(
-            comparer, reference_runner, runners, source, golden, update_golden, model, loaded,
-            saved
+            comparer, reference_runner, runners, source, golden, update_golden, model, loaded, saved
         )
         if saved is not None and count:
             from pytest_polygraphy.plugin.runresults import write_saved
@@ -301,6 +322,40 @@ def check_accuracy(
     comparer.fail_if_any(comparer.nodeid)
     if not comparer.compared and not comparer.validated:
         fail(nothing_compared(comparer, count, reference_runner, runners))
+
+
+def engine_plan(backends: Sequence[str], reference: str | None) -> None:
+    """Skip or fail an engine test that cannot run as selected: an engine runs on
+    TensorRT (``--trt``), and is compared with its ONNX model on another backend."""
+    if "trt" not in backends:
+        pytest.skip("engine files run on TensorRT: select --trt (with --onnxref or --onnxrt)")
+    if reference == "trt":
+        fail(
+            "an engine file is compared with the ONNX model it was built from on a reference "
+            "backend, and TensorRT cannot be its own reference: select --onnxref or --onnxrt "
+            "too (or --polygraphy-reference onnxref|onnxrt|golden)"
+        )
+
+
+def save_engines(
+    folder: Path, nodeid: str, reference_runner: Any, runners: Sequence[Any]
+) -> list[Path]:
+    """``--polygraphy-save-engine DIR``: copy the engines this test's TensorRT runners
+    built (or took from the engine cache) into ``DIR/<test id>.engine`` (a TensorRT
+    reference's into ``<test id>.reference.engine``), atomically. Prebuilt engine files
+    are the user's own and are not copied."""
+    from pytest_polygraphy.plugin.runresults import claim_folder, per_test_stem
+
+    saved = []
+    for runner, suffix in [
+        (reference_runner, ".reference.engine"),
+        *((r, ".engine") for r in runners),
+    ]:
+        if runner is None or not hasattr(runner, "save_engine"):
+            continue
+        claim_folder(folder, "--polygraphy-save-engine")
+        saved.append(runner.save_engine(folder / (per_test_stem(nodeid) + suffix)))
+    return saved
 
 
 def nothing_compared(

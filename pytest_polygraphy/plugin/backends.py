@@ -5,9 +5,11 @@ precision, build settings), the settings the built session or engine depends on:
 
 * ONNX Runtime sessions and reference evaluators do not depend on the input shapes (the
   feed's shapes are checked per call), so every shape set of a model shares them;
-* TensorRT engines do: their optimization profile is made from the shape set, so an engine
-  is built per profile set (and cached on disk across workers and runs by the runner,
-  ``--polygraphy-cache-dir``);
+* TensorRT engines depend on their optimization profiles, which by default cover every
+  shape set of the test (``plugin.profiles``): an engine is built once per profile set,
+  not per shape set (and cached on disk across workers and runs by the runner,
+  ``--polygraphy-cache-dir``); a prebuilt engine file (``.engine``/``.plan``) is loaded
+  once, whatever the precision and shapes of the tests that run it;
 * int8 models are calibrated with the test's inputs (shapes, seed, iterations, value
   ranges, loaded inputs), so those are part of an int8 runner's key;
 * ``mark_all`` and, for ONNX Runtime, the execution providers are part of every key.
@@ -108,7 +110,10 @@ class RunnerCache:
         Raises BackendUnavailableError (remembered per key, so a missing backend is asked
         once) when the backend cannot run here."""
         model_id = model_key(model)
-        key = self._key(backend, precision, settings)
+        if backend == "trt" and is_engine_file(model):
+            key: Hashable = ("trt", "engine file")
+        else:
+            key = self._key(backend, precision, settings)
         if (model_id, key) in self._unavailable:
             raise self._unavailable[model_id, key]
         runners = self._models.get(model_id)
@@ -165,7 +170,11 @@ class RunnerCache:
             key += (self.options.providers,)
         if backend == "trt":  # every build option is part of the engine
             key += (repr(sorted(settings.trt_build_kwargs().items())),)
-        if backend == "trt" or precision == "int8":  # the profile / the calibration data
+        if backend == "trt":  # the optimization profiles, not the shape set
+            from pytest_polygraphy.plugin.profiles import profile_key
+
+            key += (profile_key(settings),)
+        if precision == "int8":  # the calibration data
             key += (_shapes_key(settings),)
         if precision == "int8":
             key += (
@@ -255,6 +264,8 @@ def build_runner(
     ``marked`` is the model with every tensor marked as an output (``mark_all``), for
     the ONNX backends; TensorRT marks its layers itself (Polygraphy's skip rules)."""
     name = runner_name(backend, precision)
+    if backend == "trt" and is_engine_file(model):
+        return _engine_runner(model, settings)
     original, model = model, marked if marked is not None else model
     keep = settings.keep_fp32
     if keep:
@@ -293,12 +304,14 @@ def build_runner(
             "select --onnxrt or --trt for it"
         )
     if backend == "trt":
+        from pytest_polygraphy.models import input_metadata
+        from pytest_polygraphy.plugin.profiles import trt_profiles
         from pytest_polygraphy.runners.trt import TrtRunner
 
         return TrtRunner(
             original,
             precision=precision,
-            shapes=dict(settings.input_shapes) if settings.input_shapes else None,
+            profiles=trt_profiles(settings, input_metadata(original)) or None,
             cache_dir=options.cache_dir,
             mark_all=settings.output_selection()[0] == MARK_ALL,
             outputs=_named_outputs(settings),
@@ -315,3 +328,30 @@ def _named_outputs(settings: AccuracySettings) -> tuple[str, ...] | None:
     """The output names TensorRT marks (None: the model's outputs, or mark all)."""
     outputs = settings.output_selection()[0]
     return None if outputs is None or outputs == MARK_ALL else tuple(outputs)
+
+
+def is_engine_file(model: Any) -> bool:
+    """True for the path of a serialized TensorRT engine (``.engine``, ``.plan``)."""
+    from pytest_polygraphy.plugin.syntax import ENGINE_SUFFIXES
+
+    return isinstance(model, str | os.PathLike) and Path(model).suffix in ENGINE_SUFFIXES
+
+
+def _engine_runner(engine: Any, settings: AccuracySettings) -> Any:
+    """A ``TrtEngineRunner`` for a prebuilt engine file. Its outputs were fixed when it
+    was built, so a test that selects other tensors to compare fails, saying so."""
+    if settings.selects_outputs:
+        outputs, exclude = settings.output_selection()
+        asked = []
+        if outputs is not None:
+            asked.append("mark all" if outputs == MARK_ALL else f"outputs {list(outputs)}")
+        if exclude:
+            asked.append(f"exclude_outputs {list(exclude)}")
+        raise ModelError(
+            f"engine file {engine}: its outputs were fixed when it was built, so "
+            f"{' and '.join(asked)} cannot apply to it; test its ONNX model for that, or "
+            "build the engine with those outputs marked"
+        )
+    from pytest_polygraphy.runners.trt import TrtEngineRunner
+
+    return TrtEngineRunner(engine)

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from pytest_polygraphy.errors import PolygraphyError
+from pytest_polygraphy.plugin import markers
 from pytest_polygraphy.plugin.accuracy import (
     Comparer,
     check_accuracy,
@@ -21,6 +22,7 @@ from pytest_polygraphy.plugin.golden import GoldenFile, golden_file, iterations_
 from pytest_polygraphy.plugin.options import get_options
 from pytest_polygraphy.plugin.outcomes import fail
 from pytest_polygraphy.plugin.settings import AccuracySettings
+from pytest_polygraphy.plugin.syntax import OptionValueError
 
 
 def golden_file_of(request: pytest.FixtureRequest, name: str | None) -> GoldenFile:
@@ -125,6 +127,10 @@ class Accuracy:
             request.config, request.node.nodeid, request.node.user_properties, self.settings
         )
         comparer.reducible = _takes_model_from_plugin(request.node)
+        try:
+            engine = markers.engine_path(request.node)
+        except OptionValueError as err:
+            fail(f"{request.node.nodeid}: {err}")
         check_accuracy(
             comparer,
             model,
@@ -133,4 +139,5 @@ class Accuracy:
             cache=runner_cache(request.config),
             golden=golden,
             update_golden=options.update_golden,
+            engine=engine,
         )

@@ -13,6 +13,13 @@ option ``polygraphy_model_settings`` (see ``modelsettings``); a value given on t
 line wins over them. A bad per-model setting becomes one failing item,
 ``resnet.onnx::accuracy``, with the message: the other models still run.
 
+A prebuilt TensorRT engine (``det.plan`` or ``det.engine``) is collected the same way and
+becomes the same tests, e.g. ``models/det.plan::accuracy[fp16]``: the engine runs on
+TensorRT (``--trt``) and is compared with the ONNX model it was built from, named by the
+``model`` key of its per-model settings (``det.polygraphy.json``: ``{"model": "det.onnx"}``,
+or an ini ``polygraphy_model_settings`` line), run on the reference backend. The engine's
+precision names its default tolerances (``"precisions": ["fp16"]`` for an fp16 engine).
+
 The collection hook runs on every pytest start: what a model test needs is imported when
 a model is collected or run.
 """
@@ -29,7 +36,12 @@ from pytest_polygraphy.errors import PolygraphyError
 from pytest_polygraphy.plugin import debug
 from pytest_polygraphy.plugin.options import get_options
 from pytest_polygraphy.plugin.outcomes import fail
-from pytest_polygraphy.plugin.syntax import OptionValueError, ShapeSet, shape_set_id
+from pytest_polygraphy.plugin.syntax import (
+    ENGINE_SUFFIXES,
+    OptionValueError,
+    ShapeSet,
+    shape_set_id,
+)
 
 if TYPE_CHECKING:
     from pytest_polygraphy.plugin.modelsettings import Layer
@@ -49,8 +61,10 @@ SELECT_A_BACKEND = (
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
-    """Collect ``*.onnx`` files (see the module docstring for when)."""
-    if file_path.suffix != ".onnx":
+    """Collect ``*.onnx`` files and TensorRT engine files (see the module docstring for
+    when)."""
+    engine = file_path.suffix in ENGINE_SUFFIXES
+    if file_path.suffix != ".onnx" and not engine:
         return None
     config = parent.config
     options = get_options(config)
@@ -61,6 +75,8 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
     ):
         config.stash[LEFT_OUT_KEY] = config.stash.get(LEFT_OUT_KEY, 0) + 1
         return None
+    if engine:
+        return EngineFile.from_parent(parent, path=file_path)
     return ModelFile.from_parent(parent, path=file_path)
 
 
@@ -100,6 +116,8 @@ def item_id(precision: str, input_shapes: ShapeSet | None) -> str:
 class ModelFile(pytest.File):
     """An ONNX model: one ``ModelItem`` per precision and shape set."""
 
+    item_class: type[ModelItem]
+
     def collect(self) -> Iterator[pytest.Item]:
         from pytest_polygraphy.plugin.modelsettings import merge, model_layers
         from pytest_polygraphy.plugin.settings import ordered_layers, pick
@@ -114,10 +132,11 @@ class ModelFile(pytest.File):
         ordered = ordered_layers(options, layers)
         precisions = pick(ordered, "precisions")[0] or options.precisions
         shape_sets: tuple[ShapeSet | None, ...] = pick(ordered, "input_shapes")[0] or (None,)
-        skip = merge(*(layer.values for layer in layers)).get("skip")
+        merged = merge(*(layer.values for layer in layers))
+        skip = merged.get("skip")
         for precision in precisions:
             for shapes in shape_sets:
-                item = ModelItem.from_parent(
+                item = self.item_class.from_parent(
                     self,
                     name=f"{ITEM_NAME}[{item_id(precision, shapes)}]",
                     precision=precision,
@@ -177,9 +196,10 @@ class ModelItem(pytest.Item):
         except OptionValueError as err:
             fail(f"{self.path}: {err}")
         self.user_properties.append((SOURCES_PROPERTY, settings.sources))
-        debug.remember(self, model=self.path, settings=settings)
+        model_path = self._model_for_run()
+        debug.remember(self, model=model_path, settings=settings)
         settings = debug.variant_settings(self, settings, options)
-        model = debug.variant_model(self, self.path)
+        model = debug.variant_model(self, model_path)
         reference = settings.reference
         golden = None
         if reference == "golden":
@@ -195,10 +215,19 @@ class ModelItem(pytest.Item):
                 cache=runner_cache(self.config),
                 golden=golden,
                 update_golden=options.update_golden,
+                engine=self._engine_for_run(),
             )
         except pytest.skip.Exception as skip:
             skip._use_item_location = True  # report the model file, not the plugin's line
             raise
+
+    def _model_for_run(self) -> Path:
+        """The ONNX model the test runs: the model file itself."""
+        return self.path
+
+    def _engine_for_run(self) -> Path | None:
+        """The prebuilt engine under test (engine files only)."""
+        return None
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         """A user-caused error is its message (the traceback only with ``-v`` or
@@ -221,3 +250,51 @@ class ModelItem(pytest.Item):
     def reportinfo(self) -> tuple[Path, int, str]:
         # A line is required to report a skip; the headline of a failure names the model.
         return self.path, 0, self.nodeid
+
+
+class EngineItem(ModelItem):
+    """Runs a prebuilt TensorRT engine and compares it with the ONNX model it was built
+    from, run on the reference backend (the ``model`` key of its per-model settings)."""
+
+    def reference_model(self) -> Path:
+        """The engine's ONNX model; fails the test, naming the file and the fix, when it
+        is not named, missing or not a readable ONNX model."""
+        from pytest_polygraphy.errors import ModelError
+        from pytest_polygraphy.models import input_metadata
+        from pytest_polygraphy.plugin.modelsettings import merge_sourced, sidecar_path
+
+        merged, sources = merge_sourced(self.model_layers)
+        model = merged.get("model")
+        if model is None:
+            fail(
+                f"{self.path}: an engine file is tested against the ONNX model it was built "
+                "from, and none is named: add "
+                f'"model": "{self.path.stem}.onnx" (its path) to '
+                f"{sidecar_path(self.path)}, or an ini polygraphy_model_settings line "
+                f'\'{self.path.name} {{"model": "..."}}\''
+            )
+        where = sources.get("model", "per-model settings")
+        if not Path(model).is_file():
+            fail(f"{self.path}: its ONNX model {model} (named in {where}) does not exist")
+        try:
+            input_metadata(model)
+        except ModelError as err:
+            fail(f"{self.path}: its ONNX model {model} (named in {where}) cannot be read: {err}")
+        return Path(model)
+
+    def _model_for_run(self) -> Path:
+        if "trt" not in get_options(self.config).backends:
+            pytest.skip("engine files run on TensorRT: select --trt (with --onnxref or --onnxrt)")
+        return self.reference_model()
+
+    def _engine_for_run(self) -> Path | None:
+        return self.path
+
+
+ModelFile.item_class = ModelItem
+
+
+class EngineFile(ModelFile):
+    """A prebuilt TensorRT engine: one ``EngineItem`` per precision and shape set."""
+
+    item_class = EngineItem

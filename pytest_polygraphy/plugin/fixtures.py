@@ -191,12 +191,34 @@ def _runner(
     options = get_options(request.config)
     if options.backends and backend not in options.backends and backend != settings.reference:
         pytest.skip(f"{backend} is not selected (pass --{backend})")
+    if backend == "trt":
+        model = _engine_or(request, model)
     try:
-        return runner_cache(request.config).get(backend, model, precision, settings)
+        runner = runner_cache(request.config).get(backend, model, precision, settings)
+        if settings.save_engine is not None:
+            from pytest_polygraphy.plugin.accuracy import save_engines
+
+            is_reference = backend == settings.reference and precision == FULL_PRECISION
+            save_engines(
+                settings.save_engine,
+                request.node.nodeid,
+                runner if is_reference else None,
+                [] if is_reference else [runner],
+            )
+        return runner
     except BackendUnavailableError as err:
         pytest.skip(str(err))
     except PolygraphyError as err:
         fail(f"{type(err).__name__}: {err}")
+
+
+def _engine_or(request: pytest.FixtureRequest, model: Any) -> Any:
+    """The test's ``@pytest.mark.engine`` file, else ``model``."""
+    try:
+        engine = markers.engine_path(request.node)
+    except OptionValueError as err:
+        fail(f"{request.node.nodeid}: {err}")
+    return model if engine is None else engine
 
 
 @pytest.fixture
@@ -287,8 +309,31 @@ def runners(
     from pytest_polygraphy.plugin.backends import runner_cache
 
     cache = runner_cache(request.config)
+    engine = _engine_or(request, None)
+    if engine is not None and reference == "trt":
+        fail(
+            f"{request.node.nodeid}: its engine is compared with its ONNX model on a "
+            "reference backend, and TensorRT cannot be its own reference: select --onnxref "
+            "or --onnxrt too"
+        )
     try:
-        return [cache.get(b, model, p, polygraphy_settings) for b, p in specs]
+        found = [
+            cache.get(
+                b, engine if b == "trt" and engine is not None else model, p, polygraphy_settings
+            )
+            for b, p in specs
+        ]
+        if polygraphy_settings.save_engine is not None:
+            from pytest_polygraphy.plugin.accuracy import save_engines
+
+            has_reference = reference_spec is not None
+            save_engines(
+                polygraphy_settings.save_engine,
+                request.node.nodeid,
+                found[0] if has_reference else None,
+                found[1:] if has_reference else found,
+            )
+        return found
     except BackendUnavailableError as err:
         pytest.skip(str(err))
     except PolygraphyError as err:

@@ -28,6 +28,13 @@ MARKERS: tuple[tuple[str, str], ...] = (
         "folder, or absolute.",
     ),
     (
+        "engine(path)",
+        "a prebuilt TensorRT engine file (.engine or .plan) that the test's TensorRT runner "
+        "runs instead of building one (trt_runner, runners, accuracy); the model marker names "
+        "the ONNX model it was built from, which the reference backend runs. A path relative "
+        "to the test file's folder, or absolute; a missing file fails the test.",
+    ),
+    (
         "precisions(*names)",
         "parametrize the test over these precisions (fp32, tf32, fp16, bf16, int8, fp8), "
         "instead of --polygraphy-precisions (a marker wins over the command line and per-model "
@@ -80,6 +87,31 @@ def model_path(node: pytest.Item) -> Path | None:
         )
     path = Path(path)
     return path if path.is_absolute() else node.path.parent / path
+
+
+def engine_path(node: pytest.Item) -> Path | None:
+    """The engine file of the closest ``engine`` marker, anchored at the test file's
+    folder; OptionValueError for a bad argument, a missing file or another suffix."""
+    from pytest_polygraphy.plugin.syntax import ENGINE_SUFFIXES
+
+    marker = node.get_closest_marker("engine")
+    if marker is None:
+        return None
+    path = marker.args[0] if marker.args else marker.kwargs.get("path")
+    if len(marker.args) + len(marker.kwargs) != 1 or path is None:
+        raise _fail(
+            "engine", ValueError(f"expected engine(path), got {marker.args or marker.kwargs}")
+        )
+    path = Path(path)
+    path = path if path.is_absolute() else node.path.parent / path
+    if path.suffix not in ENGINE_SUFFIXES:
+        raise _fail(
+            "engine",
+            ValueError(f"{path} is not an engine file (expected {' or '.join(ENGINE_SUFFIXES)})"),
+        )
+    if not path.is_file():
+        raise _fail("engine", ValueError(f"engine file {path} does not exist"))
+    return path
 
 
 def precisions(node: Any) -> tuple[str, ...] | None:

@@ -21,6 +21,9 @@ default for every output, while a sidecar's ``"rtol": {"boxes": 1e-2}`` still ap
 ``boxes`` unless the command line names ``boxes`` too. ``pytest -v`` lists where each
 setting of each test came from.
 
+The key ``model`` names the ONNX model a prebuilt TensorRT engine (``det.plan``) was
+built from: the engine's reference (``{"model": "det.onnx"}``); model files ignore it.
+
 A bad per-model setting (bad JSON, an unknown key or value) fails that model's test only,
 with the file and key named; the other tests still run. JSON rather than TOML because
 ``tomllib`` is not available on every Python this plugin supports.
@@ -176,6 +179,12 @@ PARSERS: dict[str, Callable[[Any, Path], Any]] = {
     "trt_plugins": _paths,
     "trt_use_dla": _bool,
     "trt_allow_gpu_fallback": _bool,
+    "trt_min_shapes": _shape_sets,
+    "trt_opt_shapes": _shape_sets,
+    "trt_max_shapes": _shape_sets,
+    "save_engine": lambda value, base: _one_path(value, base),
+    # the ONNX model a prebuilt engine (.engine/.plan) was built from: its reference
+    "model": lambda value, base: _one_path(value, base),
 }
 
 

@@ -30,6 +30,7 @@ from pytest_polygraphy.plugin.optionspecs import (
 from pytest_polygraphy.plugin.syntax import (
     BACKENDS,
     COMPARE_FUNCS,
+    ENGINE_SUFFIXES,
     REFERENCES,
     OptionValueError,
     ShapeSet,
@@ -142,6 +143,11 @@ class PolygraphyOptions:
     trt_plugins: tuple[Path, ...] = ()
     trt_use_dla: bool = False
     trt_allow_gpu_fallback: bool = False
+    #: Explicit optimization profiles: the k-th min, opt and max shape sets make profile k.
+    trt_min_shapes: tuple[ShapeSet, ...] = ()
+    trt_opt_shapes: tuple[ShapeSet, ...] = ()
+    trt_max_shapes: tuple[ShapeSet, ...] = ()
+    save_engine: Path | None = None
 
     def source(self, attr: str) -> str:
         """Where an attribute's value came from: ``command line``, ``ini`` or ``default``.
@@ -278,20 +284,22 @@ def _refuse_swallowed_paths(flag: str, attr: str, given: Any, cwd: Path) -> None
 
     argparse gives such an option every argument up to the next option, so in
     ``pytest --polygraphy-precisions fp16 net.onnx`` the model became a precision (and
-    was not tested). A value is taken for a path when it ends in ``.onnx`` or names an
-    existing file or folder (a node id's ``::`` part aside); for ``load_inputs`` and
-    ``artifacts``, whose values are paths, when it ends in ``.onnx``, names a folder, or
+    was not tested). A value is taken for a path when it ends in ``.onnx`` (or an engine
+    file's ``.engine`` / ``.plan``) or names an existing file or folder (a node id's ``::``
+    part aside); for ``load_inputs`` and ``artifacts``, whose values are paths, when it
+    ends in one of those suffixes, names a folder, or
     is a ``.py`` file without ``:function``."""
     values = [v for item in given for v in (item if isinstance(item, list) else [item])]
     for value in values:
         text = str(value)
         path = cwd / text.split("::")[0]
+        text_is_model = text.endswith((".onnx", *ENGINE_SUFFIXES))
         if attr in ("load_inputs", "artifacts"):
             looks_like_a_test = (
-                text.endswith(".onnx") or path.is_dir() or (text.endswith(".py") and path.is_file())
+                text_is_model or path.is_dir() or (text.endswith(".py") and path.is_file())
             )
         else:
-            looks_like_a_test = text.endswith(".onnx") or path.exists()
+            looks_like_a_test = text_is_model or path.exists()
         if looks_like_a_test:
             raise pytest.UsageError(
                 f"{flag}: {text!r} looks like a path to test, not a value of this option, "

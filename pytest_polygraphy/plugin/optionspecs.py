@@ -804,6 +804,47 @@ TRT_OPTION_SPECS: tuple[OptionSpec, ...] = (
         _render_flag,
     ),
     OptionSpec(
+        "trt_min_shapes",
+        "TensorRT optimization profile minimum shapes, e.g. 'x:[1,3,224,224]' (quoted: zsh "
+        "expands brackets); repeat the option (with -opt-shapes and -max-shapes) once per "
+        "profile. Default: one profile covering every shape set of the test (min/max: "
+        "elementwise, opt: the first shape set).",
+        "sets",
+        "NAME:[DIMS]",
+        "linelist",
+        _shape_sets,
+        _render_sets,
+    ),
+    OptionSpec(
+        "trt_opt_shapes",
+        "TensorRT optimization profile shapes to tune for, e.g. 'x:[8,3,224,224]'; one per "
+        "profile, as --polygraphy-trt-min-shapes.",
+        "sets",
+        "NAME:[DIMS]",
+        "linelist",
+        _shape_sets,
+        _render_sets,
+    ),
+    OptionSpec(
+        "trt_max_shapes",
+        "TensorRT optimization profile maximum shapes, e.g. 'x:[32,3,224,224]'; one per "
+        "profile, as --polygraphy-trt-min-shapes.",
+        "sets",
+        "NAME:[DIMS]",
+        "linelist",
+        _shape_sets,
+        _render_sets,
+    ),
+    OptionSpec(
+        "save_engine",
+        "Keep the TensorRT engines the run built: each test's engine is copied into this "
+        "folder as <test id>.engine (a TensorRT reference's as <test id>.reference.engine).",
+        "value",
+        "DIR",
+        "paths",
+        _path,
+    ),
+    OptionSpec(
         "trt_allow_gpu_fallback",
         "With --polygraphy-trt-use-dla: layers DLA cannot run fall back to the GPU.",
         "flag",

@@ -57,9 +57,14 @@ def claim_folder(folder: Path, option: str) -> None:
 def per_test_path(folder: Path, nodeid: str, kind: str, file_format: str) -> Path:
     """``DIR/models.net.onnx.accuracy[fp16].inputs.npz`` for test ``models/net.onnx::
     accuracy[fp16]``: unique per test and portable (see ``golden.file_name``)."""
+    return folder / f"{per_test_stem(nodeid)}.{kind}.{file_format}"
+
+
+def per_test_stem(nodeid: str) -> str:
+    """``models.net.onnx.accuracy[fp16]`` for test ``models/net.onnx::accuracy[fp16]``."""
     from pytest_polygraphy.plugin.golden import file_name
 
-    return folder / f"{file_name(nodeid.replace('::', '.').replace('/', '.'))}.{kind}.{file_format}"
+    return file_name(nodeid.replace("::", ".").replace("/", "."))
 
 
 @dataclass

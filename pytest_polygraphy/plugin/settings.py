@@ -44,6 +44,9 @@ TRT_BUILD_OPTIONS = (
     "trt_plugins",
     "trt_use_dla",
     "trt_allow_gpu_fallback",
+    "trt_min_shapes",
+    "trt_opt_shapes",
+    "trt_max_shapes",
 )
 
 #: ``polygraphy run``'s output, data and results options (``optionspecs.RUN_OPTION_SPECS``):
@@ -59,6 +62,7 @@ RUN_OPTIONS = (
     "postprocess",
     "fail_fast",
     "warm_up",
+    "save_engine",
     *TRT_BUILD_OPTIONS,
 )
 
@@ -126,6 +130,15 @@ class AccuracySettings:
     trt_plugins: tuple[Path, ...] = ()
     trt_use_dla: bool = False
     trt_allow_gpu_fallback: bool = False
+    #: Explicit optimization profiles (see ``plugin.profiles``).
+    trt_min_shapes: tuple[ShapeSet, ...] = ()
+    trt_opt_shapes: tuple[ShapeSet, ...] = ()
+    trt_max_shapes: tuple[ShapeSet, ...] = ()
+    #: Folder the run's TensorRT engines are copied into (``--polygraphy-save-engine``).
+    save_engine: Path | None = None
+    #: Every shape set the test is parametrized with (``input_shapes`` is this test's
+    #: one): a TensorRT engine's default profile covers them all.
+    parametrized_shapes: tuple[ShapeSet, ...] = ()
     #: Where each value came from (see ``modelsettings.merge_sourced`` for the keys):
     #: "command line", "ini", "net.polygraphy.json", "@pytest.mark.tolerance", "default"...
     sources: dict[str, str] = field(default_factory=dict, compare=False)
@@ -335,8 +348,11 @@ def resolve(
     merged, sources = merge_sourced([base, *ordered])
     merged.pop("precisions", None)
     merged.pop("input_shapes", None)
+    shape_sets = pick(ordered, "input_shapes")[0] or ()  # as the tests are parametrized
+    merged.pop("model", None)  # an engine's ONNX model: read by the engine's collector
     sources.pop("precisions", None)
     sources.pop("input_shapes", None)
+    sources.pop("model", None)
     sources["precision"] = pick(ordered, "precisions")[1]
     if input_shapes is not None:
         sources["input_shapes"] = pick(ordered, "input_shapes")[1]
@@ -366,6 +382,7 @@ def resolve(
     return AccuracySettings(
         precision=precision,
         input_shapes=input_shapes,
+        parametrized_shapes=tuple(shape_sets) if input_shapes is not None else (),
         sources=_ordered_sources(sources, [base, *ordered]),
         **merged,
     )

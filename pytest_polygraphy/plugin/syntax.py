@@ -26,6 +26,9 @@ from typing import Any
 #: A shape set: the concrete shape of each named input (``""`` for every other input).
 ShapeSet = dict[str, tuple[int, ...]]
 
+#: File suffixes of serialized TensorRT engines, collected and tested like model files.
+ENGINE_SUFFIXES = (".engine", ".plan")
+
 PRECISIONS = ("fp32", "tf32", "fp16", "bf16", "int8", "fp8")
 #: The precision a reference runs at.
 FULL_PRECISION = "fp32"

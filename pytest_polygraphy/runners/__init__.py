@@ -20,7 +20,7 @@ from pytest_polygraphy.runners.run import (
     compare,
     run,
 )
-from pytest_polygraphy.runners.trt import TrtRunner
+from pytest_polygraphy.runners.trt import TrtEngineRunner, TrtRunner
 from pytest_polygraphy.runners.trt_module import (
     import_tensorrt,
     tensorrt_available,
@@ -40,6 +40,7 @@ __all__ = [
     "RunStream",
     "Runner",
     "RunnerNotActiveError",
+    "TrtEngineRunner",
     "TrtRunner",
     "compare",
     "cuda_available",

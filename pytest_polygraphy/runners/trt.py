@@ -1,22 +1,28 @@
-"""TensorRT runner: ONNX -> engine (cached on disk) -> inference through cuda-python.
+"""TensorRT runners: ONNX -> engine (cached on disk) -> inference through cuda-python
+(``TrtRunner``), and a prebuilt engine file -> inference (``TrtEngineRunner``).
 
-Activation builds (or loads from the engine cache, see ``trt_build``) a serialized
-engine, deserializes it, and creates an execution context, one CUDA stream, and an
-output allocator. Inference copies each input into a pinned host buffer, then to a
-device buffer (both reused across calls and grown only when a larger input comes),
-runs ``execute_async_v3`` on the stream, and copies outputs back through pinned host
-buffers. Outputs are allocated by an ``IOutputAllocator`` so data-dependent output
-shapes (NonZero, NMS...) work: TensorRT reports each output's real shape to it.
+Both share ``_EngineExecution``: activation loads a serialized engine (``TrtRunner``
+builds it, or loads it from the engine cache, see ``trt_build``; ``TrtEngineRunner`` reads
+the ``.engine``/``.plan`` file) and deserializes it with TensorRT 10's documented runtime
+API, ``trt.Runtime(logger).deserialize_cuda_engine(data)``, then creates an execution
+context, one CUDA stream, and an output allocator. Inference copies each input into a
+pinned host buffer, then to a device buffer (both reused across calls and grown only
+when a larger input comes), runs ``execute_async_v3`` on the stream, and copies outputs
+back through pinned host buffers. Outputs are allocated by an ``IOutputAllocator`` so
+data-dependent output shapes (NonZero, NMS...) work: TensorRT reports each output's real
+shape to it.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pytest_polygraphy.errors import BackendUnavailableError, InputError
+from pytest_polygraphy.errors import BackendUnavailableError, InputError, ModelError
 from pytest_polygraphy.runners import trt_build, trt_settings
 from pytest_polygraphy.runners.base import BaseRunner, model_display_name
 from pytest_polygraphy.runners.trt_module import import_tensorrt
@@ -84,7 +90,221 @@ def numpy_dtype(trt: TensorRT, trt_dtype: Any) -> np.dtype:
 TENSORRT_QUANTIZATION = {"per_channel": True, "symmetric": True, "quantize_bias": False}
 
 
-class TrtRunner(BaseRunner):
+class _EngineExecution(BaseRunner):
+    """What every TensorRT runner shares: an execution context over a deserialized engine,
+    its CUDA stream, buffers and output allocator, and inference. Subclasses provide
+    ``_load_engine`` (returning a deserialized ``ICudaEngine``, or None with the reason
+    logged to ``self._logger``) and ``input_metadata``."""
+
+    trt: TensorRT
+
+    def _reset_state(self) -> None:
+        self.engine: Any = None
+        self.context: Any = None
+        self._stream: Any = None
+        self._allocator: Any = None
+        self._device_inputs: dict[str, Any] = {}
+        self._host_inputs: dict[str, Any] = {}
+        self._host_outputs: dict[str, Any] = {}
+        self._input_names: list[str] = []
+        self._output_names: list[str] = []
+        self._logger: Any = None
+        self._runtime: Any = None
+        #: The engine's optimization profiles, ``{input: (min, opt, max)}`` each.
+        self._profiles: list[dict[str, trt_settings.ShapeTriple]] = []
+        self._profile_index = 0
+
+    def _load_engine(self) -> Any:
+        raise NotImplementedError
+
+    def _deserialize(self, data: bytes) -> Any:
+        """``trt.Runtime(logger).deserialize_cuda_engine(data)``; None (the reason in the
+        logger) when TensorRT rejects the bytes."""
+        try:
+            if self._runtime is None:
+                self._runtime = self.trt.module.Runtime(self._logger)
+            return self._runtime.deserialize_cuda_engine(data)
+        except Exception as err:  # some builds raise instead of returning None
+            self._logger.messages.append(("ERROR", f"deserialize_cuda_engine: {err}"))
+            return None
+
+    def _engine_outputs_metadata(self) -> TensorMetadata:
+        from pytest_polygraphy.metadata import TensorMetadata
+
+        metadata = TensorMetadata()
+        for name in self._output_names:
+            dtype = numpy_dtype(self.trt, self.engine.get_tensor_dtype(name))
+            metadata.add(name, dtype, tuple(self.engine.get_tensor_shape(name)))
+        return metadata
+
+    def _engine_inputs_metadata(self) -> TensorMetadata:
+        """The engine's inputs (dynamic dims as None), each with its first profile's
+        ``(min, opt, max)`` as ``shape_range``."""
+        from pytest_polygraphy.metadata import TensorMeta, TensorMetadata
+
+        metas = []
+        first = self._profiles[0] if self._profiles else {}
+        for name in self._input_names:
+            dtype = numpy_dtype(self.trt, self.engine.get_tensor_dtype(name))
+            shape = tuple(
+                None if int(d) < 0 else int(d) for d in self.engine.get_tensor_shape(name)
+            )
+            metas.append(TensorMeta(name, dtype, shape, first.get(name)))
+        return TensorMetadata.of(metas)
+
+    def _read_profiles(self) -> list[dict[str, trt_settings.ShapeTriple]]:
+        """Every optimization profile of the engine, for its dynamic (non-shape) inputs."""
+        engine = self.engine
+        profiles = []
+        for index in range(int(getattr(engine, "num_optimization_profiles", 0) or 0)):
+            profile = {}
+            for name in self._input_names:
+                if engine.is_shape_inference_io(name):
+                    continue
+                if all(int(d) >= 0 for d in engine.get_tensor_shape(name)):
+                    continue
+                lo, opt, hi = engine.get_tensor_profile_shape(name, index)
+                profile[name] = (tuple(lo), tuple(opt), tuple(hi))
+            profiles.append(profile)
+        return profiles
+
+    # -- lifecycle ---------------------------------------------------------------------
+    def _activate(self) -> None:
+        from pytest_polygraphy.runners.cuda import Stream, cuda_unavailable_reason, cudart
+
+        reason = cuda_unavailable_reason()
+        if reason:
+            raise BackendUnavailableError(f"TensorRT needs a CUDA GPU: {reason}")
+        cudart()  # BackendUnavailableError when cuda-python is missing
+        self._logger = trt_build.make_logger(self.trt)
+        try:
+            engine = self._load_engine()
+            if engine is None:
+                raise BackendUnavailableError(
+                    f"{self.trt.describe()} could not load the engine:\n{self._logger.errors()}"
+                )
+            context = engine.create_execution_context()
+            if context is None:
+                raise BackendUnavailableError(
+                    f"{self.trt.describe()} could not create an execution context:\n"
+                    f"{self._logger.errors()}"
+                )
+            self.engine, self.context = engine, context
+            mode = self.trt.module.TensorIOMode
+            names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
+            self._input_names = [n for n in names if engine.get_tensor_mode(n) == mode.INPUT]
+            self._output_names = [n for n in names if engine.get_tensor_mode(n) == mode.OUTPUT]
+            self._profiles = self._read_profiles()
+            self._stream = Stream()
+            self._allocator = _make_output_allocator(self.trt)
+            for name in self._output_names:
+                if not context.set_output_allocator(name, self._allocator):
+                    raise BackendUnavailableError(f"could not set the output allocator of {name!r}")
+        except BaseException:
+            self._deactivate()
+            raise
+
+    def _deactivate(self) -> None:
+        for buffers in (self._device_inputs, self._host_inputs, self._host_outputs):
+            for buffer in buffers.values():
+                buffer.free()
+        if self._allocator is not None:
+            self._allocator.free()
+        if self._stream is not None:
+            self._stream.free()
+        self._reset_state()
+
+    # -- inference ---------------------------------------------------------------------
+    def _select_profile(self, feed: Mapping[str, Any]) -> None:
+        """With several optimization profiles, switch the context to the first one whose
+        ranges hold the feed's shapes (``set_optimization_profile_async``)."""
+        if len(self._profiles) < 2:
+            return
+        shapes = {name: tuple(feed[name].shape) for name in self._input_names if name in feed}
+        current = self._profiles[self._profile_index]
+        if trt_settings.pick_profile(shapes, [current]) == 0:
+            return
+        index = trt_settings.pick_profile(shapes, self._profiles)
+        if index is None:
+            listing = "; ".join(
+                f"profile {i}: {self._describe_profile(p)}" for i, p in enumerate(self._profiles)
+            )
+            raise InputError(
+                f"no optimization profile of runner {self.name!r} holds the input shapes "
+                f"{shapes}; the engine's profiles are {listing}"
+            )
+        if not self.context.set_optimization_profile_async(index, self._stream.handle):
+            raise InputError(
+                f"TensorRT refused to switch runner {self.name!r} to optimization profile "
+                f"{index}:\n{self._logger.errors()}"
+            )
+        self._profile_index = index
+
+    @staticmethod
+    def _describe_profile(profile: Mapping[str, trt_settings.ShapeTriple]) -> str:
+        return ", ".join(
+            f"{name} min={list(lo)} opt={list(opt)} max={list(hi)}"
+            for name, (lo, opt, hi) in profile.items()
+        )
+
+    def _infer(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        import numpy as np
+
+        from pytest_polygraphy.runners.cuda import CudaError, DeviceBuffer, HostBuffer
+
+        engine, context, stream = self.engine, self.context, self._stream
+        trt = self.trt
+        keep_alive = []
+        self._select_profile(feed)
+        for name in self._input_names:
+            dtype = numpy_dtype(trt, engine.get_tensor_dtype(name))
+            array = np.ascontiguousarray(feed[name], dtype=dtype)
+            shape_changed = tuple(context.get_tensor_shape(name)) != array.shape
+            if shape_changed and not context.set_input_shape(name, array.shape):
+                raise InputError(
+                    f"TensorRT refused shape {array.shape} for input {name!r}; the "
+                    f"engine's profile allows {self._profile_text(name)}"
+                )
+            if engine.is_shape_inference_io(name):  # shape tensors live in host memory
+                keep_alive.append(array)
+                ptr = array.ctypes.data
+            else:
+                host = self._host_inputs.setdefault(name, HostBuffer())
+                host.ensure(array.nbytes)
+                np.copyto(host.view(array.dtype, array.shape), array)
+                device = self._device_inputs.setdefault(name, DeviceBuffer())
+                ptr = device.ensure(array.nbytes)
+                device.copy_from_host(host, array.nbytes, stream)
+            context.set_tensor_address(name, ptr)
+
+        if not context.execute_async_v3(stream.handle):
+            raise CudaError(
+                f"TensorRT execute_async_v3 failed for runner {self.name!r}:\n"
+                f"{self._logger.errors()}"
+            )
+        views = {}
+        for name in self._output_names:
+            shape = self._allocator.shapes.get(name, tuple(context.get_tensor_shape(name)))
+            dtype = numpy_dtype(trt, engine.get_tensor_dtype(name))
+            nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+            host = self._host_outputs.setdefault(name, HostBuffer())
+            host.ensure(nbytes)
+            if nbytes:
+                host.copy_from_device(self._allocator.buffers[name].ptr, nbytes, stream)
+            views[name] = (host, dtype, shape)
+        stream.synchronize()
+        del keep_alive
+        return {name: np.array(h.view(d, s)) for name, (h, d, s) in views.items()}
+
+    def _profile_text(self, name: str) -> str:
+        try:
+            lo, opt, hi = self.engine.get_tensor_profile_shape(name, self._profile_index)
+        except Exception:
+            return "(no profile information)"
+        return f"min={tuple(lo)}, opt={tuple(opt)}, max={tuple(hi)}"
+
+
+class TrtRunner(_EngineExecution):
     """Builds and runs a TensorRT engine for an ONNX model.
 
     Args:
@@ -96,6 +316,9 @@ class TrtRunner(BaseRunner):
             TensorRT 10 recommends.
         shapes: ``{input: shape}`` or ``{input: (min, opt, max)}`` for the optimization
             profile; dynamic inputs not named are built for dims of 1 (with a warning).
+        profiles: several optimization profiles, each like ``shapes`` (give one of
+            ``shapes`` and ``profiles``); inference switches to the first profile that
+            holds the feed's shapes.
         cache_dir: engine cache folder (default: ``cache.default_cache_dir()``); pass
             ``use_cache=False`` to always build.
         mark_all: mark every layer output as a network output (Polygraphy's rules).
@@ -148,11 +371,12 @@ class TrtRunner(BaseRunner):
         calibration_data: Iterable[Mapping[str, Any]] | Any = None,
         use_cache: bool = True,
         name: str | None = None,
+        profiles: Sequence[Mapping[str, Any]] | None = None,
     ) -> None:
         self.trt = import_tensorrt()
         self.settings = trt_settings.EngineSettings(
             precision=precision,
-            shapes=trt_settings.normalize_shapes(shapes),
+            profiles=trt_settings.normalize_profiles(shapes, profiles),
             mark_all=mark_all,
             layer_precisions=dict(layer_precisions or {}),
             precision_constraints=precision_constraints,
@@ -177,21 +401,12 @@ class TrtRunner(BaseRunner):
         self.calibration_data = calibration_data
         #: True when the last activation built the engine, False when it came from cache.
         self.engine_was_built: bool | None = None
+        #: Where the last activation's serialized engine is: the engine cache entry's file,
+        #: or (built without the cache) None and the bytes in ``_built_engine``.
+        self.engine_file: Path | None = None
+        self._built_engine: bytes | None = None
         self._input_metadata: TensorMetadata | None = None
         self._reset_state()
-
-    def _reset_state(self) -> None:
-        self.engine: Any = None
-        self.context: Any = None
-        self._stream: Any = None
-        self._allocator: Any = None
-        self._device_inputs: dict[str, Any] = {}
-        self._host_inputs: dict[str, Any] = {}
-        self._host_outputs: dict[str, Any] = {}
-        self._input_names: list[str] = []
-        self._output_names: list[str] = []
-        self._logger: Any = None
-        self._runtime: Any = None
 
     # -- metadata ----------------------------------------------------------------------
     @property
@@ -213,17 +428,34 @@ class TrtRunner(BaseRunner):
     def output_metadata(self) -> TensorMetadata:
         """The engine's outputs while active (all marked tensors with ``mark_all``), else
         the ONNX model's outputs."""
-        from pytest_polygraphy.metadata import TensorMetadata
-
         if self.engine is None:
             from pytest_polygraphy.models import output_metadata
 
             return output_metadata(self.model)
-        metadata = TensorMetadata()
-        for name in self._output_names:
-            dtype = numpy_dtype(self.trt, self.engine.get_tensor_dtype(name))
-            metadata.add(name, dtype, tuple(self.engine.get_tensor_shape(name)))
-        return metadata
+        return self._engine_outputs_metadata()
+
+    def save_engine(self, path: str | os.PathLike[str]) -> Path:
+        """Write the serialized engine of the current activation to ``path``, atomically
+        (copied from the engine cache, or the bytes built without it)."""
+        from pytest_polygraphy.files import write_atomically, write_bytes_atomically
+
+        if self._built_engine is not None:
+            return write_bytes_atomically(path, self._built_engine)
+        if self.engine_file is None:
+            raise InputError(f"runner {self.name!r} has no engine to save: activate it first")
+        source = self.engine_file
+
+        def copy(out: Any) -> None:
+            with open(source, "rb") as data:
+                shutil.copyfileobj(data, out)
+
+        try:
+            return write_atomically(path, copy)
+        except FileNotFoundError:
+            raise InputError(
+                f"the engine of runner {self.name!r} is no longer in the engine cache "
+                f"({source}); run again to rebuild it"
+            ) from None
 
     # -- engine ------------------------------------------------------------------------
     def _artifact_cache(self) -> ArtifactCache:
@@ -260,22 +492,13 @@ class TrtRunner(BaseRunner):
         trt = self.trt
         logger = self._logger
         source, extra = self._build_inputs_and_extra_key()
-
-        def load(data: bytes) -> Any:
-            try:
-                if self._runtime is None:
-                    self._runtime = trt.module.Runtime(logger)
-                return self._runtime.deserialize_cuda_engine(data)
-            except Exception as err:  # some builds raise instead of returning None
-                logger.messages.append(("ERROR", f"deserialize_cuda_engine: {err}"))
-                return None
+        self.engine_file, self._built_engine = None, None
 
         if not self.use_cache:
-            engine = load(
-                trt_build.build_serialized_engine(trt, source, self.settings, logger=logger)
-            )
+            data = trt_build.build_serialized_engine(trt, source, self.settings, logger=logger)
+            self._built_engine = data
             self.engine_was_built = True
-            return engine
+            return self._deserialize(data)
 
         cache = self._artifact_cache()
         gpu = gpu_identity()
@@ -295,112 +518,79 @@ class TrtRunner(BaseRunner):
 
         key = trt_settings.engine_key_parts(model_hash(self.model), self.settings, trt, gpu, extra)
         try:
-            engine, built = trt_settings.obtain_engine(cache, key, build, load)
+            engine, built = trt_settings.obtain_engine(cache, key, build, self._deserialize)
         except BackendUnavailableError as err:
             raise BackendUnavailableError(
                 f"{err} ({trt.describe()}, GPU {gpu['name']} with compute capability "
                 f"{gpu['compute_capability']}):\n{logger.errors()}"
             ) from None
         self.engine_was_built = built
+        self.engine_file = cache.paths(key, namespace="trt-engine")[0]
         return engine
 
-    # -- lifecycle ---------------------------------------------------------------------
-    def _activate(self) -> None:
-        from pytest_polygraphy.runners.cuda import Stream, cuda_unavailable_reason, cudart
 
-        reason = cuda_unavailable_reason()
-        if reason:
-            raise BackendUnavailableError(f"TensorRT needs a CUDA GPU: {reason}")
-        cudart()  # BackendUnavailableError when cuda-python is missing
-        self._logger = trt_build.make_logger(self.trt)
-        try:
-            engine = self._load_engine()
-            if engine is None:
-                raise BackendUnavailableError(
-                    f"{self.trt.describe()} could not load the engine:\n{self._logger.errors()}"
-                )
-            context = engine.create_execution_context()
-            if context is None:
-                raise BackendUnavailableError(
-                    f"{self.trt.describe()} could not create an execution context:\n"
-                    f"{self._logger.errors()}"
-                )
-            self.engine, self.context = engine, context
-            mode = self.trt.module.TensorIOMode
-            names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
-            self._input_names = [n for n in names if engine.get_tensor_mode(n) == mode.INPUT]
-            self._output_names = [n for n in names if engine.get_tensor_mode(n) == mode.OUTPUT]
-            self._stream = Stream()
-            self._allocator = _make_output_allocator(self.trt)
-            for name in self._output_names:
-                if not context.set_output_allocator(name, self._allocator):
-                    raise BackendUnavailableError(f"could not set the output allocator of {name!r}")
-        except BaseException:
-            self._deactivate()
-            raise
+class TrtEngineRunner(_EngineExecution):
+    """Runs a prebuilt, serialized TensorRT engine file (``.engine`` / ``.plan``): the
+    engine a project ships, not one built here.
 
-    def _deactivate(self) -> None:
-        for buffers in (self._device_inputs, self._host_inputs, self._host_outputs):
-            for buffer in buffers.values():
-                buffer.free()
-        if self._allocator is not None:
-            self._allocator.free()
-        if self._stream is not None:
-            self._stream.free()
+    Args:
+        engine: path of the serialized engine.
+        name: runner name; default ``trt[engine]``.
+
+    The engine is read and deserialized by ``activate()`` with
+    ``trt.Runtime(logger).deserialize_cuda_engine``; an unreadable file is an
+    ``InputError``, and bytes TensorRT rejects (another TensorRT version, another GPU, not
+    an engine) a ``ModelError``, each naming the file. Its inputs and outputs are the
+    engine's (``input_metadata`` needs the runner active); with several optimization
+    profiles, inference switches to the first one that holds the feed's shapes.
+    """
+
+    def __init__(self, engine: str | os.PathLike[str], *, name: str | None = None) -> None:
+        self.trt = import_tensorrt()
+        super().__init__(name or "trt[engine]")
+        self.engine_path = Path(engine)
+        #: Engine files are never built here (``TrtRunner`` has the same attribute).
+        self.engine_was_built: bool | None = False
         self._reset_state()
 
-    # -- inference ---------------------------------------------------------------------
-    def _infer(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        import numpy as np
-
-        from pytest_polygraphy.runners.cuda import CudaError, DeviceBuffer, HostBuffer
-
-        engine, context, stream = self.engine, self.context, self._stream
-        trt = self.trt
-        keep_alive = []
-        for name in self._input_names:
-            dtype = numpy_dtype(trt, engine.get_tensor_dtype(name))
-            array = np.ascontiguousarray(feed[name], dtype=dtype)
-            shape_changed = tuple(context.get_tensor_shape(name)) != array.shape
-            if shape_changed and not context.set_input_shape(name, array.shape):
-                raise InputError(
-                    f"TensorRT refused shape {array.shape} for input {name!r}; the "
-                    f"engine's profile allows {self._profile_text(name)}"
-                )
-            if engine.is_shape_inference_io(name):  # shape tensors live in host memory
-                keep_alive.append(array)
-                ptr = array.ctypes.data
-            else:
-                host = self._host_inputs.setdefault(name, HostBuffer())
-                host.ensure(array.nbytes)
-                np.copyto(host.view(array.dtype, array.shape), array)
-                device = self._device_inputs.setdefault(name, DeviceBuffer())
-                ptr = device.ensure(array.nbytes)
-                device.copy_from_host(host, array.nbytes, stream)
-            context.set_tensor_address(name, ptr)
-
-        if not context.execute_async_v3(stream.handle):
-            raise CudaError(
-                f"TensorRT execute_async_v3 failed for runner {self.name!r}:\n"
-                f"{self._logger.errors()}"
+    @property
+    def input_metadata(self) -> TensorMetadata:
+        if self.engine is None:
+            raise InputError(
+                f"runner {self.name!r}: the inputs of engine {self.engine_path} are known once "
+                "it is loaded: activate the runner first"
             )
-        views = {}
-        for name in self._output_names:
-            shape = self._allocator.shapes.get(name, tuple(context.get_tensor_shape(name)))
-            dtype = numpy_dtype(trt, engine.get_tensor_dtype(name))
-            nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-            host = self._host_outputs.setdefault(name, HostBuffer())
-            host.ensure(nbytes)
-            if nbytes:
-                host.copy_from_device(self._allocator.buffers[name].ptr, nbytes, stream)
-            views[name] = (host, dtype, shape)
-        stream.synchronize()
-        del keep_alive
-        return {name: np.array(h.view(d, s)) for name, (h, d, s) in views.items()}
+        return self._engine_inputs_metadata()
 
-    def _profile_text(self, name: str) -> str:
-        try:
-            lo, opt, hi = self.engine.get_tensor_profile_shape(name, 0)
-        except Exception:
-            return "(no profile information)"
-        return f"min={tuple(lo)}, opt={tuple(opt)}, max={tuple(hi)}"
+    @property
+    def output_metadata(self) -> TensorMetadata:
+        if self.engine is None:
+            raise InputError(
+                f"runner {self.name!r}: the outputs of engine {self.engine_path} are known "
+                "once it is loaded: activate the runner first"
+            )
+        return self._engine_outputs_metadata()
+
+    def _load_engine(self) -> Any:
+        data = read_engine_file(self.engine_path)
+        engine = self._deserialize(data)
+        if engine is None:
+            raise ModelError(
+                f"engine file {self.engine_path}: {self.trt.describe()} cannot deserialize it "
+                "(an engine runs only on the TensorRT version and GPU it was built with; "
+                f"rebuild it here, or test its ONNX model instead):\n"
+                f"{self._logger.errors() or '(no error was logged)'}"
+            )
+        return engine
+
+
+def read_engine_file(path: str | os.PathLike[str]) -> bytes:
+    """The bytes of a serialized engine file; InputError naming it when it cannot be read
+    or is empty."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as err:
+        raise InputError(f"engine file {path}: cannot read it: {err.strerror or err}") from None
+    if not data:
+        raise InputError(f"engine file {path} is empty: it holds no serialized engine")
+    return data

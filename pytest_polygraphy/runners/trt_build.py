@@ -154,15 +154,34 @@ def _set_flag(trt: TensorRT, config: Any, name: str, why: str) -> None:
     config.set_flag(flag)
 
 
+def _add_profiles(
+    trt: TensorRT,
+    builder: Any,
+    network: Any,
+    config: Any,
+    profiles: Sequence[Mapping[str, ShapeTriple]],
+) -> None:
+    """One ``IOptimizationProfile`` per entry of ``profiles`` (profile index = position);
+    with none, one profile that fixes each dynamic dim at 1 (with a warning)."""
+    for index, shapes in enumerate(profiles or ({},)):
+        where = f" of optimization profile {index}" if len(profiles) > 1 else ""
+        _add_profile(trt, builder, network, config, shapes, where)
+
+
 def _add_profile(
-    trt: TensorRT, builder: Any, network: Any, config: Any, shapes: Mapping[str, ShapeTriple]
+    trt: TensorRT,
+    builder: Any,
+    network: Any,
+    config: Any,
+    shapes: Mapping[str, ShapeTriple],
+    where: str = "",
 ) -> None:
     inputs = [network.get_input(i) for i in range(network.num_inputs)]
     known = {t.name for t in inputs}
     unknown = sorted(set(shapes) - known)
     if unknown:
         raise InputError(
-            f"shapes name unknown inputs {unknown}; the network's inputs are {sorted(known)}"
+            f"shapes{where} name unknown inputs {unknown}; the network's inputs are {sorted(known)}"
         )
     profile = builder.create_optimization_profile()
     needed = False
@@ -172,7 +191,7 @@ def _add_profile(
             if tensor.name not in shapes:
                 raise InputError(
                     f"input {tensor.name!r} is a shape tensor: give its (min, opt, max) "
-                    "values in shapes="
+                    f"values in shapes={where}"
                 )
             profile.set_shape_input(tensor.name, *shapes[tensor.name])
             needed = True
@@ -185,15 +204,15 @@ def _add_profile(
                     d >= 0 and d != s for d, s in zip(dims, shape, strict=False)
                 ):
                     raise InputError(
-                        f"shape {shape} for input {tensor.name!r} does not fit the model's "
-                        f"dims {list(dims)} (-1 = dynamic)"
+                        f"shape {shape}{where} for input {tensor.name!r} does not fit the "
+                        f"model's dims {list(dims)} (-1 = dynamic)"
                     )
         elif dynamic:
             fixed = tuple(d if d >= 0 else 1 for d in dims)
             warnings.warn(
                 f"input {tensor.name!r} has dynamic dims {list(dims)} and no shapes were "
-                f"given; building the engine for {fixed} only",
-                stacklevel=4,
+                f"given{where}; building the engine for {fixed} only",
+                stacklevel=5,
             )
             lo = opt = hi = fixed
         else:
@@ -350,7 +369,7 @@ def build_serialized_engine(
         )
         _set_flag(trt, config, flag, f"precision_constraints={constraints!r}")
     configure_builder(trt, config, settings)
-    _add_profile(trt, builder, network, config, settings.shapes)
+    _add_profiles(trt, builder, network, config, settings.profiles)
 
     has_timing_cache = supports_timing_cache(trt) and hasattr(config, "create_timing_cache")
     if has_timing_cache:

@@ -20,7 +20,8 @@ if TYPE_CHECKING:
     from pytest_polygraphy.runners.trt_module import TensorRT
 
 #: Bumped when what this module puts into an engine changes (invalidates old entries).
-BUILD_SCHEMA = 1
+#: 2: several optimization profiles (``profiles``) in place of one (``shapes``).
+BUILD_SCHEMA = 2
 
 TRT_PRECISIONS = ("fp32", "tf32", "fp16", "bf16", "int8", "fp8")
 #: Precision names -> ``trt.DataType`` attribute names, for per-layer precisions.
@@ -99,12 +100,63 @@ def normalize_shapes(
     return normalized
 
 
+def normalize_profiles(
+    shapes: Mapping[str, Any] | None = None,
+    profiles: Sequence[Mapping[str, Any]] | None = None,
+) -> tuple[dict[str, ShapeTriple], ...]:
+    """The optimization profiles of ``shapes=`` (one profile) or ``profiles=`` (several),
+    each normalized by ``normalize_shapes``; InputError when both are given."""
+    if shapes and profiles:
+        raise InputError("give shapes= (one profile) or profiles= (several), not both")
+    if profiles:
+        return tuple(normalize_shapes(profile) for profile in profiles)
+    return (normalize_shapes(shapes),) if shapes else ()
+
+
+def check_profiles(profiles: Sequence[Mapping[str, ShapeTriple]]) -> None:
+    """InputError unless every profile names the same inputs (TensorRT needs every dynamic
+    input in every profile) and no profile is empty."""
+    if not profiles:
+        return
+    first = sorted(profiles[0])
+    for index, profile in enumerate(profiles):
+        if not profile:
+            raise InputError(f"optimization profile {index} names no input")
+        if sorted(profile) != first:
+            raise InputError(
+                f"optimization profile {index} names inputs {sorted(profile)}, profile 0 "
+                f"names {first}; every profile must give shapes for the same inputs"
+            )
+
+
+def pick_profile(
+    shapes: Mapping[str, Sequence[int]], profiles: Sequence[Mapping[str, ShapeTriple]]
+) -> int | None:
+    """The index of the first profile whose ranges hold every shape in ``shapes`` (inputs
+    a profile does not name are not checked), or None when none does."""
+    for index, profile in enumerate(profiles):
+        fits = True
+        for name, shape in shapes.items():
+            if name not in profile:
+                continue
+            lo, _opt, hi = profile[name]
+            if len(shape) != len(lo) or not all(
+                a <= d <= b for a, d, b in zip(lo, shape, hi, strict=True)
+            ):
+                fits = False
+                break
+        if fits:
+            return index
+    return None
+
+
 @dataclass(frozen=True)
 class EngineSettings:
     """Every knob that changes the built engine; ``key_parts()`` goes into cache keys."""
 
     precision: str = "fp32"
-    shapes: dict[str, ShapeTriple] = field(default_factory=dict)
+    #: Optimization profiles, each ``{input: (min, opt, max)}``, in profile index order.
+    profiles: tuple[dict[str, ShapeTriple], ...] = ()
     mark_all: bool = False
     layer_precisions: dict[str, str] = field(default_factory=dict)
     precision_constraints: str | None = None
@@ -131,6 +183,7 @@ class EngineSettings:
     allow_gpu_fallback: bool = False
 
     def __post_init__(self) -> None:
+        check_profiles(self.profiles)
         unknown_pools = sorted(set(self.memory_pool_limits) - set(MEMORY_POOLS))
         if unknown_pools:
             raise InputError(
@@ -170,10 +223,18 @@ class EngineSettings:
                 "use precision='fp32' (or 'tf32') and no layer_precisions with strongly_typed=True"
             )
 
+    @property
+    def shapes(self) -> dict[str, ShapeTriple]:
+        """The first profile (the one an execution context starts with); empty if none."""
+        return self.profiles[0] if self.profiles else {}
+
     def key_parts(self) -> dict[str, Any]:
         return {
             "precision": self.precision,
-            "shapes": {k: [list(s) for s in v] for k, v in sorted(self.shapes.items())},
+            "profiles": [
+                {k: [list(s) for s in v] for k, v in sorted(profile.items())}
+                for profile in self.profiles
+            ],
             "mark_all": self.mark_all,
             "layer_precisions": dict(sorted(self.layer_precisions.items())),
             "keep_fp32": sorted(self.keep_fp32),

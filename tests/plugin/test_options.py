@@ -131,7 +131,8 @@ def test_every_option_is_covered_here() -> None:
     covered = {c[0] for c in CASES} | set(FLAGS) | {"input_shapes", "load_inputs"}
     covered |= {"cache_dir", "golden_dir", "debug_dir", "load_replay", "artifacts"}
     covered |= {"save_inputs", "save_outputs", "load_outputs", "data_loader_script"}
-    covered |= {"trt_plugins"}
+    covered |= {"trt_plugins", "save_engine", "trt_min_shapes", "trt_opt_shapes"}
+    covered |= {"trt_max_shapes"}
     assert covered == {spec.attr for spec in OPTION_SPECS}
 
 
@@ -174,6 +175,35 @@ def test_input_shape_sets_repeat_on_the_command_line_and_are_lines_in_the_ini(
     assert configure(pytester).input_shapes == (
         {"x": (1, 3), "mask": (1, 1)},
         {"x": (2, 3), "mask": (2, 1)},
+    )
+
+
+def test_trt_profile_shapes_repeat_once_per_profile_and_are_lines_in_the_ini(
+    pytester: pytest.Pytester,
+) -> None:
+    options = configure(
+        pytester,
+        "--polygraphy-trt-min-shapes", "x:[1,3]", "--polygraphy-trt-opt-shapes", "x:[2,3]",
+        "--polygraphy-trt-max-shapes", "x:[4,3]",
+        "--polygraphy-trt-min-shapes", "x:[5,3]", "--polygraphy-trt-opt-shapes", "x:[8,3]",
+        "--polygraphy-trt-max-shapes", "x:[16,3]",
+    )  # fmt: skip
+    assert options.trt_min_shapes == ({"x": (1, 3)}, {"x": (5, 3)})
+    assert options.trt_opt_shapes == ({"x": (2, 3)}, {"x": (8, 3)})
+    assert options.trt_max_shapes == ({"x": (4, 3)}, {"x": (16, 3)})
+    ini(
+        pytester,
+        polygraphy_trt_min_shapes="\n  x:[1,3]\n  x:[5,3]",
+        polygraphy_trt_opt_shapes="\n  x:[2,3]\n  x:[8,3]",
+        polygraphy_trt_max_shapes="\n  x:[4,3]\n  x:[16,3]",
+        polygraphy_save_engine="engines",
+    )
+    options = configure(pytester)
+    assert options.trt_min_shapes == ({"x": (1, 3)}, {"x": (5, 3)})
+    assert options.trt_max_shapes == ({"x": (4, 3)}, {"x": (16, 3)})
+    assert options.save_engine == pytester.path / "engines"
+    assert configure(pytester, "--polygraphy-save-engine", "e2").save_engine == (
+        pytester.path / "e2"
     )
 
 
@@ -282,6 +312,9 @@ MULTI_VALID = {
     "trt_pool_limit": "workspace:1G",
     "trt_tactic_sources": "cublas",
     "trt_plugins": "lib.so",
+    "trt_min_shapes": "x:[1,3]",
+    "trt_opt_shapes": "x:[1,3]",
+    "trt_max_shapes": "x:[1,3]",
 }
 
 
@@ -289,7 +322,9 @@ def test_every_option_taking_several_values_is_covered_here() -> None:
     assert sorted(MULTI_VALID) == sorted(spec.attr for spec in MULTI_VALUE)
 
 
-@pytest.mark.parametrize("path", ["net.onnx", "models", "test_a.py", "test_a.py::test_a"])
+@pytest.mark.parametrize(
+    "path", ["net.onnx", "det.plan", "models", "test_a.py", "test_a.py::test_a"]
+)
 @pytest.mark.parametrize("spec", MULTI_VALUE, ids=[s.attr for s in MULTI_VALUE])
 def test_a_path_swallowed_by_an_option_says_to_put_paths_first(
     pytester: pytest.Pytester, spec: OptionSpec, path: str

@@ -17,6 +17,7 @@ from pytest_polygraphy.cache import ArtifactCache, cache_key
 from pytest_polygraphy.errors import BackendUnavailableError, InputError, ModelError
 from pytest_polygraphy.runners import (
     OnnxrtRunner,
+    TrtEngineRunner,
     TrtRunner,
     cuda_unavailable_reason,
     import_tensorrt,
@@ -24,6 +25,7 @@ from pytest_polygraphy.runners import (
     trt_build,
     trt_settings,
 )
+from pytest_polygraphy.runners.trt import read_engine_file
 from pytest_polygraphy.runners.trt_module import FLAVOUR_ENV, TensorRT
 from tests.models.builders import (
     conv_chain,
@@ -73,6 +75,23 @@ def test_shapes_normalize_to_min_opt_max() -> None:
         trt_settings.normalize_shapes({"x": "4x8"})
 
 
+def test_profiles_name_the_same_inputs_and_inference_picks_the_one_that_holds_a_feed() -> None:
+    profiles = trt_settings.normalize_profiles(
+        profiles=[{"x": [(1, 8), (2, 8), (4, 8)]}, {"x": [(5, 8), (8, 8), (16, 8)]}]
+    )
+    assert trt_settings.EngineSettings(profiles=profiles).shapes == profiles[0]
+    assert trt_settings.pick_profile({"x": (3, 8)}, profiles) == 0
+    assert trt_settings.pick_profile({"x": (16, 8)}, profiles) == 1
+    assert trt_settings.pick_profile({"x": (17, 8)}, profiles) is None
+    assert trt_settings.pick_profile({"x": (3, 8, 1)}, profiles) is None  # another rank
+    with pytest.raises(InputError, match="profile 1 names inputs \\['y'\\]"):
+        trt_settings.EngineSettings(
+            profiles=trt_settings.normalize_profiles(profiles=[{"x": (1, 8)}, {"y": (1, 8)}])
+        )
+    with pytest.raises(InputError, match="not both"):
+        trt_settings.normalize_profiles({"x": (1, 8)}, [{"x": (1, 8)}])
+
+
 def test_engine_settings_refuse_contradictions() -> None:
     with pytest.raises(InputError, match="unknown precision 'fp64'"):
         trt_settings.EngineSettings(precision="fp64")
@@ -105,7 +124,12 @@ def test_engine_cache_key_covers_model_settings_tensorrt_and_gpu() -> None:
         "precision": _key(settings=trt_settings.EngineSettings(precision="fp16")),
         "shapes": _key(
             settings=trt_settings.EngineSettings(
-                shapes=trt_settings.normalize_shapes({"x": (2, 8)})
+                profiles=trt_settings.normalize_profiles({"x": (2, 8)})
+            )
+        ),
+        "two profiles": _key(
+            settings=trt_settings.EngineSettings(
+                profiles=trt_settings.normalize_profiles(profiles=[{"x": (2, 8)}, {"x": (4, 8)}])
             )
         ),
         "mark_all": _key(settings=trt_settings.EngineSettings(mark_all=True)),
@@ -543,3 +567,45 @@ def test_build_options_map_to_the_documented_builder_config_calls() -> None:
         trt_build.configure_builder(
             trt, config, trt_settings.EngineSettings(memory_pool_limits={"dla_local_dram": 1})
         )
+
+
+# -- engine files and saved engines (no TensorRT needed for these parts) ---------------------
+@pytest.mark.skipif(TRT_REASON is None, reason="TensorRT is installed here")
+def test_an_engine_runner_without_tensorrt_says_how_to_install_it(tmp_path: Path) -> None:
+    engine = tmp_path / "det.plan"
+    engine.write_bytes(b"serialized")
+    with pytest.raises(BackendUnavailableError, match=r"pip install 'pytest-polygraphy\[trt\]'"):
+        TrtEngineRunner(engine)
+
+
+def test_an_unreadable_or_empty_engine_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match=r"engine file .*missing\.plan: cannot read it"):
+        read_engine_file(tmp_path / "missing.plan")
+    (tmp_path / "empty.engine").write_bytes(b"")
+    with pytest.raises(InputError, match=r"empty\.engine is empty"):
+        read_engine_file(tmp_path / "empty.engine")
+
+
+def _runner_holding_an_engine_for_orchestration(engine_file: Path | None) -> TrtRunner:
+    """A TrtRunner as activation leaves it (engine in the engine cache), made without
+    TensorRT: only ``save_engine``'s copying is tested on it."""
+    runner = TrtRunner.__new__(TrtRunner)
+    runner.name = "trt"
+    runner.engine_file, runner._built_engine = engine_file, None
+    return runner
+
+
+def test_save_engine_copies_the_cache_entry_atomically(tmp_path: Path) -> None:
+    cache = ArtifactCache(tmp_path / "cache")
+    key = trt_settings.engine_key_parts("h", trt_settings.EngineSettings(), FAKE_TRT_10, GPU_H100)
+    cache.get_or_create(key, lambda: b"engine bytes", namespace="trt-engine")
+    entry = cache.paths(key, namespace="trt-engine")[0]
+    runner = _runner_holding_an_engine_for_orchestration(entry)
+    saved = runner.save_engine(tmp_path / "out" / "net.onnx.accuracy[fp32].engine")
+    assert saved.read_bytes() == b"engine bytes"
+    assert sorted(p.name for p in saved.parent.iterdir()) == [saved.name]  # no temp file left
+    entry.unlink()
+    with pytest.raises(InputError, match="no longer in the engine cache"):
+        runner.save_engine(tmp_path / "out" / "again.engine")
+    with pytest.raises(InputError, match="has no engine to save"):
+        _runner_holding_an_engine_for_orchestration(None).save_engine(tmp_path / "x.engine")
