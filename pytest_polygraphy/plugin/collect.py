@@ -197,7 +197,14 @@ class ModelItem(pytest.Item):
             fail(f"{self.path}: {err}")
         self.user_properties.append((SOURCES_PROPERTY, settings.sources))
         model_path = self._model_for_run()
-        debug.remember(self, model=model_path, settings=settings)
+        engine = self._engine_for_run()
+        cannot = None
+        if engine is not None:
+            cannot = (
+                f"the test runs the prebuilt engine {engine}, which a variant of its ONNX "
+                f"model cannot change; debug {model_path} as a model-file test instead"
+            )
+        debug.remember(self, model=model_path, settings=settings, cannot=cannot)
         settings = debug.variant_settings(self, settings, options)
         model = debug.variant_model(self, model_path)
         reference = settings.reference
@@ -215,7 +222,7 @@ class ModelItem(pytest.Item):
                 cache=runner_cache(self.config),
                 golden=golden,
                 update_golden=options.update_golden,
-                engine=self._engine_for_run(),
+                engine=engine,
             )
         except pytest.skip.Exception as skip:
             skip._use_item_location = True  # report the model file, not the plugin's line

@@ -71,6 +71,8 @@ class DebugContext:
 
     model: Any = None
     settings: Any = None
+    #: Why no debug session can vary this test (e.g. it runs a prebuilt engine).
+    cannot: str | None = None
 
 
 VARIANT_KEY = pytest.StashKey[ActiveVariant]()
@@ -83,11 +85,16 @@ def active_variant(node: pytest.Item) -> ActiveVariant | None:
     return node.stash.get(VARIANT_KEY, None)
 
 
-def remember(node: pytest.Item, *, model: Any = None, settings: Any = None) -> None:
-    """Record the model and settings a test runs with (what a debug session starts from)."""
+def remember(
+    node: pytest.Item, *, model: Any = None, settings: Any = None, cannot: str | None = None
+) -> None:
+    """Record the model and settings a test runs with (what a debug session starts from),
+    or why a debug session cannot vary it."""
     if active_variant(node) is not None:
         return
     context = node.stash.setdefault(CONTEXT_KEY, DebugContext())
+    if cannot is not None:
+        context.cannot = cannot
     if model is not None:
         context.model = model
     if settings is not None:
@@ -301,6 +308,8 @@ class ItemCheck:
 
     def _refusal(self, kind: str) -> dict[str, Any] | None:
         context = self.context
+        if context is not None and context.cannot is not None:
+            return _refused(kind, f"cannot {kind}", f"cannot {kind}: {context.cannot}")
         if context is None or context.model is None or context.settings is None:
             return _refused(
                 kind,

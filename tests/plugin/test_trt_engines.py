@@ -303,3 +303,25 @@ def test_save_engine_keeps_the_engines_of_hand_written_tests(tmp_path: Path) -> 
         "test_saved.py.test_trt[fp32].engine",
     ]
     assert [e["kind"] for e in log] == ["build"]  # one runner, cached across both tests
+
+
+def test_debug_sessions_refuse_an_engine_test_saying_why(tmp_path: Path) -> None:
+    """A variant of the ONNX reference cannot change a prebuilt engine: reduce and precision
+    say so instead of answering about a model the engine does not run (fakes, as above)."""
+    root = project(tmp_path)
+    fake_engine(root / "wrong.plan", "dyn.onnx")
+    (root / "wrong.polygraphy.json").write_text(json.dumps({"model": "det.onnx"}))
+    args = ("--polygraphy-reduce", "--polygraphy-precision")
+    result, _ = run(root, "wrong.plan", "--trt", "--onnxref", *FAKE, *args)
+    assert result.outcome("wrong.plan::accuracy[fp32]") == "failed"
+    sessions = [
+        value
+        for report in result.reports
+        if report["nodeid"] == "wrong.plan::accuracy[fp32]" and report["when"] == "call"
+        for name, value in report["props"]
+        if name == "polygraphy_debug"
+    ]
+    assert {s["session"] for s in sessions} == {"reduce", "precision"}
+    for found in sessions:
+        assert found["status"].startswith("cannot"), found
+        assert "prebuilt engine" in found["summary"] and "det.onnx" in found["summary"]
