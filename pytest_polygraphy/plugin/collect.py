@@ -33,7 +33,6 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_polygraphy.errors import PolygraphyError
-from pytest_polygraphy.plugin import debug
 from pytest_polygraphy.plugin.options import get_options
 from pytest_polygraphy.plugin.outcomes import fail
 from pytest_polygraphy.plugin.syntax import (
@@ -179,6 +178,7 @@ class ModelItem(pytest.Item):
         self.model_layers = model_layers
 
     def runtest(self) -> None:
+        from pytest_polygraphy.plugin import debug
         from pytest_polygraphy.plugin.accuracy import Comparer, check_accuracy
         from pytest_polygraphy.plugin.backends import runner_cache
         from pytest_polygraphy.plugin.golden import golden_file

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_polygraphy.errors import BackendUnavailableError, PolygraphyError
-from pytest_polygraphy.plugin import debug, markers
+from pytest_polygraphy.plugin import markers
 from pytest_polygraphy.plugin.options import get_options
 from pytest_polygraphy.plugin.outcomes import fail
 from pytest_polygraphy.plugin.syntax import FULL_PRECISION, OptionValueError, ShapeSet
@@ -53,6 +53,8 @@ def model(request: pytest.FixtureRequest) -> Path:
         def test_inputs(model):
             assert model.name == "net.onnx"
     """
+    from pytest_polygraphy.plugin import debug
+
     variant = debug.active_variant(request.node)
     if variant is not None and variant.model is not None:
         return variant.model
@@ -119,6 +121,7 @@ def polygraphy_settings(request: pytest.FixtureRequest) -> AccuracySettings:
     input_shapes = (
         request.getfixturevalue("input_shapes") if "input_shapes" in request.fixturenames else None
     )
+    from pytest_polygraphy.plugin import debug
     from pytest_polygraphy.plugin.modelsettings import model_layers
     from pytest_polygraphy.plugin.records import SOURCES_PROPERTY
     from pytest_polygraphy.plugin.settings import resolve
