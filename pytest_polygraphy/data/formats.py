@@ -12,8 +12,10 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -101,3 +103,15 @@ def _load_npz(path: Path) -> list[Feed]:
             raise InputError(f"{path}: unexpected entry {key!r} in an inputs file")
         feeds[int(index)][name] = array
     return feeds
+
+
+def feeds_fingerprint(feeds: Iterable[Mapping[str, Any]]) -> str:
+    """A content hash of feeds (names, dtypes, shapes, bytes): what identifies the inputs of
+    an int8 calibration or of a debug session's variant."""
+    digest = hashlib.sha256()
+    for feed in feeds:
+        for name in sorted(feed):
+            array = np.ascontiguousarray(feed[name])
+            digest.update(f"{name}|{array.dtype.str}|{array.shape}|".encode())
+            digest.update(array.tobytes())
+    return digest.hexdigest()

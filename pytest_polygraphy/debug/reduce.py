@@ -22,12 +22,11 @@ check repeated (``journal``).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import onnx
 
 from pytest_polygraphy.debug.artifacts import read_test_case, write_test_case
@@ -190,10 +189,11 @@ class ReduceSession(DebugSession):
     def check_nodes(self, nodes: Nodes, *, fresh: bool = False) -> CheckOutcome:
         """Check the variant holding candidates ``nodes`` (``fresh``: run it even when the
         journal knows it); contradictions are re-checked."""
+        from pytest_polygraphy.data.formats import feeds_fingerprint
         from pytest_polygraphy.models import model_hash
 
         _, model, feeds = self._variant(nodes)
-        key = model_hash(model) + ":" + _feeds_hash(feeds)
+        key = model_hash(model) + ":" + feeds_fingerprint(feeds)
         variant = Variant(model=model, feeds=feeds)
         outcome = self.run_check(key, variant, _describe(nodes), fresh=fresh)
         if not fresh and self._contradicts(nodes, outcome.verdict):
@@ -293,15 +293,3 @@ def _much_milder(
         f"({theirs:.3g}): it is the first place the error passes the tolerances, not "
         f"necessarily what broke the outputs. To look for the larger error, re-run with {hint}"
     )
-
-
-def _feeds_hash(feeds: Sequence[Mapping[str, Any]]) -> str:
-    import hashlib
-
-    digest = hashlib.sha256()
-    for feed in feeds:
-        for name in sorted(feed):
-            array = np.ascontiguousarray(feed[name])
-            digest.update(f"{name}:{array.dtype}:{array.shape}".encode())
-            digest.update(array.tobytes())
-    return digest.hexdigest()[:16]

@@ -38,11 +38,8 @@ from typing import Any
 import pytest
 
 from pytest_polygraphy.plugin.options import PolygraphyOptions, get_options
-from pytest_polygraphy.plugin.records import (
-    COMPARE_PROPERTY,
-    DEBUG_CHECK_RUNNING,
-    DEBUG_PROPERTY,
-)
+from pytest_polygraphy.plugin.records import DEBUG_CHECK_RUNNING, DEBUG_PROPERTY
+from pytest_polygraphy.plugin.table import records_of
 
 
 class VariantFeeds(list):  # type: ignore[type-arg]
@@ -175,10 +172,6 @@ def _signature(
     return Signature(name, {}, text)
 
 
-def _records(properties: Sequence[tuple[str, object]]) -> list[Mapping[str, Any]]:
-    return [v for k, v in properties if k == COMPARE_PROPERTY and isinstance(v, Mapping)]
-
-
 class DebugPlugin:
     """Runs the selected debug sessions: after each failing test ``--polygraphy-reduce``
     and ``--polygraphy-precision``; after every test ``--polygraphy-repeat`` and
@@ -298,7 +291,7 @@ class ItemCheck:
         self.config = config
         self.options = get_options(config)
         self.folder = folder_for(self.options, config, item.nodeid)
-        records = _records(item.user_properties)
+        records = records_of(item.user_properties)
         self.original = _signature(call, item.stash.get(EXCINFO_KEY, None), records)
         self.context = item.stash.get(CONTEXT_KEY, None)
         self.model_outputs: set[str] = set()
@@ -484,7 +477,7 @@ def rerun(
     config.stash[DEBUG_CHECK_RUNNING] = True
     try:
         reports = runtestprotocol(item, nextitem=item.parent, log=False)  # type: ignore[arg-type]
-        records = _records(item.user_properties[len(properties) :])
+        records = records_of(item.user_properties[len(properties) :])
     finally:
         config.stash[DEBUG_CHECK_RUNNING] = False
         item.user_properties[:] = properties

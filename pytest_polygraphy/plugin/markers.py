@@ -75,18 +75,22 @@ def _fail(marker: str, err: Exception) -> OptionValueError:
     return OptionValueError(f"@pytest.mark.{marker}: {err}")
 
 
-def model_path(node: pytest.Item) -> Path | None:
-    """The path given by the closest ``model`` marker, anchored at the test file's folder."""
-    marker = node.get_closest_marker("model")
+def _path_argument(node: pytest.Item, name: str) -> Path | None:
+    """The one path argument of the closest ``name`` marker, anchored at the test file's
+    folder (None without the marker)."""
+    marker = node.get_closest_marker(name)
     if marker is None:
         return None
     path = marker.args[0] if marker.args else marker.kwargs.get("path")
     if len(marker.args) + len(marker.kwargs) != 1 or path is None:
-        raise _fail(
-            "model", ValueError(f"expected model(path), got {marker.args or marker.kwargs}")
-        )
+        raise _fail(name, ValueError(f"expected {name}(path), got {marker.args or marker.kwargs}"))
     path = Path(path)
     return path if path.is_absolute() else node.path.parent / path
+
+
+def model_path(node: pytest.Item) -> Path | None:
+    """The path given by the closest ``model`` marker, anchored at the test file's folder."""
+    return _path_argument(node, "model")
 
 
 def engine_path(node: pytest.Item) -> Path | None:
@@ -94,16 +98,9 @@ def engine_path(node: pytest.Item) -> Path | None:
     folder; OptionValueError for a bad argument, a missing file or another suffix."""
     from pytest_polygraphy.plugin.syntax import ENGINE_SUFFIXES
 
-    marker = node.get_closest_marker("engine")
-    if marker is None:
+    path = _path_argument(node, "engine")
+    if path is None:
         return None
-    path = marker.args[0] if marker.args else marker.kwargs.get("path")
-    if len(marker.args) + len(marker.kwargs) != 1 or path is None:
-        raise _fail(
-            "engine", ValueError(f"expected engine(path), got {marker.args or marker.kwargs}")
-        )
-    path = Path(path)
-    path = path if path.is_absolute() else node.path.parent / path
     if path.suffix not in ENGINE_SUFFIXES:
         raise _fail(
             "engine",
@@ -114,18 +111,23 @@ def engine_path(node: pytest.Item) -> Path | None:
     return path
 
 
-def precisions(node: Any) -> tuple[str, ...] | None:
-    """The precisions of the closest ``precisions`` marker, validated."""
-    marker = node.get_closest_marker("precisions")
+def _names(node: Any, name: str, parse: Any) -> tuple[str, ...] | None:
+    """The closest ``name`` marker's arguments (names, or one list of them), parsed."""
+    marker = node.get_closest_marker(name)
     if marker is None:
         return None
     names = marker.args
     if len(names) == 1 and isinstance(names[0], list | tuple):
         names = tuple(names[0])
     try:
-        return syntax.parse_precisions(names)
+        return parse(names)
     except OptionValueError as err:
-        raise _fail("precisions", err) from None
+        raise _fail(name, err) from None
+
+
+def precisions(node: Any) -> tuple[str, ...] | None:
+    """The precisions of the closest ``precisions`` marker, validated."""
+    return _names(node, "precisions", syntax.parse_precisions)
 
 
 def shape_sets(node: Any) -> tuple[ShapeSet, ...] | None:
@@ -143,16 +145,7 @@ def shape_sets(node: Any) -> tuple[ShapeSet, ...] | None:
 
 def keep_fp32(node: Any) -> tuple[str, ...] | None:
     """The node names of the closest ``keep_fp32`` marker, validated."""
-    marker = node.get_closest_marker("keep_fp32")
-    if marker is None:
-        return None
-    names = marker.args
-    if len(names) == 1 and isinstance(names[0], list | tuple):
-        names = tuple(names[0])
-    try:
-        return syntax.parse_node_names(list(names))
-    except OptionValueError as err:
-        raise _fail("keep_fp32", err) from None
+    return _names(node, "keep_fp32", lambda names: syntax.parse_node_names(list(names)))
 
 
 def tolerance(node: Any) -> dict[str, Any]:

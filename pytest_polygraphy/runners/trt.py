@@ -474,7 +474,9 @@ class TrtRunner(_EngineExecution):
             return trt_build.model_build_inputs(self.model, description), {}
         feeds = list(self._calibration_feeds())
         quantized = models.quantize_int8(proto, feeds, **TENSORRT_QUANTIZATION)
-        extra = {"int8_calibration": trt_settings.feeds_fingerprint(feeds)}
+        from pytest_polygraphy.data.formats import feeds_fingerprint
+
+        extra = {"int8_calibration": feeds_fingerprint(feeds)}
         return trt_build.model_build_inputs(self.model, description, quantized), extra
 
     def _calibration_feeds(self) -> Iterable[Mapping[str, Any]]:

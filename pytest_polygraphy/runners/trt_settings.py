@@ -294,19 +294,6 @@ def timing_cache_key_parts(trt: TensorRT, gpu: Mapping[str, str]) -> dict[str, A
     }
 
 
-def feeds_fingerprint(feeds: Iterable[Mapping[str, Any]]) -> str:
-    """A hash of calibration feeds (names, dtypes, shapes, bytes) for int8 cache keys."""
-    import numpy as np
-
-    digest = hashlib.sha256()
-    for feed in feeds:
-        for name in sorted(feed):
-            array = np.ascontiguousarray(feed[name])
-            digest.update(f"{name}|{array.dtype.str}|{array.shape}|".encode())
-            digest.update(array.tobytes())
-    return digest.hexdigest()
-
-
 # -- cache orchestration ---------------------------------------------------------------
 def obtain_engine(
     cache: ArtifactCache,

@@ -118,6 +118,22 @@ def pytest_sessionfinish(session):
 '''
 
 
+#: A conftest that SIGKILLs pytest at the start of the test run numbered ``KILL_AT_RUN``
+#: (counting re-runs): how the debug sessions' resume after a kill is tested.
+KILL_CONFTEST = """
+import os
+import signal
+
+RUNS = {"n": 0}
+
+
+def pytest_runtest_call(item):
+    RUNS["n"] += 1
+    if RUNS["n"] == int(os.environ.get("KILL_AT_RUN", "0")):
+        os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
 @dataclass
 class Run:
     """One pytest run's exit code, output and test reports."""
@@ -152,6 +168,19 @@ class Run:
         """The comparison records of a test (from its teardown report)."""
         reports = [r for r in self._for(nodeid) if r["when"] == "teardown"]
         return [value for name, value in reports[-1]["props"] if name == "polygraphy_compare"]
+
+    def debug_session(self, nodeid: str, kind: str) -> dict[str, Any]:
+        """The result of the ``kind`` debug session (reduce, precision, repeat, build) of a
+        test, from its call report; exactly one must be there."""
+        found = [
+            value
+            for report in self._for(nodeid)
+            if report["when"] == "call"
+            for name, value in report["props"]
+            if name == "polygraphy_debug" and value.get("session") == kind
+        ]
+        assert len(found) == 1, self.output
+        return found[0]
 
     def nodeids(self) -> set[str]:
         return {r["nodeid"] for r in self.reports}

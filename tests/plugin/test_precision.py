@@ -14,7 +14,7 @@ import pytest
 
 from pytest_polygraphy.debug.precision import float_candidates
 from tests.debug import models
-from tests.plugin.harness import MODES, Run, run_pytest
+from tests.plugin.harness import KILL_CONFTEST, MODES, Run, run_pytest
 
 ARGS = ["--onnxref", "--polygraphy-precisions", "fp16", "--polygraphy-precision"]
 
@@ -29,15 +29,7 @@ def test_not_about_precision(model, accuracy):
 
 
 def session(run: Run, nodeid: str) -> dict[str, Any]:
-    found = [
-        value
-        for report in run.reports
-        if report["nodeid"] == nodeid and report["when"] == "call"
-        for name, value in report["props"]
-        if name == "polygraphy_debug" and value.get("session") == "precision"
-    ]
-    assert len(found) == 1, run.output
-    return found[0]
+    return run.debug_session(nodeid, "precision")
 
 
 @pytest.fixture(scope="module", params=list(MODES))
@@ -119,23 +111,9 @@ def test_a_stop_at_max_checks_still_returns_a_passing_set(tmp_path: Path) -> Non
     assert {"planted_exp", "log24"} <= names
 
 
-KILLER = """
-import os
-import signal
-
-RUNS = {"n": 0}
-
-
-def pytest_runtest_call(item):
-    RUNS["n"] += 1
-    if RUNS["n"] == int(os.environ.get("KILL_AT_RUN", "0")):
-        os.kill(os.getpid(), signal.SIGKILL)
-"""
-
-
 def test_resume_after_a_kill_repeats_no_check(tmp_path: Path) -> None:
     models.normalizing(2, path=tmp_path / "two.onnx")
-    (tmp_path / "conftest.py").write_text(KILLER)
+    (tmp_path / "conftest.py").write_text(KILL_CONFTEST)
     run_pytest(tmp_path, "two.onnx", *ARGS, env={"KILL_AT_RUN": "6"})
     journal = next((tmp_path / "polygraphy-debug").glob("*/precision/journal.jsonl"))
     resumed = session(run_pytest(tmp_path, "two.onnx", *ARGS), "two.onnx::accuracy[fp16]")

@@ -19,7 +19,7 @@ from pytest_polygraphy.data import save_inputs
 from pytest_polygraphy.debug.artifacts import read_test_case
 from pytest_polygraphy.models import convert_to_fp16
 from tests.debug import models
-from tests.plugin.harness import MODES, Run, run_pytest
+from tests.plugin.harness import KILL_CONFTEST, MODES, Run, run_pytest
 
 ARGS = ["--onnxref", "--polygraphy-precisions", "fp16", "--polygraphy-reduce"]
 PLANTED = [["planted_exp", "Exp"]]
@@ -102,15 +102,7 @@ def case(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
 
 
 def session(run: Run, nodeid: str) -> dict[str, Any]:
-    found = [
-        value
-        for report in run.reports
-        if report["nodeid"] == nodeid and report["when"] == "call"
-        for name, value in report["props"]
-        if name == "polygraphy_debug"
-    ]
-    assert len(found) == 1, run.output
-    return found[0]
+    return run.debug_session(nodeid, "reduce")
 
 
 def candidates(model: onnx.ModelProto) -> int:
@@ -235,23 +227,9 @@ def test_the_terminal_summary_lists_each_session(case) -> None:
     assert "models/chain.onnx::accuracy[fp16]: reduced" in run.output
 
 
-KILLER = """
-import os
-import signal
-
-RUNS = {"n": 0}
-
-
-def pytest_runtest_call(item):
-    RUNS["n"] += 1
-    if RUNS["n"] == int(os.environ.get("KILL_AT_RUN", "0")):
-        os.kill(os.getpid(), signal.SIGKILL)
-"""
-
-
 def test_resume_after_sigkill_repeats_no_check(tmp_path: Path) -> None:
     models.chain(path=tmp_path / "chain.onnx")
-    (tmp_path / "conftest.py").write_text(KILLER)
+    (tmp_path / "conftest.py").write_text(KILL_CONFTEST)
     killed = run_pytest(tmp_path, "chain.onnx", *ARGS, env={"KILL_AT_RUN": "5"})
     assert (
         killed.returncode < 0 or killed.returncode == 137 or "chain.onnx" not in str(killed.reports)

@@ -30,15 +30,7 @@ def test_flaky(accuracy, tmp_path_factory):
 
 
 def session(run: Run, nodeid: str, kind: str) -> dict[str, Any]:
-    found = [
-        value
-        for report in run.reports
-        if report["nodeid"] == nodeid and report["when"] == "call"
-        for name, value in report["props"]
-        if name == "polygraphy_debug" and value.get("session") == kind
-    ]
-    assert len(found) == 1, run.output
-    return found[0]
+    return run.debug_session(nodeid, kind)
 
 
 @pytest.fixture
