@@ -13,24 +13,7 @@ SITE=${SITE:-/tmp/site}
 STAGE=${STAGE:-/tmp/stage}
 mkdir -p "$OUT"
 PY=${PYTHON:-python3}
-if [ ! -d "$SITE/onnxruntime" ]; then
-  mkdir -p "$SITE"
-  cat "$STAGE"/chunk_* | xz -dc | tar -x -C "$SITE" || echo "unpack FAILED"
-fi
-export PYTHONPATH="$SITE:$PWD${PYTHONPATH:+:$PYTHONPATH}"
-extra_libs=$($PY - <<'PYEOF'
-import glob, os, site
-roots = site.getsitepackages() + ["/usr/local/cuda/lib64", "/usr/lib/x86_64-linux-gnu"]
-found = set()
-for root in roots:
-    for pattern in ("nvidia/*/lib", "nvidia/cu13/lib", ""):
-        for lib in ("libcublasLt.so*", "libcudnn.so*", "libcufft.so*", "libcurand.so*", "libcudart.so*"):
-            for path in glob.glob(os.path.join(root, pattern, lib)):
-                found.add(os.path.dirname(path))
-print(":".join(sorted(found)))
-PYEOF
-)
-export LD_LIBRARY_PATH="${extra_libs}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+source "$(dirname "$0")/site_env.sh"
 # registers the pytest11 entry point (offline, no dependencies)
 $PY -m pip install -q --no-deps --no-index --no-build-isolation -e . 2>&1 | tail -3
 $PY -c "import onnxruntime as o; print(o.__version__, o.get_available_providers())" 2>&1 | tee "$OUT/env.txt"
