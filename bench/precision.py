@@ -72,17 +72,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from benchkit import OCR_WHEEL, input_array, ocr_models, timed, tool_env
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 CONVERTER_VENV = HERE / ".venv-onnxconverter"
-MODELS = HERE / ".models"
-OCR_WHEEL = "rapidocr-onnxruntime"
 REAL_MODEL = "ch_PP-OCRv4_rec_infer.onnx"
 REAL_SHAPE = (1, 3, 48, 320)
 CHAIN_NODES = 245
 CHAIN_WIDTH = 64
 RTOL = ATOL = 2e-3
-SEED = 0
 #: Squares of ``t * 300`` pass fp16's 65504 (and ``300 * ||d|| = 300`` after a previous
 #: normalization, ``||d|| = 1``): the fp16 norm is inf, the fp32 one is finite.
 CULPRIT_SCALE = 300.0
@@ -166,32 +165,10 @@ def chain_model(total: int, culprits: int, width: int = CHAIN_WIDTH) -> tuple[An
 
 def real_model() -> Path:
     """PaddleOCR's recognizer from the rapidocr wheel, installed on first use."""
-    path = MODELS / "rapidocr_onnxruntime" / "models" / REAL_MODEL
-    if not path.exists():
-        print(f"installing {OCR_WHEEL} (no deps) into {MODELS} ...", file=sys.stderr, flush=True)
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "install",
-                "-q",
-                "--no-deps",
-                "--target",
-                MODELS,
-                OCR_WHEEL,
-            ],
-            check=True,
-        )
-    if not path.exists():
-        raise RuntimeError(f"{path} is missing after installing {OCR_WHEEL}")
-    return path
-
-
-def input_array(shape: tuple[int, ...]) -> Any:
-    import numpy as np
-
-    return np.random.default_rng(SEED).random(shape, dtype=np.float32)
+    found = [path for path in ocr_models() if path.name == REAL_MODEL]
+    if not found:
+        raise RuntimeError(f"{REAL_MODEL} is not among the models of {OCR_WHEEL}")
+    return found[0]
 
 
 # -- the oracle ----------------------------------------------------------------------
@@ -496,26 +473,6 @@ class Case:
     converters: list[Converter] = field(default_factory=list)
     oracle_s: float = 0.0
     plain: str = ""
-
-
-def tool_env(work: Path, **extra: str) -> dict[str, str]:
-    """Python's default bytecode caching whatever this shell says, caches under ``work``."""
-    env = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
-    env["PYTHONPYCACHEPREFIX"] = str(work / "pycache")
-    return {**env, **extra}
-
-
-def timed(command: list[str], cwd: Path, log: Path, env: dict[str, str]) -> float:
-    start = time.perf_counter()
-    with open(log, "w", encoding="utf-8") as stream:
-        done = subprocess.run(
-            command, cwd=cwd, stdout=stream, stderr=subprocess.STDOUT, env=env, text=True
-        )
-    seconds = time.perf_counter() - start
-    if done.returncode not in (0, 1):  # pytest: 1 = the test failed, as it should
-        tail = log.read_text(encoding="utf-8", errors="replace")[-3000:]
-        raise RuntimeError(f"exit status {done.returncode}: {' '.join(command)}\n{tail}")
-    return seconds
 
 
 def run_ours(case: Case, work: Path, max_checks: int | None) -> None:

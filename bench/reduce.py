@@ -64,15 +64,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from benchkit import MODELS, input_array, ocr_models, timed, tool_env
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 POLYGRAPHY_VENV = HERE / ".venv-polygraphy"
 POLYGRAPHY_VERSION = "0.53.6"
-MODELS = HERE / ".models"
-OCR_WHEEL = "rapidocr-onnxruntime"
 REAL_TARGET_NODES = 560
 RTOL = ATOL = 2e-3
-SEED = 0
 PLANTED = "planted_exp"
 #: Ours: the failure text must show NaN or Inf in the fp16 run (the "actual" side).
 OURS_NONFINITE = r"actual has \d+ (NaN|Inf)"
@@ -139,31 +138,6 @@ def chain_model(total: int, width: int = 64) -> Any:
     return model
 
 
-def ocr_models() -> list[Path]:
-    """The PaddleOCR models of the rapidocr wheel, installed on first use."""
-    found = sorted(MODELS.glob("rapidocr_onnxruntime/models/*.onnx"))
-    if not found:
-        print(f"installing {OCR_WHEEL} (no deps) into {MODELS} ...", file=sys.stderr, flush=True)
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "install",
-                "-q",
-                "--no-deps",
-                "--target",
-                MODELS,
-                OCR_WHEEL,
-            ],
-            check=True,
-        )
-        found = sorted(MODELS.glob("rapidocr_onnxruntime/models/*.onnx"))
-    if not found:
-        raise RuntimeError(f"no .onnx model in {MODELS}/rapidocr_onnxruntime/models")
-    return found
-
-
 def pick_real_model() -> tuple[Path, dict[str, int]]:
     """The OCR model whose node count is nearest ``REAL_TARGET_NODES``, and every count."""
     import onnx
@@ -181,12 +155,6 @@ def fixed_shape(model: Any, batch: int = 1, height: int = 48, width: int = 192) 
     dims = model.graph.input[0].type.tensor_type.shape.dim
     defaults = (batch, 3, height, width)
     return tuple(d.dim_value if d.dim_value > 0 else defaults[i] for i, d in enumerate(dims))
-
-
-def input_array(shape: tuple[int, ...]) -> Any:
-    import numpy as np
-
-    return np.random.default_rng(SEED).random(shape, dtype=np.float32)
 
 
 def plant_real(source: Path, shape: tuple[int, ...]) -> tuple[Any, str]:
@@ -379,29 +347,6 @@ class Case:
     polygraphy_nodes: int = 0
     ours: Side = field(default_factory=Side)
     polygraphy: Side = field(default_factory=Side)
-
-
-def tool_env(work: Path, **extra: str) -> dict[str, str]:
-    """Both sides' environment: Python's default bytecode caching, whatever this shell
-    says (PYTHONDONTWRITEBYTECODE=1 would make pytest re-rewrite and recompile ~150
-    modules on every run, seconds that no user pays), with every cache file under the work
-    folder (nothing written next to the venvs' sources)."""
-    env = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
-    env["PYTHONPYCACHEPREFIX"] = str(work / "pycache")
-    return {**env, **extra}
-
-
-def timed(command: list[str], cwd: Path, log: Path, env: dict[str, str] | None = None) -> float:
-    start = time.perf_counter()
-    with open(log, "w", encoding="utf-8") as stream:
-        done = subprocess.run(
-            command, cwd=cwd, stdout=stream, stderr=subprocess.STDOUT, env=env, text=True
-        )
-    seconds = time.perf_counter() - start
-    if done.returncode not in (0, 1):  # pytest: 1 = the test failed, as it should
-        tail = log.read_text(encoding="utf-8", errors="replace")[-3000:]
-        raise RuntimeError(f"exit status {done.returncode}: {' '.join(command)}\n{tail}")
-    return seconds
 
 
 def run_ours(case: Case, work: Path) -> None:

@@ -1,0 +1,65 @@
+"""What the debug-session benchmarks (``reduce.py``, ``precision.py``) share: the real
+PaddleOCR models, seeded inputs, and timing a tool's command in a clean environment.
+
+Not a benchmark itself; the scripts import it from their own folder.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+#: Real models, installed as data only (gitignored).
+MODELS = HERE / ".models"
+OCR_WHEEL = "rapidocr-onnxruntime"
+SEED = 0
+
+
+def ocr_models() -> list[Path]:
+    """The PaddleOCR models of the rapidocr wheel, installed on first use."""
+    found = sorted(MODELS.glob("rapidocr_onnxruntime/models/*.onnx"))
+    if not found:
+        print(f"installing {OCR_WHEEL} (no deps) into {MODELS} ...", file=sys.stderr, flush=True)
+        command = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target"]
+        subprocess.run([*command, MODELS, OCR_WHEEL], check=True)
+        found = sorted(MODELS.glob("rapidocr_onnxruntime/models/*.onnx"))
+    if not found:
+        raise RuntimeError(f"no .onnx model in {MODELS}/rapidocr_onnxruntime/models")
+    return found
+
+
+def input_array(shape: tuple[int, ...]) -> Any:
+    """Uniform [0, 1) float32 values from the fixed seed."""
+    import numpy as np
+
+    return np.random.default_rng(SEED).random(shape, dtype=np.float32)
+
+
+def tool_env(work: Path, **extra: str) -> dict[str, str]:
+    """Both sides' environment: Python's default bytecode caching, whatever this shell
+    says (PYTHONDONTWRITEBYTECODE=1 would make pytest re-rewrite and recompile ~150
+    modules on every run, seconds that no user pays), with every cache file under the work
+    folder (nothing written next to the venvs' sources)."""
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPYCACHEPREFIX"] = str(work / "pycache")
+    return {**env, **extra}
+
+
+def timed(command: list[str], cwd: Path, log: Path, env: dict[str, str] | None = None) -> float:
+    """Seconds ``command`` took, its output in ``log``; RuntimeError unless pytest's exit
+    status is 0 or 1 (a test failed, as it should)."""
+    start = time.perf_counter()
+    with open(log, "w", encoding="utf-8") as stream:
+        done = subprocess.run(
+            command, cwd=cwd, stdout=stream, stderr=subprocess.STDOUT, env=env, text=True
+        )
+    seconds = time.perf_counter() - start
+    if done.returncode not in (0, 1):
+        tail = log.read_text(encoding="utf-8", errors="replace")[-3000:]
+        raise RuntimeError(f"exit status {done.returncode}: {' '.join(command)}\n{tail}")
+    return seconds
