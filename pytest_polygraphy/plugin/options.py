@@ -61,7 +61,49 @@ GROUP_DESCRIPTION = (
 
 
 @dataclass(frozen=True)
-class PolygraphyOptions:
+class TrtBuildOptions:
+    """TensorRT build options (``optionspecs.TRT_OPTION_SPECS``): each is part of the engine
+    cache key. Options, per-model settings and a test's settings share these fields."""
+
+    trt_pool_limit: dict[str, int] = field(default_factory=dict)
+    trt_builder_optimization_level: int | None = None
+    trt_tactic_sources: tuple[str, ...] = ()
+    trt_strongly_typed: bool = False
+    trt_precision_constraints: str | None = None
+    trt_sparse_weights: bool = False
+    trt_plugins: tuple[Path, ...] = ()
+    trt_use_dla: bool = False
+    trt_allow_gpu_fallback: bool = False
+    #: Explicit optimization profiles: the k-th min, opt and max shape sets make profile k.
+    trt_min_shapes: tuple[ShapeSet, ...] = ()
+    trt_opt_shapes: tuple[ShapeSet, ...] = ()
+    trt_max_shapes: tuple[ShapeSet, ...] = ()
+
+
+@dataclass(frozen=True)
+class RunOptions(TrtBuildOptions):
+    """``polygraphy run``'s output, data and results options
+    (``optionspecs.RUN_OPTION_SPECS``), shared like ``TrtBuildOptions``."""
+
+    #: Output names to compare, or ``"mark-all"``; empty: the model's outputs.
+    outputs: str | tuple[str, ...] = ()
+    exclude_outputs: tuple[str, ...] = ()
+    #: ``"/path/loader.py:function"``.
+    data_loader_script: str | None = None
+    save_inputs: Path | None = None
+    save_outputs: Path | None = None
+    save_format: str = "npz"
+    load_outputs: Path | None = None
+    #: ``{output or "": (k, axis or None)}``: Top-K before comparison.
+    postprocess: dict[str, tuple[int, int | None]] = field(default_factory=dict)
+    fail_fast: bool = False
+    warm_up: int = 0
+    #: Folder the run's TensorRT engines are copied into (``--polygraphy-save-engine``).
+    save_engine: Path | None = None
+
+
+@dataclass(frozen=True)
+class PolygraphyOptions(RunOptions):
     """Every plugin option after parsing (command line over ini over default).
 
     One instance per run lives on ``config.stash[OPTIONS_KEY]``; read it with
@@ -119,35 +161,6 @@ class PolygraphyOptions:
     command_line: frozenset[str] = frozenset()
     #: The attributes read from the ini file (per-model settings win over them).
     from_ini: frozenset[str] = frozenset()
-    # -- polygraphy run: which outputs, data and results (optionspecs.RUN_OPTION_SPECS) --
-    #: Output names to compare, or ``"mark-all"``; empty: the model's outputs.
-    outputs: str | tuple[str, ...] = ()
-    exclude_outputs: tuple[str, ...] = ()
-    #: ``"/path/loader.py:function"``.
-    data_loader_script: str | None = None
-    save_inputs: Path | None = None
-    save_outputs: Path | None = None
-    save_format: str = "npz"
-    load_outputs: Path | None = None
-    #: ``{output or "": (k, axis or None)}``: Top-K before comparison.
-    postprocess: dict[str, tuple[int, int | None]] = field(default_factory=dict)
-    fail_fast: bool = False
-    warm_up: int = 0
-    # -- TensorRT build options (optionspecs.TRT_OPTION_SPECS) --
-    trt_pool_limit: dict[str, int] = field(default_factory=dict)
-    trt_builder_optimization_level: int | None = None
-    trt_tactic_sources: tuple[str, ...] = ()
-    trt_strongly_typed: bool = False
-    trt_precision_constraints: str | None = None
-    trt_sparse_weights: bool = False
-    trt_plugins: tuple[Path, ...] = ()
-    trt_use_dla: bool = False
-    trt_allow_gpu_fallback: bool = False
-    #: Explicit optimization profiles: the k-th min, opt and max shape sets make profile k.
-    trt_min_shapes: tuple[ShapeSet, ...] = ()
-    trt_opt_shapes: tuple[ShapeSet, ...] = ()
-    trt_max_shapes: tuple[ShapeSet, ...] = ()
-    save_engine: Path | None = None
 
     def source(self, attr: str) -> str:
         """Where an attribute's value came from: ``command line``, ``ini`` or ``default``.

@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 JUNIT_PREFIX = "polygraphy"
 WORKERINPUT_ARTIFACT_DIR = "polygraphy_artifact_dir"
 
+
 def _property_safe(text: str) -> str:
     return re.sub(r"\s+", "_", text)
 

@@ -21,48 +21,32 @@ Stdlib only at import; the compare module is imported when a compare function is
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from pytest_polygraphy.per_name import value_for
 from pytest_polygraphy.plugin.modelsettings import Layer, merge_sourced
-from pytest_polygraphy.plugin.options import COMMAND_LINE, DEFAULT, INI, PolygraphyOptions
+from pytest_polygraphy.plugin.options import (
+    COMMAND_LINE,
+    DEFAULT,
+    INI,
+    PolygraphyOptions,
+    RunOptions,
+    TrtBuildOptions,
+)
 from pytest_polygraphy.plugin.syntax import OptionValueError, ShapeSet
 
 TOLERANCE_KEYS = ("rtol", "atol", "check_error_stat", "error_quantile")
 
 #: TensorRT build options (``optionspecs.TRT_OPTION_SPECS``): each is part of the engine
 #: cache key; per-model settings may set them too.
-TRT_BUILD_OPTIONS = (
-    "trt_pool_limit",
-    "trt_builder_optimization_level",
-    "trt_tactic_sources",
-    "trt_strongly_typed",
-    "trt_precision_constraints",
-    "trt_sparse_weights",
-    "trt_plugins",
-    "trt_use_dla",
-    "trt_allow_gpu_fallback",
-    "trt_min_shapes",
-    "trt_opt_shapes",
-    "trt_max_shapes",
-)
+TRT_BUILD_OPTIONS = tuple(f.name for f in fields(TrtBuildOptions))
 
 #: ``polygraphy run``'s output, data and results options (``optionspecs.RUN_OPTION_SPECS``):
 #: per-model settings may set them too.
 RUN_OPTIONS = (
-    "outputs",
-    "exclude_outputs",
-    "data_loader_script",
-    "save_inputs",
-    "save_outputs",
-    "save_format",
-    "load_outputs",
-    "postprocess",
-    "fail_fast",
-    "warm_up",
-    "save_engine",
+    *(f.name for f in fields(RunOptions) if f.name not in TRT_BUILD_OPTIONS),
     *TRT_BUILD_OPTIONS,
 )
 
@@ -85,8 +69,9 @@ LAYERED_OPTIONS = (
 
 
 @dataclass(frozen=True)
-class AccuracySettings:
-    """Everything that decides how a test's inputs are made and its outputs compared."""
+class AccuracySettings(RunOptions):
+    """Everything that decides how a test's inputs are made and its outputs compared (the
+    ``RunOptions`` fields included)."""
 
     precision: str = "fp32"
     input_shapes: ShapeSet | None = None
@@ -109,33 +94,6 @@ class AccuracySettings:
     keep_fp32: tuple[str, ...] = ()
     #: The feeds of a debug session's variant, which replace the test's own inputs.
     feeds: Any = None
-    # -- polygraphy run's output, data and results options (see ``RUN_OPTIONS``) --
-    outputs: str | tuple[str, ...] = ()
-    exclude_outputs: tuple[str, ...] = ()
-    data_loader_script: str | None = None
-    save_inputs: Path | None = None
-    save_outputs: Path | None = None
-    save_format: str = "npz"
-    load_outputs: Path | None = None
-    postprocess: dict[str, tuple[int, int | None]] = field(default_factory=dict)
-    fail_fast: bool = False
-    warm_up: int = 0
-    # -- TensorRT build options (see ``TRT_BUILD_OPTIONS``) --
-    trt_pool_limit: dict[str, int] = field(default_factory=dict)
-    trt_builder_optimization_level: int | None = None
-    trt_tactic_sources: tuple[str, ...] = ()
-    trt_strongly_typed: bool = False
-    trt_precision_constraints: str | None = None
-    trt_sparse_weights: bool = False
-    trt_plugins: tuple[Path, ...] = ()
-    trt_use_dla: bool = False
-    trt_allow_gpu_fallback: bool = False
-    #: Explicit optimization profiles (see ``plugin.profiles``).
-    trt_min_shapes: tuple[ShapeSet, ...] = ()
-    trt_opt_shapes: tuple[ShapeSet, ...] = ()
-    trt_max_shapes: tuple[ShapeSet, ...] = ()
-    #: Folder the run's TensorRT engines are copied into (``--polygraphy-save-engine``).
-    save_engine: Path | None = None
     #: Every shape set the test is parametrized with (``input_shapes`` is this test's
     #: one): a TensorRT engine's default profile covers them all.
     parametrized_shapes: tuple[ShapeSet, ...] = ()
