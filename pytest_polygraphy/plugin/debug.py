@@ -145,10 +145,7 @@ class Signature:
 
     @property
     def first_line(self) -> str:
-        for line in self.text.splitlines():
-            if line.strip():
-                return line.strip()[:200]
-        return self.kind
+        return _first_line(self.text, self.kind)
 
 
 _ERROR_PREFIX = re.compile(r"^\s*(?:E\s+)?(\w+(?:Error|Exception)):")
@@ -490,11 +487,13 @@ def _terminal_log(config: pytest.Config) -> Any:
     return (lambda line: None) if terminal is None else terminal.write_line
 
 
+def _first_line(text: str, default: str) -> str:
+    """The first non-blank line of a failure text (at most 200 characters), else ``default``."""
+    return next((line.strip()[:200] for line in text.splitlines() if line.strip()), default)
+
+
 def _first(report: pytest.TestReport) -> str:
-    for line in report.longreprtext.splitlines():
-        if line.strip():
-            return line.strip()[:200]
-    return report.outcome
+    return _first_line(report.longreprtext, report.outcome)
 
 
 def _output_names(model: Any) -> set[str]:
