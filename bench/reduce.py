@@ -3,7 +3,7 @@
     python bench/reduce.py [--cases chain real] [--chain-nodes 245] [--work DIR]
 
 Two models, each with one planted fp16 overflow, ``Exp(Mul(t, s))`` followed by ``Log``
-(and, in the real model, a ``Mul`` by ``1/s``, so that the fp32 model computes what it
+(in the real model then ``t + 0 * that``, so that the fp32 model computes what it
 computed before): ``Exp`` overflows float16 (65504) wherever ``s * t`` is above ~11.1.
 The planted ``Exp`` is the first node whose fp16 output goes wrong: the node both tools
 should end at.
@@ -158,9 +158,12 @@ def fixed_shape(model: Any, batch: int = 1, height: int = 48, width: int = 192) 
 
 
 def plant_real(source: Path, shape: tuple[int, ...]) -> tuple[Any, str]:
-    """A copy of ``source`` with ``Mul(1/s) <- Log <- Exp <- Mul(s)`` after the output of
-    its middle Relu; ``s`` makes the largest value 20 for the bench's input (exp(20) is
-    finite in fp32, far past fp16's range). Returns the model and the tensor cut into."""
+    """A copy of ``source`` where the output ``t`` of its middle Relu becomes
+    ``t + 0 * Log(Exp(s * t))``; ``s`` makes the largest value 20 for the bench's input.
+    In fp32 exp(20) is finite, so the sum is exactly ``t``; in fp16 the Exp overflows and
+    ``0 * inf`` is NaN, which no later node can hide (an inf alone is squashed back into
+    range by the SE blocks' HardSigmoid once BatchNormalization runs in inference mode).
+    Returns the model and the tensor cut into."""
     import numpy as np
     import onnx
     import onnxruntime as ort
@@ -190,14 +193,15 @@ def plant_real(source: Path, shape: tuple[int, ...]) -> tuple[Any, str]:
     model.graph.initializer.extend(
         [
             numpy_helper.from_array(np.array(scale, np.float32), "planted_scale"),
-            numpy_helper.from_array(np.array(1.0 / scale, np.float32), "planted_unscale"),
+            numpy_helper.from_array(np.array(0.0, np.float32), "planted_zero"),
         ]
     )
     planted = [
         helper.make_node("Mul", [target, "planted_scale"], ["planted_s"], "planted_mul"),
         helper.make_node("Exp", ["planted_s"], ["planted_e"], PLANTED),
         helper.make_node("Log", ["planted_e"], ["planted_l"], "planted_log"),
-        helper.make_node("Mul", ["planted_l", "planted_unscale"], [restored], "planted_unmul"),
+        helper.make_node("Mul", ["planted_l", "planted_zero"], ["planted_z"], "planted_zero_mul"),
+        helper.make_node("Add", [target, "planted_z"], [restored], "planted_add"),
     ]
     # paddle2onnx names both spatial dims "?"; the project's input check reads a repeated
     # dim_param as one dimension (height == width) and refuses 48x192, so the copy names
