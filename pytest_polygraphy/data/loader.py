@@ -99,14 +99,18 @@ class DataLoader:
             for name, shape in given.items()
             if shape is not None and _is_shape_tensor(metadata[name], shape, self.input_shapes)
         }
+        defaulted: set[str] = set()
         shapes = _concrete_shapes(
             metadata,
             {n: s for n, s in given.items() if s is not None and n not in values},
+            defaulted,
         )
         plans = [
             self._plan(meta, shapes[name], values.get(name)) for name, meta in metadata.items()
         ]
-        return BoundDataLoader(self.seed, self.iterations, plans)
+        bound = BoundDataLoader(self.seed, self.iterations, plans)
+        bound.defaulted = {name: shapes[name] for name in metadata if name in defaulted}
+        return bound
 
     def _plan(
         self, meta: TensorMeta, shape: tuple[int, ...], values: tuple[int, ...] | None
@@ -126,6 +130,10 @@ class BoundDataLoader(Sequence[Feed]):
         self.seed = seed
         self.iterations = iterations
         self._plans = plans
+        #: Inputs with a dynamic dim that nothing sized, generated with it set to 1 (as
+        #: Polygraphy does), by name, with the shape generated: a failure on such a shape
+        #: may come from the shape, and the test's failure says so.
+        self.defaulted: dict[str, tuple[int, ...]] = {}
 
     @property
     def shapes(self) -> dict[str, tuple[int, ...]]:
@@ -202,13 +210,14 @@ def _is_shape_tensor(meta: TensorMeta, given: tuple[int, ...], input_shapes: Inp
 
 
 def _concrete_shapes(
-    metadata: TensorMetadata, given: dict[str, tuple[int, ...]]
+    metadata: TensorMetadata, given: dict[str, tuple[int, ...]], defaulted: set[str]
 ) -> dict[str, tuple[int, ...]]:
     """The shape every input is generated with.
 
     ``given`` shapes are checked against the model and each other. Another input's dynamic
     dim takes, in this order: the size its name (``"batch"``) has in a given shape or an
-    earlier input, the shape range's min, or 1 with a warning naming the input."""
+    earlier input, the shape range's min, or 1 with a warning naming the input (and the
+    input's name added to ``defaulted``)."""
     for meta in metadata.values():
         if dtypes.kind(meta.dtype) == "other":
             raise InputError(
@@ -218,18 +227,20 @@ def _concrete_shapes(
     bindings = check_given_shapes(metadata, given)
     shapes: dict[str, tuple[int, ...]] = {}
     for name, meta in metadata.items():
-        shapes[name] = given[name] if name in given else _generated_shape(meta, bindings)
+        shapes[name] = given[name] if name in given else _generated_shape(meta, bindings, defaulted)
     return shapes
 
 
-def _generated_shape(meta: TensorMeta, bindings: DimBindings) -> tuple[int, ...]:
+def _generated_shape(
+    meta: TensorMeta, bindings: DimBindings, defaulted: set[str]
+) -> tuple[int, ...]:
     if meta.shape is None:
         raise InputError(f"input {meta.name!r} has an unknown rank; give its shape in input_shapes")
     if not meta.is_dynamic:
         return tuple(meta.shape)  # type: ignore[arg-type]
     low = meta.shape_range[0] if meta.shape_range is not None else None
     dims: list[int] = []
-    defaulted = False
+    any_defaulted = False
     for axis, dim in enumerate(meta.shape):
         symbol = shared_dim_name(dim)
         if isinstance(dim, int) and dim >= 0:
@@ -240,7 +251,7 @@ def _generated_shape(meta: TensorMeta, bindings: DimBindings) -> tuple[int, ...]
             dims.append(int(low[axis]))
         else:
             dims.append(1)
-            defaulted = True
+            any_defaulted = True
         if symbol is not None:
             bindings.setdefault(symbol, (dims[-1], f"{meta.name}[{axis}]"))
     shape = tuple(dims)
@@ -250,7 +261,8 @@ def _generated_shape(meta: TensorMeta, bindings: DimBindings) -> tuple[int, ...]
             f"input {meta.name!r}: the shape its named dims take from the other inputs, "
             f"{list(shape)}, does not fit: {problem}; give its shape in input_shapes"
         )
-    if defaulted:
+    if any_defaulted:
+        defaulted.add(meta.name)
         warnings.warn(
             f"input {meta.name!r} has dynamic shape {meta.shape_str()}; generating shape "
             f"{list(shape)}. Give input_shapes to choose another.",

@@ -19,6 +19,7 @@ plugin (``outcomes.fail``).
 from __future__ import annotations
 
 import dataclasses
+import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -70,6 +71,8 @@ class Comparer:
     validated: int = 0
     #: True once a comparison failed under ``fail_fast``: nothing more is compared.
     stopped: bool = False
+    #: Generated inputs whose dynamic dims nothing sized (set to 1), with their shapes.
+    defaulted_inputs: dict[str, tuple[int, ...]] = field(default_factory=dict)
     _compare_func: Any = None
 
     @property
@@ -180,10 +183,12 @@ class Comparer:
                 reducible=self.reducible,
                 mark_all=self.settings.mark_all,
             )
+            notes = [*self.diagnoses]
+            if self.defaulted_inputs:
+                notes.append(defaulted_shapes_note(self.defaulted_inputs))
             fail(
                 f"{what}: {count} comparison{'s' if count > 1 else ''} failed "
-                f"({describe(self.settings)})\n\n"
-                + "\n\n".join([*self.failures, *self.diagnoses, steps])
+                f"({describe(self.settings)})\n\n" + "\n\n".join([*self.failures, *notes, steps])
             )
 
     def _save_artifact(self, record: dict[str, Any], actual: Any, expected: Any) -> None:
@@ -198,6 +203,20 @@ class Comparer:
         path = save_artifact(self.config, record, actual, expected)
         if path is not None:
             record["artifact"] = path
+
+
+def defaulted_shapes_note(defaulted: Mapping[str, tuple[int, ...]]) -> str:
+    """Why a failure on generated inputs may come from their shape, not the backend."""
+    listed = ", ".join(f"{name!r} {list(shape)}" for name, shape in defaulted.items())
+    example = " ".join(shlex.quote(f"{name}:[...]") for name in defaulted)
+    return (
+        f"Inputs generated with their unsized dynamic dims set to 1: {listed}. A shape that "
+        "small can make a model compute nothing meaningful (empty pooling windows give "
+        "NaN, a reshape of the weights fails), and then backends disagree about nothing a "
+        "user would run. Unless 1 is a real size, give the shapes the model is used with: "
+        f"--polygraphy-input-shapes {example} (the real sizes), or input_shapes in "
+        "the model's .polygraphy.json."
+    )
 
 
 def describe(settings: AccuracySettings) -> str:
@@ -472,7 +491,9 @@ def _compare_iterations(
         expected_side = f"golden file {golden.path}"
     else:
         expected_side = side(reference_runner.name, FULL_PRECISION)
-    for iteration, feed in enumerate(feeds_for(settings, known)):
+    feeds = feeds_for(settings, known)
+    comparer.defaulted_inputs = dict(getattr(feeds, "defaulted", {}))
+    for iteration, feed in enumerate(feeds):
         count += 1
         if iteration == 0 and settings.warm_up:
             warm_up(known, feed, settings.warm_up)

@@ -94,3 +94,23 @@ def test_a_golden_failure_says_which_side_is_the_golden_file(pytester: pytest.Py
     assert "(expected = golden file " in text
     assert "actual = mine)" in text
     assert "--polygraphy-reduce" not in text  # its outputs come from the test itself
+
+
+def test_a_failure_on_generated_inputs_with_unsized_dims_says_so(
+    pytester: pytest.Pytester,
+) -> None:
+    """A dynamic dim nothing sizes is generated as 1 (as Polygraphy does); a failure on such
+    inputs says which input got which shape and how to give real ones. With the shape
+    given, the note is gone: it only ever names a shape that was guessed."""
+    harness.save(harness.exp_sigmoid_model("?"), pytester.path / "net.onnx")
+    args = ["--onnxref", "--polygraphy-precisions", "fp16", "--polygraphy-rtol", "1e-6"]
+    args += ["--polygraphy-atol", "1e-6", "-W", "ignore::UserWarning"]
+    result = pytester.runpytest("net.onnx", *args)
+    result.assert_outcomes(failed=1)
+    text = failure(result)
+    assert "unsized dynamic dims set to 1: 'x' [1, 4]" in text
+    assert "--polygraphy-input-shapes 'x:[...]'" in text
+    assert text.index("unsized dynamic dims") < text.index("Next steps:")
+    sized = pytester.runpytest("net.onnx", *args, "--polygraphy-input-shapes", "x:[3,4]")
+    sized.assert_outcomes(failed=1)
+    assert "unsized dynamic dims" not in failure(sized)
