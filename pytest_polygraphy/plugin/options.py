@@ -139,6 +139,7 @@ class PolygraphyOptions(RunOptions):
     golden_dir: Path | None = None
     collect_models: bool = False
     keep_fp32: tuple[str, ...] = ()
+    keep_fp16: tuple[str, ...] = ()
     reduce: bool = False
     repeat: int | str | None = None
     build: int | str | None = None
@@ -146,6 +147,7 @@ class PolygraphyOptions(RunOptions):
     precision: bool = False
     precision_mode: str = "bisect"
     precision_direction: str = "forward"
+    precision_to: str = "float32"
     max_checks: int | None = None
     debug_dir: Path | None = None
     fail_on: str | None = None

@@ -228,7 +228,7 @@ def parse_error_stats(items: Iterable[str] | Mapping[str, object] | str) -> dict
 
 
 def parse_node_names(value: Any) -> tuple[str, ...]:
-    """Node names (``keep_fp32``): one string, or a list of non-empty strings."""
+    """Node names (``keep_fp32``, ``keep_fp16``): one string, or a list of non-empty strings."""
     items = [value] if isinstance(value, str) else value
     if not isinstance(items, list | tuple) or not all(
         isinstance(item, str) and item for item in items
