@@ -37,7 +37,7 @@ from pytest_polygraphy.errors import BackendUnavailableError, ModelError
 from pytest_polygraphy.plugin.options import PolygraphyOptions, get_options
 from pytest_polygraphy.plugin.runsyntax import MARK_ALL
 from pytest_polygraphy.plugin.settings import AccuracySettings
-from pytest_polygraphy.plugin.syntax import FULL_PRECISION
+from pytest_polygraphy.plugin.syntax import BELOW_FP16, FULL_PRECISION
 
 __all__ = ["FULL_PRECISION", "RunnerCache", "build_runner", "model_key", "runner_name"]
 
@@ -66,10 +66,6 @@ def _shapes_key(settings: AccuracySettings) -> Hashable:
     shapes = settings.input_shapes or {}
     return tuple(sorted(shapes.items()))
 
-
-#: The precisions below fp16, where ``keep_fp16`` changes what runs (elsewhere every node
-#: already runs in fp16 or better).
-BELOW_FP16 = ("bf16", "int8", "fp8")
 
 #: How many distinct models keep their runners active (see the module docstring).
 MAX_ACTIVE_MODELS = 8

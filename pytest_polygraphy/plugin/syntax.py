@@ -32,6 +32,9 @@ ENGINE_SUFFIXES = (".engine", ".plan")
 PRECISIONS = ("fp32", "tf32", "fp16", "bf16", "int8", "fp8")
 #: The precision a reference runs at.
 FULL_PRECISION = "fp32"
+#: The precisions where ``keep_fp16`` changes what runs (elsewhere every node already runs
+#: in fp16 or better).
+BELOW_FP16 = ("bf16", "int8", "fp8")
 #: Backends in the order the default reference is picked from (the first selected one).
 BACKENDS = ("onnxref", "onnxrt", "trt")
 REFERENCES = (*BACKENDS, "golden")
