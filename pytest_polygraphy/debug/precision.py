@@ -1,9 +1,10 @@
-"""The precision session: the smallest set of nodes to keep in fp32 for a failing
-reduced-precision test to pass, by name.
+"""The precision session: the smallest set of nodes to keep in higher precision (fp32,
+or fp16 with ``to="float16"``) for a failing reduced-precision test to pass, by name.
 
-It knows ONNX, never pytest: the caller's ``check(Variant(keep_fp32=names))`` re-runs the
-failing test with those nodes kept in fp32 (added to the test's own ``keep_fp32``) and says
-GOOD when it passes. Steps:
+It knows ONNX, never pytest: the caller's ``check(Variant(keep_fp32=names))`` (or
+``keep_fp16``) re-runs the failing test with those nodes kept (added to the test's own
+list) and says GOOD when it passes. Keeping nodes in fp16 helps bf16, int8 and fp8 tests
+only; an fp16 or fp32 test asked for it is a usage error. Steps:
 
 1. the candidates: float compute nodes (``GraphIndex`` candidates, minus casts, and only
    nodes with a float output: no shape, constant or integer paths), not already kept;
@@ -12,8 +13,10 @@ GOOD when it passes. Steps:
 3. ``search.peel`` finds the culprits: at most ``k * (ceil(log2 N) + 1)`` more checks for
    k independent culprits; stopped by ``max_checks`` it still returns a set that passed;
 4. the answer, by node name (a node without one gets its stable id, ``models.nodes``), with
-   the lines to paste (sidecar and command line), the passing fp16 model, and one more run
-   of the test with that setting to confirm that it passes.
+   the lines to paste (sidecar and command line), the passing model where one can be
+   written (fp16: ``passing_fp16.onnx``; int8 with fp16 nodes:
+   ``passing_int8_keep_fp16.onnx``, through ``save_passing``), and one more run of the test
+   with that setting to confirm that it passes.
 """
 
 from __future__ import annotations
@@ -53,6 +56,17 @@ class PrecisionOptions:
     direction: str = "forward"
     max_checks: int | None = None
     replay: Path | None = None
+    #: The precision the nodes are kept in: ``float32`` (keep_fp32) or ``float16`` (keep_fp16).
+    to: str = "float32"
+
+    @property
+    def setting(self) -> str:
+        """The setting that applies the answer: ``keep_fp32`` or ``keep_fp16``."""
+        return "keep_fp16" if self.to == "float16" else "keep_fp32"
+
+
+#: The precisions where keeping nodes in fp16 gains something.
+BELOW_FP16 = ("bf16", "int8", "fp8")
 
 
 def float_candidates(model: onnx.ModelProto, already: tuple[str, ...] = ()) -> list[str]:
@@ -91,14 +105,28 @@ class PrecisionSession(DebugSession):
         folder: Path,
         precision: str,
         already_kept: tuple[str, ...] = (),
+        kept_otherwise: tuple[str, ...] = (),
         options: PrecisionOptions | None = None,
+        save_passing: Callable[[tuple[str, ...], Path], bool] | None = None,
         log: Callable[[str], None] = lambda line: None,
     ) -> None:
+        """``already_kept``: the test's own list of the setting the answer is for (the
+        answer adds to it); ``kept_otherwise``: nodes the test keeps in the other precision.
+        Neither is a candidate. ``save_passing(kept, path)`` writes the model a backend
+        runs with ``kept`` in fp16 (int8: quantized with the test's calibration data) and
+        says whether it could; only asked for with ``to="float16"``."""
         self.options = options or PrecisionOptions()
         super().__init__(name, check=check, folder=folder, replay=self.options.replay, log=log)
         self.model = model
         self.precision = precision
         self.already_kept = already_kept
+        self.kept_otherwise = kept_otherwise
+        self.save_passing = save_passing
+
+    def _variant(self, names: tuple[str, ...]) -> Variant:
+        if self.options.to == "float16":
+            return Variant(keep_fp16=names)
+        return Variant(keep_fp32=names)
 
     def _keep(self, nodes: Nodes) -> tuple[str, ...]:
         return tuple(self.names[i] for i in nodes)
@@ -106,8 +134,9 @@ class PrecisionSession(DebugSession):
     def check_kept(self, nodes: Nodes) -> Verdict:
         names = self._keep(nodes)
         what = _describe(names)
-        key = f"keep:{self.model_key}:{json.dumps(sorted(names))}"
-        return self.run_check(key, Variant(keep_fp32=names), what).verdict
+        to = "" if self.options.to == "float32" else f"{self.options.to}:"
+        key = f"keep:{to}{self.model_key}:{json.dumps(sorted(names))}"
+        return self.run_check(key, self._variant(names), what).verdict
 
     def _run(self) -> SessionResult:
         from pytest_polygraphy.models import load_model, model_hash
@@ -118,9 +147,17 @@ class PrecisionSession(DebugSession):
                 f"the test runs at {self.precision}: there is no reduced precision to keep "
                 "nodes out of (the precision session is for fp16, bf16, int8 and fp8 tests)",
             )
+        if self.options.to == "float16" and self.precision not in BELOW_FP16:
+            return self._result(
+                "usage error",
+                f"--polygraphy-precision-to float16 cannot help a {self.precision} test: its "
+                "nodes already run in fp16 (or better), so keeping them in fp16 changes "
+                "nothing. Use --polygraphy-precision-to float32 (the default) for it; float16 "
+                "is for bf16, int8 and fp8 tests",
+            )
         model = load_model(self.model)
         self.model_key = model_hash(model)
-        self.names = float_candidates(model, self.already_kept)
+        self.names = float_candidates(model, (*self.already_kept, *self.kept_otherwise))
         n = len(self.names)
         if n == 0:
             return self._result("error", "cannot search: the model has no float compute nodes")
@@ -129,8 +166,8 @@ class PrecisionSession(DebugSession):
         if self.check_kept(everything) is not Verdict.GOOD:
             return self._result(
                 "not a precision problem",
-                f"not a precision problem: with all {n} float compute nodes kept in fp32 the "
-                "test still fails, so no set of nodes kept in fp32 makes it pass",
+                f"not a precision problem: with all {n} float compute nodes kept in {self._in} "
+                f"the test still fails, so no set of nodes kept in {self._in} makes it pass",
             )
         budget = None if self.options.max_checks is None else self.options.max_checks - 1
         result = peel(
@@ -143,13 +180,18 @@ class PrecisionSession(DebugSession):
         )
         return self._finish(model, result.keep, result.finished)
 
+    @property
+    def _in(self) -> str:
+        return "fp16" if self.options.to == "float16" else "fp32"
+
     def _finish(self, model: onnx.ModelProto, nodes: Nodes, finished: bool) -> SessionResult:
         names = self._keep(nodes)
+        setting = self.options.setting
         every = (*self.already_kept, *names)
-        confirm = self._check(Variant(keep_fp32=names))
+        confirm = self._check(self._variant(names))
         ops = dict(zip(self.names, self._op_types(model), strict=True))
         lines = [
-            f"keep in fp32: {len(names)} of {len(self.names)} float compute nodes"
+            f"keep in {self._in}: {len(names)} of {len(self.names)} float compute nodes"
             + (
                 ""
                 if finished
@@ -159,17 +201,17 @@ class PrecisionSession(DebugSession):
         ]
         lines += [f"  {name} ({ops.get(name, '?')})" for name in names[:LISTED]]
         if len(names) > LISTED:
-            lines.append(f"  ... and {len(names) - LISTED} more (all in keep_fp32.json)")
+            lines.append(f"  ... and {len(names) - LISTED} more (all in {setting}.json)")
         from pytest_polygraphy.files import write_bytes_atomically
 
-        listing = json.dumps({"keep_fp32": list(every)}, indent=1).encode()
-        write_bytes_atomically(self.folder / "keep_fp32.json", listing)
+        listing = json.dumps({setting: list(every)}, indent=1).encode()
+        write_bytes_atomically(self.folder / f"{setting}.json", listing)
         if len(every) > LISTED:
-            lines.append(f"sidecar: the keep_fp32 key of {self.folder / 'keep_fp32.json'}")
+            lines.append(f"sidecar: the {setting} key of {self.folder / f'{setting}.json'}")
         else:
-            lines.append(f'sidecar: "keep_fp32": {json.dumps(list(every))}')
+            lines.append(f'sidecar: "{setting}": {json.dumps(list(every))}')
             lines.append(
-                "command line (after the paths): --polygraphy-keep-fp32 "
+                f"command line (after the paths): --polygraphy-{setting.replace('_', '-')} "
                 + " ".join(shlex.quote(name) for name in every)
             )
         saved = self._save_passing(model, every)
@@ -190,7 +232,12 @@ class PrecisionSession(DebugSession):
         return [by_name.get(name, "?") for name in self.names]
 
     def _save_passing(self, model: onnx.ModelProto, keep: tuple[str, ...]) -> Path | None:
-        """The fp16 model with ``keep`` in fp32 (what an fp16 backend runs); None otherwise."""
+        """The fp16 model with ``keep`` in fp32 (what an fp16 backend runs), or the model
+        with ``keep`` in fp16 that ``save_passing`` writes; None when there is none."""
+        if self.options.to == "float16":
+            path = self.folder / f"passing_{self.precision}_keep_fp16.onnx"
+            saver = self.save_passing
+            return path if saver is not None and saver(keep, path) else None
         if self.precision != "fp16":
             return None
         import warnings

@@ -34,6 +34,8 @@ class Variant:
     feeds: Sequence[Mapping[str, Any]] | None = None
     #: Nodes kept in fp32, added to the test's own ``keep_fp32``.
     keep_fp32: tuple[str, ...] | None = None
+    #: Nodes kept in fp16, added to the test's own ``keep_fp16``.
+    keep_fp16: tuple[str, ...] | None = None
 
 
 @dataclass
@@ -66,7 +68,7 @@ class SessionResult:
 
     session: str  # reduce | precision
     #: reduced / found | not reproduced | nondeterministic | failure lost when cut |
-    #: not a precision problem | stopped | error
+    #: not a precision problem | stopped | usage error | error
     status: str
     summary: str
     folder: Path

@@ -116,10 +116,13 @@ class _NodePlan:
 
 
 class _Converter:
-    def __init__(self, model: onnx.ModelProto, block_list: Sequence[str]) -> None:
+    def __init__(
+        self, model: onnx.ModelProto, block_list: Sequence[str], only: Sequence[str] | None
+    ) -> None:
         self.model = model
         self.graph = model.graph
         self.block = set(block_list)
+        self.only = None if only is None else set(only)
         self.opset = next(
             (op.version for op in model.opset_import if op.domain in _DEFAULT_DOMAINS), 1
         )
@@ -170,6 +173,7 @@ class _Converter:
         )
         if (
             node.name in self.block
+            or (self.only is not None and node.name not in self.only)
             or node.domain not in _DEFAULT_DOMAINS
             or node.op_type == "Constant"
             or any(True for _ in node_subgraphs(node))
@@ -365,11 +369,14 @@ def convert_to_fp16(
     model: onnx.ModelProto | str | os.PathLike[str],
     block_list: Sequence[str] = (),
     *,
+    only: Sequence[str] | None = None,
     on_out_of_range: Literal["warn", "error"] = "warn",
 ) -> onnx.ModelProto:
     """A new model computing in float16 except for the nodes named in ``block_list``.
 
-    See the module docstring for what stays float32. Constants with values outside
+    ``only``, when given, converts those nodes alone and leaves every other node as it is,
+    with Casts at their borders: how an int8 model runs the nodes it keeps in float16
+    (``keep_fp16``). See the module docstring for what stays float32. Constants with values outside
     float16's range (magnitude above 65504, clamped to it like TensorRT does; non-zero
     values that become zero) are reported: ``on_out_of_range="warn"`` emits one
     ``Fp16RangeWarning`` naming each tensor and its counts, ``"error"`` raises ``ModelError``.
@@ -379,10 +386,11 @@ def convert_to_fp16(
     if on_out_of_range not in ("warn", "error"):
         raise ValueError(f"on_out_of_range must be 'warn' or 'error', not {on_out_of_range!r}")
     source = io.load_model(model)
-    if block_list:
-        check_node_names(source, block_list, "block_list")
-        source = with_stable_names(source)
-    converter = _Converter(source, block_list)
+    for what, names in (("block_list", block_list), ("only", only or ())):
+        if names:
+            check_node_names(source, names, what)
+            source = with_stable_names(source)
+    converter = _Converter(source, block_list, only)
     result = converter.convert()
     converter.issues = [_with_readers(issue, source) for issue in converter.issues]
     if converter.issues:

@@ -101,6 +101,7 @@ def quantize_int8(
     feeds: Iterable[Mapping[str, np.ndarray]],
     exclude: Sequence[str] = (),
     *,
+    keep_fp16: Sequence[str] = (),
     per_channel: bool = False,
     symmetric: bool = False,
     quantize_bias: bool = True,
@@ -109,7 +110,10 @@ def quantize_int8(
     activations), calibrated with min/max ranges observed on ``feeds`` (for example a
     ``DataLoader`` bound to the model's inputs).
 
-    Nodes named in ``exclude`` stay in float. ``symmetric=True`` gives zero-point-0 scales
+    Nodes named in ``exclude`` stay in float32; nodes named in ``keep_fp16`` are not
+    quantized either and run in float16 (``convert_to_fp16`` of those nodes alone, with
+    Casts at their borders), the higher precision a mostly-int8 model can afford. A node
+    named in both is a ``ModelError``. ``symmetric=True`` gives zero-point-0 scales
     for weights and activations and ``quantize_bias=False`` keeps biases in float: what
     TensorRT's explicit quantization needs (its parser refuses int32 bias dequantization).
 
@@ -132,9 +136,16 @@ def quantize_int8(
     )
 
     source = io.load_model(model)
-    if exclude:
-        check_node_names(source, exclude, "exclude")
-        source = with_stable_names(source)
+    both = sorted(set(exclude) & set(keep_fp16))
+    if both:
+        raise ModelError(
+            f"nodes {both} are named both to stay in float32 (exclude / keep_fp32) and to run "
+            "in float16 (keep_fp16); name each node in one of them"
+        )
+    for what, names in (("exclude", exclude), ("keep_fp16", keep_fp16)):
+        if names:
+            check_node_names(source, names, what)
+            source = with_stable_names(source)
     batches = _checked_feeds(feeds, list(input_metadata(source)))
     source = _rename_clashing_initializers(source)
 
@@ -156,7 +167,7 @@ def quantize_int8(
                 activation_type=QuantType.QInt8,
                 weight_type=QuantType.QInt8,
                 per_channel=per_channel,
-                nodes_to_exclude=list(exclude),
+                nodes_to_exclude=[*exclude, *keep_fp16],
                 calibrate_method=CalibrationMethod.MinMax,
                 use_external_data_format=large,
                 extra_options={
@@ -169,4 +180,9 @@ def quantize_int8(
             raise
         except Exception as err:
             raise ModelError(f"onnxruntime.quantization failed on the model: {err}") from err
-        return io.load_model(quant_path)
+        quantized = io.load_model(quant_path)
+    if keep_fp16:
+        from pytest_polygraphy.models.fp16 import convert_to_fp16
+
+        quantized = convert_to_fp16(quantized, only=keep_fp16)
+    return quantized

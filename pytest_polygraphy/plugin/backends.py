@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter, OrderedDict
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,7 @@ from pytest_polygraphy.errors import BackendUnavailableError, ModelError
 from pytest_polygraphy.plugin.options import PolygraphyOptions, get_options
 from pytest_polygraphy.plugin.runsyntax import MARK_ALL
 from pytest_polygraphy.plugin.settings import AccuracySettings
-from pytest_polygraphy.plugin.syntax import FULL_PRECISION
+from pytest_polygraphy.plugin.syntax import BELOW_FP16, FULL_PRECISION
 
 __all__ = ["FULL_PRECISION", "RunnerCache", "build_runner", "model_key", "runner_name"]
 
@@ -166,6 +166,8 @@ class RunnerCache:
         key: tuple[Hashable, ...] = (backend, precision, settings.output_selection())
         if settings.keep_fp32 and precision != FULL_PRECISION:
             key += (tuple(sorted(settings.keep_fp32)),)
+        if settings.keep_fp16 and precision in BELOW_FP16:
+            key += ("fp16", tuple(sorted(settings.keep_fp16)))
         if backend == "onnxrt":
             key += (self.options.providers,)
         if backend == "trt":  # every build option is part of the engine
@@ -212,9 +214,12 @@ class RunnerCache:
         inputs: quantized once per model and calibration data, kept while the model's
         runners are (re-activating a runner, other providers or a runner rebuilt after
         its model was evicted and used again reuse it). The last ``MAX_INT8_VARIANTS``
-        are kept."""
+        are kept. Nodes kept in fp32 are left out of the quantization, nodes kept in fp16
+        also run in float16."""
         key = (
             model_id,
+            tuple(sorted(settings.keep_fp32)),
+            tuple(sorted(settings.keep_fp16)),
             settings.output_selection(),
             _shapes_key(settings),
             settings.seed,
@@ -230,7 +235,9 @@ class RunnerCache:
             loader = settings.data_loader()
             if hasattr(loader, "bind"):
                 loader = loader.bind(input_metadata(proto))
-            self._int8_models[key] = quantize_int8(proto, loader)
+            self._int8_models[key] = quantize_int8(
+                proto, loader, exclude=settings.keep_fp32, keep_fp16=settings.keep_fp16
+            )
             self.quantized[model_id] += 1
             while len(self._int8_models) > MAX_INT8_VARIANTS:
                 self._int8_models.popitem(last=False)
@@ -267,14 +274,13 @@ def build_runner(
     if backend == "trt" and is_engine_file(model):
         return _engine_runner(model, settings)
     original, model = model, marked if marked is not None else model
-    keep = settings.keep_fp32
-    if keep:
-        from pytest_polygraphy.models import load_model
-        from pytest_polygraphy.models.nodes import check_node_names
-
-        check_node_names(load_model(original, load_external_data=False), keep, "keep_fp32")
+    keep, keep16 = settings.keep_fp32, settings.keep_fp16
+    if keep or keep16:
+        _check_kept(original, keep, keep16)
         if precision == FULL_PRECISION:
             keep = ()
+        if precision not in BELOW_FP16:
+            keep16 = ()
     if backend == "onnxrt":
         from pytest_polygraphy.runners.onnxrt import OnnxrtRunner
 
@@ -289,6 +295,7 @@ def build_runner(
             session_options=dict(IDLE_SESSION_OPTIONS),
             fp16_block_list=keep,
             int8_exclude=keep,
+            keep_fp16=keep16,
         )
     if backend == "onnxref":
         from pytest_polygraphy.runners.onnxref import OnnxrefRunner
@@ -317,11 +324,29 @@ def build_runner(
             outputs=_named_outputs(settings),
             exclude_outputs=settings.exclude_outputs,
             keep_fp32=keep,
+            keep_fp16=keep16,
             use_cache=options.build is None,
             calibration_data=settings.data_loader() if precision == "int8" else None,
             **settings.trt_build_kwargs(),
         )
     raise ValueError(f"unknown backend {backend!r}")
+
+
+def _check_kept(model: Any, keep_fp32: Sequence[str], keep_fp16: Sequence[str]) -> None:
+    """ModelError for a kept name that is not a node of ``model`` (with the closest names)
+    or a node kept both in fp32 and in fp16."""
+    from pytest_polygraphy.models import load_model
+    from pytest_polygraphy.models.nodes import check_node_names
+
+    proto = load_model(model, load_external_data=False)
+    check_node_names(proto, keep_fp32, "keep_fp32")
+    check_node_names(proto, keep_fp16, "keep_fp16")
+    both = [name for name in keep_fp32 if name in set(keep_fp16)]
+    if both:
+        raise ModelError(
+            f"nodes {both} are kept both in fp32 (keep_fp32) and in fp16 (keep_fp16); keep "
+            "each node in one precision: remove it from one of the lists"
+        )
 
 
 def _named_outputs(settings: AccuracySettings) -> tuple[str, ...] | None:

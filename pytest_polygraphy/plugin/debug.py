@@ -60,6 +60,7 @@ class ActiveVariant:
     model: Path | None = None
     feeds: VariantFeeds | None = None
     keep_fp32: tuple[str, ...] | None = None
+    keep_fp16: tuple[str, ...] | None = None
 
 
 @dataclass
@@ -109,6 +110,9 @@ def variant_settings(node: pytest.Item, settings: Any, options: PolygraphyOption
     if variant.keep_fp32 is not None:
         keep = tuple(dict.fromkeys((*settings.keep_fp32, *variant.keep_fp32)))
         settings = dataclasses.replace(settings, keep_fp32=keep)
+    if variant.keep_fp16 is not None:
+        keep = tuple(dict.fromkeys((*settings.keep_fp16, *variant.keep_fp16)))
+        settings = dataclasses.replace(settings, keep_fp16=keep)
     if variant.feeds is None:
         return settings
     first = variant.feeds[0] if variant.feeds else {}
@@ -365,22 +369,59 @@ class ItemCheck:
             return refused
         context = self.context
         assert context is not None
+        settings = context.settings
+        own, other = settings.keep_fp32, settings.keep_fp16
+        if self.options.precision_to == "float16":
+            own, other = other, own
         session = PrecisionSession(
             self.item.nodeid,
             context.model,
             check=self,
             folder=self.folder / "precision",
-            precision=context.settings.precision,
-            already_kept=tuple(context.settings.keep_fp32),
+            precision=settings.precision,
+            already_kept=tuple(own),
+            kept_otherwise=tuple(other),
             options=PrecisionOptions(
                 mode=self.options.precision_mode,
                 direction=self.options.precision_direction,
                 max_checks=self.options.max_checks,
                 replay=self.options.load_replay,
+                to=self.options.precision_to,
             ),
+            save_passing=lambda kept, path: self._save_passing(context, kept, path),
             log=self.log,
         )
-        return session.run().to_dict()
+        result = session.run().to_dict()
+        cpu_only = tuple(self.options.providers) in (("cpu",), ("CPUExecutionProvider",))
+        on_cpu = cpu_only and "onnxrt" in self.options.backends and settings.precision == "int8"
+        if result["nodes"] and session.options.to == "float16" and on_cpu:
+            result["summary"] += (
+                "\nnote: ONNX Runtime's CPU provider has float16 kernels for few ops and "
+                "runs the others in float32 (the run's warnings name them): confirm the "
+                "answer's fp16 numerics on the CUDA provider or TensorRT"
+            )
+        return result
+
+    def _save_passing(self, context: DebugContext, kept: tuple[str, ...], path: Path) -> bool:
+        """Write the model ONNX Runtime runs for this int8 test with ``kept`` in fp16 (the
+        test's calibration data, its nodes kept in fp32 left out); False for another
+        precision (bf16 and fp8 run on TensorRT only: no ONNX model of them exists)."""
+        settings = context.settings
+        if settings.precision != "int8":
+            return False
+        import warnings
+
+        from pytest_polygraphy.models import quantize_int8, save_model
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            save_model(
+                quantize_int8(
+                    context.model, self._feeds(context), exclude=settings.keep_fp32, keep_fp16=kept
+                ),
+                path,
+            )
+        return True
 
     def _feeds(self, context: DebugContext) -> Any:
         from pytest_polygraphy.models import input_metadata
@@ -420,7 +461,7 @@ class ItemCheck:
                 if not path.exists():
                     save_model(variant.model, path)
             feeds = None if variant.feeds is None else VariantFeeds(variant.feeds)
-            active = ActiveVariant(path, feeds, variant.keep_fp32)
+            active = ActiveVariant(path, feeds, variant.keep_fp32, variant.keep_fp16)
             item.stash[VARIANT_KEY] = active
         try:
             reports, records = rerun(item, self.config)

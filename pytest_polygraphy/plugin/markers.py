@@ -54,6 +54,13 @@ MARKERS: tuple[tuple[str, str], ...] = (
         "model fails the test with the closest names.",
     ),
     (
+        "keep_fp16(*node_names)",
+        "run these nodes in fp16 when the test's backends run at bf16 or int8 (int8: not "
+        "quantized; TensorRT: layers constrained to fp16), as --polygraphy-precision-to "
+        "float16 answers; a marker wins over --polygraphy-keep-fp16 and per-model keep_fp16. "
+        "A node also kept in fp32 is an error.",
+    ),
+    (
         "tolerance(rtol=None, atol=None, check_error_stat=None, error_quantile=None, "
         "**compare_args)",
         "the test's tolerances: one value for every output or a dict {output: value} with '' "
@@ -148,6 +155,11 @@ def keep_fp32(node: Any) -> tuple[str, ...] | None:
     return _names(node, "keep_fp32", lambda names: syntax.parse_node_names(list(names)))
 
 
+def keep_fp16(node: Any) -> tuple[str, ...] | None:
+    """The node names of the closest ``keep_fp16`` marker, validated."""
+    return _names(node, "keep_fp16", lambda names: syntax.parse_node_names(list(names)))
+
+
 def tolerance(node: Any) -> dict[str, Any]:
     """The closest ``tolerance`` marker as settings (``rtol``, ``atol``, ``check_error_stat``,
     ``error_quantile`` parsed per output; anything else under ``compare_args``)."""
@@ -180,9 +192,9 @@ def tolerance(node: Any) -> dict[str, Any]:
 
 
 def layers(node: Any) -> list[Layer]:
-    """The ``precisions``, ``shapes``, ``keep_fp32`` and ``tolerance`` markers of ``node``
-    as settings layers (the highest of all; see ``settings``). Raises OptionValueError for
-    a bad one."""
+    """The ``precisions``, ``shapes``, ``keep_fp32``, ``keep_fp16`` and ``tolerance``
+    markers of ``node`` as settings layers (the highest of all; see ``settings``). Raises
+    OptionValueError for a bad one."""
     from pytest_polygraphy.plugin.modelsettings import Layer
 
     found = []
@@ -195,6 +207,9 @@ def layers(node: Any) -> list[Layer]:
     kept = keep_fp32(node)
     if kept:
         found.append(Layer("@pytest.mark.keep_fp32", {"keep_fp32": kept}))
+    kept16 = keep_fp16(node)
+    if kept16:
+        found.append(Layer("@pytest.mark.keep_fp16", {"keep_fp16": kept16}))
     tolerances = tolerance(node)
     if tolerances:
         found.append(Layer("@pytest.mark.tolerance", tolerances))

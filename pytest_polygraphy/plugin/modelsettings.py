@@ -155,6 +155,7 @@ PARSERS: dict[str, Callable[[Any, Path], Any]] = {
     "mark_all": _bool,
     "validate": _bool,
     "keep_fp32": lambda value, base: syntax.parse_node_names(value),
+    "keep_fp16": lambda value, base: syntax.parse_node_names(value),
     "skip": _skip,
     # polygraphy run's output, data and results options (settings.RUN_OPTIONS)
     "outputs": lambda value, base: runsyntax.parse_outputs(value),

@@ -29,6 +29,7 @@ from pytest_polygraphy.plugin.optionspecs import (
 )
 from pytest_polygraphy.plugin.syntax import (
     BACKENDS,
+    BELOW_FP16,
     COMPARE_FUNCS,
     ENGINE_SUFFIXES,
     REFERENCES,
@@ -139,6 +140,7 @@ class PolygraphyOptions(RunOptions):
     golden_dir: Path | None = None
     collect_models: bool = False
     keep_fp32: tuple[str, ...] = ()
+    keep_fp16: tuple[str, ...] = ()
     reduce: bool = False
     repeat: int | str | None = None
     build: int | str | None = None
@@ -146,6 +148,7 @@ class PolygraphyOptions(RunOptions):
     precision: bool = False
     precision_mode: str = "bisect"
     precision_direction: str = "forward"
+    precision_to: str = "float32"
     max_checks: int | None = None
     debug_dir: Path | None = None
     fail_on: str | None = None
@@ -285,11 +288,29 @@ def parse_options(config: pytest.Config) -> PolygraphyOptions:
             values["model_settings"] = model_settings_lines(settings, "", config, True)
         except OptionValueError as err:
             raise pytest.UsageError(f"ini option polygraphy_model_settings: {err}") from None
+    _refuse_precision_to_float16_without_gain(values, command_line)
     values["command_line"] = frozenset(command_line)
     values["from_ini"] = frozenset(from_ini)
     known = {f.name for f in fields(PolygraphyOptions)}
     assert known >= set(values), set(values) - known
     return PolygraphyOptions(**values)
+
+
+def _refuse_precision_to_float16_without_gain(values: dict[str, Any], given: set[str]) -> None:
+    """UsageError for ``--polygraphy-precision-to float16`` when the command line's
+    precisions hold none below fp16: their nodes already run in fp16 or better. (Markers
+    and per-model settings may still pick bf16 or int8 elsewhere; the session refuses
+    per test then.)"""
+    if values.get("precision_to") != "float16" or "precisions" not in given:
+        return
+    precisions = values["precisions"]
+    if not set(precisions) & set(BELOW_FP16):
+        raise pytest.UsageError(
+            f"--polygraphy-precision-to float16 with --polygraphy-precisions "
+            f"{' '.join(precisions)}: nothing to gain, those tests already run every node in "
+            "fp16 or better. Keeping nodes in fp16 is for bf16, int8 and fp8 tests; for "
+            "fp16 tests use --polygraphy-precision-to float32 (the default)"
+        )
 
 
 def _refuse_swallowed_paths(flag: str, attr: str, given: Any, cwd: Path) -> None:

@@ -395,6 +395,18 @@ OPTION_SPECS: tuple[OptionSpec, ...] = (
         _render_values,
     ),
     OptionSpec(
+        "keep_fp16",
+        "Nodes run in fp16 when the backends under test run at bf16 or int8 (int8: not "
+        "quantized; TensorRT: layers constrained to fp16), as --polygraphy-precision-to "
+        "float16 prints them; nothing to do at fp16 and above. A node may not also be in "
+        "--polygraphy-keep-fp32.",
+        "values",
+        "NODE",
+        "args",
+        _lift(syntax.parse_node_names),
+        _render_values,
+    ),
+    OptionSpec(
         "reduce",
         "When a model test fails, shrink its model to the smallest subgraph that still "
         "fails, re-running the test itself as the check; files go to --polygraphy-debug-dir.",
@@ -436,8 +448,9 @@ OPTION_SPECS: tuple[OptionSpec, ...] = (
     OptionSpec(
         "precision",
         "When a reduced-precision test (fp16, bf16, int8) fails, find the smallest set of "
-        "nodes to keep in fp32 for it to pass, by name, re-running the test itself; it "
-        "prints the keep_fp32 line to paste.",
+        "nodes to keep in higher precision (--polygraphy-precision-to) for it to pass, by "
+        "name, re-running the test itself; it prints the keep_fp32 (or keep_fp16) line to "
+        "paste.",
         "flag",
         None,
         "bool",
@@ -460,6 +473,15 @@ OPTION_SPECS: tuple[OptionSpec, ...] = (
         "DIRECTION",
         "string",
         _choice(("forward", "reverse")),
+    ),
+    OptionSpec(
+        "precision_to",
+        "The precision --polygraphy-precision keeps nodes in: float32 (keep_fp32) or "
+        "float16 (keep_fp16, for bf16 and int8 tests). Default: float32.",
+        "value",
+        "PRECISION",
+        "string",
+        _choice(("float32", "float16")),
     ),
     OptionSpec(
         "max_checks",

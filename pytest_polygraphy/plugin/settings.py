@@ -64,6 +64,7 @@ LAYERED_OPTIONS = (
     "mark_all",
     "validate",
     "keep_fp32",
+    "keep_fp16",
     *RUN_OPTIONS,
 )
 
@@ -92,6 +93,8 @@ class AccuracySettings(RunOptions):
     skip: str | None = None
     #: Nodes kept in fp32 in reduced-precision variants (names or stable ids).
     keep_fp32: tuple[str, ...] = ()
+    #: Nodes run in fp16 in bf16 and int8 variants (names or stable ids).
+    keep_fp16: tuple[str, ...] = ()
     #: The feeds of a debug session's variant, which replace the test's own inputs.
     feeds: Any = None
     #: Every shape set the test is parametrized with (``input_shapes`` is this test's

@@ -32,6 +32,9 @@ ENGINE_SUFFIXES = (".engine", ".plan")
 PRECISIONS = ("fp32", "tf32", "fp16", "bf16", "int8", "fp8")
 #: The precision a reference runs at.
 FULL_PRECISION = "fp32"
+#: The precisions where ``keep_fp16`` changes what runs (elsewhere every node already runs
+#: in fp16 or better).
+BELOW_FP16 = ("bf16", "int8", "fp8")
 #: Backends in the order the default reference is picked from (the first selected one).
 BACKENDS = ("onnxref", "onnxrt", "trt")
 REFERENCES = (*BACKENDS, "golden")
@@ -228,7 +231,7 @@ def parse_error_stats(items: Iterable[str] | Mapping[str, object] | str) -> dict
 
 
 def parse_node_names(value: Any) -> tuple[str, ...]:
-    """Node names (``keep_fp32``): one string, or a list of non-empty strings."""
+    """Node names (``keep_fp32``, ``keep_fp16``): one string, or a list of non-empty strings."""
     items = [value] if isinstance(value, str) else value
     if not isinstance(items, list | tuple) or not all(
         isinstance(item, str) and item for item in items

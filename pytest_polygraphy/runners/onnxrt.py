@@ -18,7 +18,10 @@ Precision (``precision=``):
   float32; ``fp16_block_list`` keeps named nodes in fp32).
 * ``int8``: the model statically quantized (QDQ) by ``models.quantize_int8``, calibrated
   with ``calibration_data`` (feeds, or a ``DataLoader``) or, by default, with
-  ``DataLoader()`` bound to the model's inputs; ``int8_exclude`` keeps named nodes in float.
+  ``DataLoader()`` bound to the model's inputs; ``int8_exclude`` keeps named nodes in float,
+  ``keep_fp16`` runs named nodes unquantized in float16. The CPU provider has no float16
+  kernel for most ops and casts around them, so there such nodes compute in float32: the
+  runner warns, naming them (``cpu_fp32_fallbacks``).
   A model that already holds Q/DQ nodes (an int8 variant made once and shared, as the
   plugin's runner cache does) runs as is.
 * ``bf16`` and ``fp8`` are not offered by ONNX Runtime: ``BackendUnavailableError``.
@@ -31,6 +34,7 @@ import os
 import re
 import sys
 import tempfile
+import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -158,6 +162,8 @@ class OnnxrtRunner(OnnxModelRunner):
         calibration_data: int8 calibration feeds (an iterable of feeds or a ``DataLoader``).
         fp16_block_list: node names kept in fp32 by the fp16 conversion.
         int8_exclude: node names left unquantized by the int8 quantization.
+        keep_fp16: node names that the int8 variant runs unquantized in float16 (at fp16
+            and above they already run in float16 or better: nothing to do).
     """
 
     def __init__(
@@ -172,6 +178,7 @@ class OnnxrtRunner(OnnxModelRunner):
         calibration_data: Iterable[Mapping[str, Any]] | Any = None,
         fp16_block_list: Sequence[str] = (),
         int8_exclude: Sequence[str] = (),
+        keep_fp16: Sequence[str] = (),
     ) -> None:
         if isinstance(providers, str):
             providers = [providers]
@@ -187,6 +194,7 @@ class OnnxrtRunner(OnnxModelRunner):
         self.calibration_data = calibration_data
         self.fp16_block_list = tuple(fp16_block_list)
         self.int8_exclude = tuple(int8_exclude)
+        self.keep_fp16 = tuple(keep_fp16) if precision == "int8" else ()
         self.provider_options = self._resolve_provider_options(provider_options or {})
         super().__init__(name or default_runner_name(self.providers, precision), model)
         self._session: Any = None
@@ -256,7 +264,10 @@ class OnnxrtRunner(OnnxModelRunner):
                 proto = models.convert_to_fp16(proto, block_list=self.fp16_block_list)
             elif not _has_qdq(proto):  # int8; a model already holding Q/DQ nodes runs as is
                 proto = models.quantize_int8(
-                    proto, self._calibration_feeds(), exclude=self.int8_exclude
+                    proto,
+                    self._calibration_feeds(),
+                    exclude=self.int8_exclude,
+                    keep_fp16=self.keep_fp16,
                 )
             prepared = self._serialize(proto)
         self._prepared_model = prepared
@@ -344,6 +355,15 @@ class OnnxrtRunner(OnnxModelRunner):
             )
         if ort_log:
             sys.stderr.write(ort_log + "\n")
+        if self.keep_fp16 and self.providers == [PROVIDER_NAMES["cpu"]]:
+            fallbacks = cpu_fp32_fallbacks(prepared, self.keep_fp16)
+            if fallbacks:
+                warnings.warn(
+                    f"runner {self.name!r}: ONNX Runtime's CPU provider has no float16 kernel "
+                    f"for the keep_fp16 nodes {fallbacks} and runs them in float32 (it casts "
+                    "around them); for float16 numerics use the CUDA provider or TensorRT",
+                    stacklevel=2,
+                )
         self._session = session
         self._output_names = [o.name for o in session.get_outputs()]
 
@@ -387,6 +407,42 @@ class OnnxrtRunner(OnnxModelRunner):
             return None
         op_type, name = match.groups()
         return f"{name!r} ({op_type})" if name else f"a {op_type} node"
+
+
+def cpu_fp32_fallbacks(model: str | bytes, names: Sequence[str]) -> list[str]:
+    """Of the nodes ``names`` that compute in float16 in ``model`` (a path or serialized
+    bytes), those that ONNX Runtime's CPU provider runs in float32. It has float16 kernels
+    for few ops and wraps the others in Casts it inserts even with every optimization off;
+    the session's own model, saved, shows which nodes no longer see a float16 tensor."""
+    import onnx
+
+    from pytest_polygraphy.models.shapes import elem_type_of, infer_shapes, value_infos
+
+    def float16_nodes(proto: onnx.ModelProto) -> set[str]:
+        known = value_infos(infer_shapes(proto))
+        known_types = {name: elem_type_of(value) for name, value in known.items()}
+        known_types |= {init.name: init.data_type for init in proto.graph.initializer}
+        return {
+            node.name
+            for node in proto.graph.node
+            if node.name in wanted
+            and onnx.TensorProto.FLOAT16
+            in {known_types.get(n) for n in [*node.input, *node.output] if n}
+        }
+
+    wanted = set(names)
+    given = onnx.load_from_string(model) if isinstance(model, bytes) else onnx.load(model)
+    asked = float16_nodes(given)
+    if not asked:
+        return []
+    ort = import_onnxruntime()
+    with tempfile.TemporaryDirectory(prefix="pytest-polygraphy-ort-") as folder:
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        options.optimized_model_filepath = os.path.join(folder, "session.onnx")
+        ort.InferenceSession(model, sess_options=options, providers=[PROVIDER_NAMES["cpu"]])
+        ran = float16_nodes(onnx.load(options.optimized_model_filepath))
+    return sorted(asked - ran)
 
 
 def _has_qdq(model: onnx.ModelProto) -> bool:

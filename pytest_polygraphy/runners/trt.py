@@ -328,6 +328,9 @@ class TrtRunner(_EngineExecution):
         keep_fp32: ONNX node names (or stable ids of unnamed nodes, ``models.nodes``)
             whose layers are constrained to fp32; enables ``precision_constraints="obey"``
             unless given.
+        keep_fp16: ONNX node names whose layers are constrained to fp16 (for bf16 and int8
+            engines; in int8 they are also left out of the quantization); enables
+            ``precision_constraints="obey"`` unless given. A node in both is an error.
         strongly_typed: build a strongly typed network (precisions from the model).
         workspace: workspace memory pool limit in bytes.
         optimization_level: builder optimization level (0-5).
@@ -356,6 +359,7 @@ class TrtRunner(_EngineExecution):
         layer_precisions: Mapping[str, str] | None = None,
         precision_constraints: str | None = None,
         keep_fp32: Sequence[str] = (),
+        keep_fp16: Sequence[str] = (),
         strongly_typed: bool = False,
         workspace: int | None = None,
         optimization_level: int | None = None,
@@ -381,6 +385,7 @@ class TrtRunner(_EngineExecution):
             layer_precisions=dict(layer_precisions or {}),
             precision_constraints=precision_constraints,
             keep_fp32=tuple(keep_fp32),
+            keep_fp16=tuple(keep_fp16),
             strongly_typed=strongly_typed,
             workspace=workspace,
             optimization_level=optimization_level,
@@ -473,7 +478,8 @@ class TrtRunner(_EngineExecution):
         if trt_build.has_qdq(proto):
             return trt_build.model_build_inputs(self.model, description), {}
         feeds = list(self._calibration_feeds())
-        quantized = models.quantize_int8(proto, feeds, **TENSORRT_QUANTIZATION)
+        kept = (*self.settings.keep_fp32, *self.settings.keep_fp16)  # their layers say how
+        quantized = models.quantize_int8(proto, feeds, exclude=kept, **TENSORRT_QUANTIZATION)
         from pytest_polygraphy.data.formats import feeds_fingerprint
 
         extra = {"int8_calibration": feeds_fingerprint(feeds)}

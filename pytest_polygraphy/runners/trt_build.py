@@ -254,14 +254,19 @@ def layers_of_nodes(network: Any, nodes: Sequence[str]) -> dict[str, list[Any]]:
     return found
 
 
-def _keep_fp32(trt: TensorRT, network: Any, nodes: Sequence[str]) -> None:
+def _kept_layers(network: Any, nodes: Sequence[str], what: str) -> dict[str, list[Any]]:
     found = layers_of_nodes(network, nodes)
     missing = sorted(name for name, layers in found.items() if not layers)
     if missing:
         raise InputError(
-            f"keep_fp32 names ONNX nodes that became no TensorRT layer: {missing} (they may "
+            f"{what} names ONNX nodes that became no TensorRT layer: {missing} (they may "
             "have been folded away by the parser)"
         )
+    return found
+
+
+def _keep_fp32(trt: TensorRT, network: Any, nodes: Sequence[str]) -> None:
+    found = _kept_layers(network, nodes, "keep_fp32")
     fp32 = trt.module.float32
     for layers in found.values():
         for layer in layers:
@@ -269,6 +274,20 @@ def _keep_fp32(trt: TensorRT, network: Any, nodes: Sequence[str]) -> None:
             for j in range(layer.num_outputs):
                 if layer.get_output_type(j) == trt.module.float16:
                     layer.set_output_type(j, fp32)
+
+
+def _keep_fp16(trt: TensorRT, network: Any, nodes: Sequence[str]) -> None:
+    """The layers of ``nodes`` compute in fp16 (``layer.precision``) and produce fp16 where
+    they produce a float tensor (fp32 or bf16); integer and bool outputs stay."""
+    found = _kept_layers(network, nodes, "keep_fp16")
+    fp16 = trt.module.float16
+    floats = {trt.module.float32, fp16, getattr(trt.module, "bfloat16", fp16)}
+    for layers in found.values():
+        for layer in layers:
+            layer.precision = fp16
+            for j in range(layer.num_outputs):
+                if layer.get_output(j).dtype in floats:
+                    layer.set_output_type(j, fp16)
 
 
 def make_network(
@@ -296,6 +315,8 @@ def make_network(
         _apply_layer_precisions(trt, network, settings.layer_precisions)
     if settings.keep_fp32:
         _keep_fp32(trt, network, settings.keep_fp32)
+    if settings.keep_fp16:
+        _keep_fp16(trt, network, settings.keep_fp16)
     return network, parser
 
 

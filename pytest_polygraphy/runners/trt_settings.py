@@ -162,6 +162,8 @@ class EngineSettings:
     precision_constraints: str | None = None
     #: ONNX node names whose layers are constrained to fp32 (``keep_fp32``).
     keep_fp32: tuple[str, ...] = ()
+    #: ONNX node names whose layers are constrained to fp16 (``keep_fp16``).
+    keep_fp16: tuple[str, ...] = ()
     strongly_typed: bool = False
     workspace: int | None = None
     optimization_level: int | None = None
@@ -210,13 +212,19 @@ class EngineSettings:
                 "precision_constraints must be 'obey', 'prefer' or None; got "
                 f"{self.precision_constraints!r}"
             )
+        both = sorted(set(self.keep_fp32) & set(self.keep_fp16))
+        if both:
+            raise InputError(f"nodes {both} are in both keep_fp32 and keep_fp16; keep each in one")
         bad = {k: v for k, v in self.layer_precisions.items() if v not in LAYER_DTYPES}
         if bad:
             raise InputError(
                 f"layer_precisions {bad} use unknown precisions; expected {list(LAYER_DTYPES)}"
             )
         if self.strongly_typed and (
-            self.precision not in ("fp32", "tf32") or self.layer_precisions or self.keep_fp32
+            self.precision not in ("fp32", "tf32")
+            or self.layer_precisions
+            or self.keep_fp32
+            or self.keep_fp16
         ):
             raise InputError(
                 "a strongly typed network takes its precisions from the model's tensor types; "
@@ -238,6 +246,7 @@ class EngineSettings:
             "mark_all": self.mark_all,
             "layer_precisions": dict(sorted(self.layer_precisions.items())),
             "keep_fp32": sorted(self.keep_fp32),
+            "keep_fp16": sorted(self.keep_fp16),
             "precision_constraints": self.effective_constraints(),
             "strongly_typed": self.strongly_typed,
             "workspace": self.workspace,
@@ -257,7 +266,9 @@ class EngineSettings:
 
     def effective_constraints(self) -> str | None:
         """Layer precisions only take effect with constraints on: default to ``obey``."""
-        if self.precision_constraints is None and (self.layer_precisions or self.keep_fp32):
+        if self.precision_constraints is None and (
+            self.layer_precisions or self.keep_fp32 or self.keep_fp16
+        ):
             return "obey"
         return self.precision_constraints
 

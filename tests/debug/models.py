@@ -201,3 +201,26 @@ def normalizing(culprits: int = 1, path: Path | None = None) -> onnx.ModelProto:
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 16])
     return _save(_model(nodes, [x], [y], inits), path)
+
+
+def int8_outlier(path: Path | None = None) -> onnx.ModelProto:
+    """``x[1,16]`` -> ``Relu`` -> ``+0.5`` -> ``planted_mul`` (times a weight of ones with
+    one 1000) -> ``Relu`` -> ``y``. Quantized to int8, the planted node's output range is
+    set by the 1000, so its step (about 6) wipes out every other value: the test fails at
+    int8. Kept out of quantization, in fp16 (step 1 near 1000, far finer near 1) or fp32,
+    it passes int8's tolerance; every other node quantizes well."""
+    weight = np.ones([1, 16], np.float32)
+    weight[0, 0] = 1000.0
+    inits = [
+        numpy_helper.from_array(np.full([1, 16], 0.5, np.float32), "half"),
+        numpy_helper.from_array(weight, "outlier"),
+    ]
+    nodes = [
+        helper.make_node("Relu", ["x"], ["t0"], name="n0"),
+        helper.make_node("Add", ["t0", "half"], ["t1"], name="shift"),
+        helper.make_node("Mul", ["t1", "outlier"], ["t2"], name="planted_mul"),
+        helper.make_node("Relu", ["t2"], ["y"], name="n3"),
+    ]
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 16])
+    return _save(_model(nodes, [x], [y], inits), path)

@@ -288,3 +288,19 @@ def test_unnamed_nodes_are_blocked_by_their_stable_id_and_typos_get_the_closest(
     assert all(not n.name for n in model.graph.node)  # the model passed in is unchanged
     with pytest.raises(ModelError, match=rf"closest: '{re.escape(ids[0])}'"):
         convert_to_fp16(model, block_list=[ids[0][:-1]])
+
+
+def test_only_converts_the_named_nodes_and_casts_at_their_borders() -> None:
+    model = builders.mixed_chain()
+    fp16 = convert_to_fp16(model, only=["matmul"])
+    _strictly_checked(fp16)
+    known = {v.name: v.type.tensor_type.elem_type for v in fp16.graph.value_info}
+    known |= _initializer_types(fp16)
+    for node in fp16.graph.node:
+        types = {known.get(name) for name in [*node.input, *node.output] if name in known}
+        if node.name == "matmul":
+            assert types == {FLOAT16}, node
+        elif node.op_type != "Cast":
+            assert FLOAT16 not in types, node  # every other node stays as it was
+    with pytest.raises(ModelError, match=r"only names nodes .* 'matmu' \(closest: 'matmul'"):
+        convert_to_fp16(model, only=["matmu"])

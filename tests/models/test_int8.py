@@ -144,3 +144,44 @@ def test_tensorrt_style_quantization_is_symmetric_with_float_bias() -> None:
     feed = builders.random_feed(model, seed=100)
     expected, actual = run_ort(model, feed)["scores"], run_ort(int8, feed)["scores"]
     assert 0 < np.abs(actual - expected).max() < 0.1 * float(np.abs(expected).max())
+
+
+def _elem_types(model: onnx.ModelProto) -> dict[str, int]:
+    inferred = onnx.shape_inference.infer_shapes(model)
+    known = {v.name: v.type.tensor_type.elem_type for v in inferred.graph.value_info}
+    known |= {v.name: v.type.tensor_type.elem_type for v in inferred.graph.output}
+    return known | {init.name: init.data_type for init in model.graph.initializer}
+
+
+def test_keep_fp16_nodes_are_not_quantized_and_compute_in_float16() -> None:
+    from tests.debug import models
+
+    model = models.int8_outlier()
+    feeds = _feeds(model, 4)
+    mixed = quantize_int8(model, feeds, keep_fp16=["planted_mul"])
+    types = _elem_types(mixed)
+    planted = next(node for node in mixed.graph.node if node.name == "planted_mul")
+    assert {types[name] for name in [*planted.input, *planted.output]} == {onnx.TensorProto.FLOAT16}
+    assert "shift" in {n.name for n in mixed.graph.node}
+    assert {n.op_type for n in mixed.graph.node} >= {"QuantizeLinear", "Cast"}
+    # the rest is still int8: the Add reads dequantized values
+    producers = {out: node.op_type for node in mixed.graph.node for out in node.output}
+    shift = next(node for node in mixed.graph.node if node.name == "shift")
+    assert producers[shift.input[0]] == "DequantizeLinear"
+    with pytest.raises(ModelError, match=r"\['planted_mul'\] are named both"):
+        quantize_int8(model, feeds, exclude=["planted_mul"], keep_fp16=["planted_mul"])
+    with pytest.raises(ModelError, match=r"keep_fp16 names nodes .* 'planted'"):
+        quantize_int8(model, feeds, keep_fp16=["planted"])
+
+
+def test_onnx_runtime_cpu_runs_a_float16_mul_in_float32() -> None:
+    """What ONNX Runtime's CPU provider really does with a float16 node it has no kernel
+    for: it casts around it (its inserted Casts show in the session's model), so a
+    ``keep_fp16`` node there computes in float32. The runner warns about it."""
+    from pytest_polygraphy.runners.onnxrt import cpu_fp32_fallbacks
+    from tests.debug import models
+
+    model = models.int8_outlier()
+    mixed = quantize_int8(model, _feeds(model, 2), keep_fp16=["planted_mul"])
+    assert cpu_fp32_fallbacks(mixed.SerializeToString(), ["planted_mul"]) == ["planted_mul"]
+    assert cpu_fp32_fallbacks(mixed.SerializeToString(), ["shift"]) == []  # not fp16 at all

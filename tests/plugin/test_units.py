@@ -96,6 +96,7 @@ def test_each_resolved_setting_knows_its_source() -> None:
         "mark_all": "default",
         "validate": "default",
         "keep_fp32": "default",
+        "keep_fp16": "default",
         "atol": "default (fp16)",
     }
     assert list(settings.sources)[:2] == ["atol[z]", "rtol"]  # highest source first

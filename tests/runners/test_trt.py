@@ -437,6 +437,11 @@ class FakeLayerForKeepFp32:
         self.name, self.metadata, self.num_outputs = name, metadata, outputs
         self.precision: Any = None
         self.types = ["half"] * outputs
+        #: What each output tensor holds as the parser typed it.
+        self.dtypes = ["float"] * outputs
+
+    def get_output(self, index: int) -> Any:
+        return SimpleNamespace(dtype=self.dtypes[index])
 
     def get_output_type(self, index: int) -> Any:
         return self.types[index]
@@ -465,6 +470,33 @@ def test_keep_fp32_constrains_the_layers_of_each_node_on_a_fake_network() -> Non
     assert trt_settings.EngineSettings(keep_fp32=("conv1",)).effective_constraints() == "obey"
     keyed = trt_settings.EngineSettings(keep_fp32=("conv1",)).key_parts()
     assert keyed["keep_fp32"] == ["conv1"]
+
+
+def test_keep_fp16_constrains_the_layers_of_each_node_on_a_fake_network() -> None:
+    """Only the selection and what is set: no TensorRT here."""
+    fake_trt = SimpleNamespace(
+        module=SimpleNamespace(float32="float", float16="half", bfloat16="bf16")
+    )
+    conv = FakeLayerForKeepFp32("conv1", "[ONNX Layer: conv1]")
+    conv.types = ["float"]
+    shape = FakeLayerForKeepFp32("shape", "[ONNX Layer: shape]", outputs=2)
+    shape.dtypes = ["int64", "bf16"]
+    shape.types = ["int64", "bf16"]
+    other = FakeLayerForKeepFp32("relu", "[ONNX Layer: relu]")
+    other.types = ["float"]
+    network = FakeNetworkForKeepFp32([conv, shape, other])
+    trt_build._keep_fp16(fake_trt, network, ["conv1", "shape"])
+    assert [layer.precision for layer in (conv, shape, other)] == ["half", "half", None]
+    assert conv.types == ["half"] and shape.types == ["int64", "half"]
+    assert other.types == ["float"]
+    with pytest.raises(InputError, match=r"keep_fp16 names ONNX nodes .* \['gone'\]"):
+        trt_build._keep_fp16(fake_trt, network, ["gone"])
+    settings = trt_settings.EngineSettings(precision="int8", keep_fp16=("conv1",))
+    assert settings.effective_constraints() == "obey"
+    assert settings.key_parts()["keep_fp16"] == ["conv1"]
+    assert settings.key_parts() != trt_settings.EngineSettings(precision="int8").key_parts()
+    with pytest.raises(InputError, match=r"\['conv1'\] are in both keep_fp32 and keep_fp16"):
+        trt_settings.EngineSettings(keep_fp32=("conv1",), keep_fp16=("conv1",))
 
 
 # -- build options: cache key and IBuilderConfig calls (fakes; no TensorRT here) ------------
