@@ -198,3 +198,33 @@ class ArtifactCache:
             for path in (meta_path, data_path):
                 with contextlib.suppress(FileNotFoundError):
                     path.unlink()
+
+
+def update_user_file(
+    path: str | os.PathLike[str],
+    merge: Callable[[bytes | None], bytes | None],
+    *,
+    lock_timeout: float = -1,
+) -> bytes | None:
+    """Locked read-modify-write of a file the user named (a TensorRT timing or calibration
+    cache): ``merge(current bytes, or None when the file is absent) -> new bytes``.
+
+    Processes sharing the file (xdist workers, parallel CI jobs) take turns on a lock file
+    next to it (``<name>.lock``), so one's merge never drops another's. The new bytes are
+    written atomically: a reader sees the old file or the new one, and a ``merge`` that
+    raises (or returns None) leaves the file as it was, never truncated. Returns what the
+    file holds afterwards. OSError when it cannot be read or written."""
+    from filelock import FileLock
+
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(target.with_name(target.name + ".lock")), timeout=lock_timeout):
+        try:
+            current: bytes | None = target.read_bytes()
+        except FileNotFoundError:
+            current = None
+        new = merge(current)
+        if new is None:
+            return current
+        write_bytes_atomically(target, bytes(new))
+        return bytes(new)

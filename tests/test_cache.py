@@ -10,7 +10,13 @@ from typing import Any
 
 import pytest
 
-from pytest_polygraphy.cache import CACHE_DIR_ENV, ArtifactCache, cache_key, default_cache_dir
+from pytest_polygraphy.cache import (
+    CACHE_DIR_ENV,
+    ArtifactCache,
+    cache_key,
+    default_cache_dir,
+    update_user_file,
+)
 
 KEY = {"model": "abc123", "precision": "fp16", "shapes": {"x": [[1, 3], [4, 3], [8, 3]]}}
 
@@ -165,3 +171,38 @@ def test_default_root_honours_the_environment(
     assert ArtifactCache().root == tmp_path / "env-cache"
     monkeypatch.delenv(CACHE_DIR_ENV)
     assert default_cache_dir() == Path.home() / ".cache" / "pytest-polygraphy"
+
+
+def _append_line_in_process(path: str, barrier: Any, index: int) -> None:
+    """Worker: merge one line into the shared file, all at once (as xdist workers merge
+    their builds' timing caches into one named file)."""
+    barrier.wait()
+    update_user_file(path, lambda current: (current or b"") + f"worker {index}\n".encode())
+
+
+def test_a_user_file_is_merged_by_every_process_and_never_truncated(tmp_path: Path) -> None:
+    shared = tmp_path / "timing" / "shared.cache"
+    ctx = multiprocessing.get_context("spawn")
+    n = 4
+    barrier = ctx.Barrier(n)
+    procs = [
+        ctx.Process(target=_append_line_in_process, args=(str(shared), barrier, i))
+        for i in range(n)
+    ]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    lines = shared.read_bytes().decode().splitlines()
+    assert sorted(lines) == [f"worker {i}" for i in range(n)]  # no merge lost another's
+
+    def failing_merge(current: bytes | None) -> bytes:
+        raise RuntimeError("the build failed")
+
+    before = shared.read_bytes()
+    with pytest.raises(RuntimeError, match="the build failed"):
+        update_user_file(shared, failing_merge)
+    assert update_user_file(shared, lambda current: None) == before
+    assert shared.read_bytes() == before
+    assert [p.name for p in shared.parent.iterdir() if p.name.endswith(".tmp")] == []

@@ -9,7 +9,10 @@
 #   1. records the environment (GPU, driver, library versions, ORT providers);
 #   2. runs the runner and cache tests (CUDA EP vs CPU, tf32, cuda-python buffers,
 #      TensorRT parse/build/cache; inference tests skip where TensorRT-RTX refuses the GPU);
-#   3. runs bench/gpu/gpu_checks.py, which prints a short table;
+#   3. runs bench/gpu/gpu_checks.py, which prints a short table, and
+#      bench/gpu/trt_option_checks.py: one row per TensorRT build option, profiles, the
+#      engine save/load round trip, the timing cache file and int8 calibration ("ran",
+#      "refused by TensorRT-RTX: ...", "failed: ...");
 #   4. runs bench/runner_overhead.py (a quieter CPU than the dev machines);
 #   5. runs the whole test suite (-n 4) with the CUDA provider available;
 #   6. runs the plugin end to end on the example models with --polygraphy-providers cuda
@@ -58,6 +61,10 @@ $PY -m pytest tests/runners tests/test_cache.py -q -rs -p no:cacheprovider \
 step "GPU table"
 $PY bench/gpu/gpu_checks.py --out "$OUT" > "$OUT/gpu_checks.log" 2>&1
 cat "$OUT/gpu_table.md" 2>/dev/null || tail -40 "$OUT/gpu_checks.log"
+
+step "TensorRT option checks"
+$PY bench/gpu/trt_option_checks.py --out "$OUT" > "$OUT/trt_option_checks.log" 2>&1
+cat "$OUT/trt_option_checks.md" 2>/dev/null || tail -40 "$OUT/trt_option_checks.log"
 
 step "runner overhead benchmark (CPU)"
 $PY bench/runner_overhead.py --calls 200 2>&1 | tee "$OUT/runner_overhead.txt"

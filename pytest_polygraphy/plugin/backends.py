@@ -11,7 +11,8 @@ precision, build settings), the settings the built session or engine depends on:
   ``--polygraphy-cache-dir``); a prebuilt engine file (``.engine``/``.plan``) is loaded
   once, whatever the precision and shapes of the tests that run it;
 * int8 models are calibrated with the test's inputs (shapes, seed, iterations, value
-  ranges, loaded inputs), so those are part of an int8 runner's key;
+  ranges, loaded inputs) and ``--polygraphy-trt-calibrator``'s method, so those are part
+  of an int8 runner's key;
 * ``mark_all`` and, for ONNX Runtime, the execution providers are part of every key.
 
 Memory is bounded by distinct models: the runners of at most ``max_models`` models
@@ -172,6 +173,7 @@ class RunnerCache:
             key += (self.options.providers,)
         if backend == "trt":  # every build option is part of the engine
             key += (repr(sorted(settings.trt_build_kwargs().items())),)
+            key += (repr(sorted(_trt_cache_kwargs(settings, precision).items())),)
         if backend == "trt":  # the optimization profiles, not the shape set
             from pytest_polygraphy.plugin.profiles import profile_key
 
@@ -180,6 +182,7 @@ class RunnerCache:
             key += (_shapes_key(settings),)
         if precision == "int8":
             key += (
+                settings.trt_calibrator,
                 settings.seed,
                 settings.iterations,
                 tuple(sorted(settings.val_range.items())),
@@ -211,13 +214,14 @@ class RunnerCache:
 
     def _int8_model(self, model: Any, model_id: Hashable, settings: AccuracySettings) -> Any:
         """The ONNX Runtime int8 (QDQ) variant of ``model``, calibrated with the test's
-        inputs: quantized once per model and calibration data, kept while the model's
-        runners are (re-activating a runner, other providers or a runner rebuilt after
-        its model was evicted and used again reuse it). The last ``MAX_INT8_VARIANTS``
-        are kept. Nodes kept in fp32 are left out of the quantization, nodes kept in fp16
-        also run in float16."""
+        inputs by ``--polygraphy-trt-calibrator``'s method: quantized once per model and
+        calibration data, kept while the model's runners are (re-activating a runner,
+        other providers or a runner rebuilt after its model was evicted and used again
+        reuse it). The last ``MAX_INT8_VARIANTS`` are kept. Nodes kept in fp32 are left
+        out of the quantization, nodes kept in fp16 also run in float16."""
         key = (
             model_id,
+            settings.trt_calibrator,
             tuple(sorted(settings.keep_fp32)),
             tuple(sorted(settings.keep_fp16)),
             settings.output_selection(),
@@ -236,7 +240,11 @@ class RunnerCache:
             if hasattr(loader, "bind"):
                 loader = loader.bind(input_metadata(proto))
             self._int8_models[key] = quantize_int8(
-                proto, loader, exclude=settings.keep_fp32, keep_fp16=settings.keep_fp16
+                proto,
+                loader,
+                exclude=settings.keep_fp32,
+                keep_fp16=settings.keep_fp16,
+                calibration_method=ORT_CALIBRATION_METHODS[settings.trt_calibrator],
             )
             self.quantized[model_id] += 1
             while len(self._int8_models) > MAX_INT8_VARIANTS:
@@ -328,6 +336,7 @@ def build_runner(
             use_cache=options.build is None,
             calibration_data=settings.data_loader() if precision == "int8" else None,
             **settings.trt_build_kwargs(),
+            **_trt_cache_kwargs(settings, precision),
         )
     raise ValueError(f"unknown backend {backend!r}")
 
@@ -347,6 +356,22 @@ def _check_kept(model: Any, keep_fp32: Sequence[str], keep_fp16: Sequence[str]) 
             f"nodes {both} are kept both in fp32 (keep_fp32) and in fp16 (keep_fp16); keep "
             "each node in one precision: remove it from one of the lists"
         )
+
+
+#: ``--polygraphy-trt-calibrator`` -> ``quantize_int8``'s calibration method for ONNX
+#: Runtime's int8 (None: MinMax, the default of the Q/DQ path).
+ORT_CALIBRATION_METHODS = {None: "minmax", "minmax": "minmax", "entropy2": "entropy"}
+
+
+def _trt_cache_kwargs(settings: AccuracySettings, precision: str) -> dict[str, Any]:
+    """``TrtRunner``'s timing cache file, calibrator and calibration cache file (the
+    calibrator and its cache apply to int8 only)."""
+    int8 = precision == "int8"
+    return {
+        "timing_cache": settings.trt_timing_cache,
+        "calibrator": settings.trt_calibrator if int8 else None,
+        "calibration_cache": settings.calibration_cache if int8 else None,
+    }
 
 
 def _named_outputs(settings: AccuracySettings) -> tuple[str, ...] | None:

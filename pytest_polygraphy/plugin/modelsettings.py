@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pytest_polygraphy.plugin import runsyntax, syntax
+from pytest_polygraphy.plugin import optionspecs, runsyntax, syntax
 from pytest_polygraphy.plugin.syntax import COMPARE_FUNCS, REFERENCES, OptionValueError
 
 SUFFIX = ".polygraphy.json"
@@ -184,6 +184,9 @@ PARSERS: dict[str, Callable[[Any, Path], Any]] = {
     "trt_opt_shapes": _shape_sets,
     "trt_max_shapes": _shape_sets,
     "save_engine": lambda value, base: _one_path(value, base),
+    "trt_timing_cache": lambda value, base: _one_path(value, base),
+    "trt_calibrator": lambda value, base: _choice(value, optionspecs.TRT_CALIBRATORS),
+    "calibration_cache": lambda value, base: _one_path(value, base),
     # the ONNX model a prebuilt engine (.engine/.plan) was built from: its reference
     "model": lambda value, base: _one_path(value, base),
 }

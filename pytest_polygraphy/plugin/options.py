@@ -79,6 +79,13 @@ class TrtBuildOptions:
     trt_min_shapes: tuple[ShapeSet, ...] = ()
     trt_opt_shapes: tuple[ShapeSet, ...] = ()
     trt_max_shapes: tuple[ShapeSet, ...] = ()
+    #: A timing cache file shared by builds (seeded from, merged back into).
+    trt_timing_cache: Path | None = None
+    #: ``entropy2`` or ``minmax``: int8 calibrated inside TensorRT (and the calibration
+    #: method of ONNX Runtime's int8 quantization); None: Q/DQ models, MinMax ranges.
+    trt_calibrator: str | None = None
+    #: TensorRT's calibration cache file (with ``trt_calibrator``).
+    calibration_cache: Path | None = None
 
 
 @dataclass(frozen=True)

@@ -747,6 +747,11 @@ def _existing_files(value: Any, what: str, config: pytest.Config, from_ini: bool
     return paths
 
 
+#: ``--polygraphy-trt-calibrator`` values (Polygraphy's ``--calibration-base-class``
+#: IInt8EntropyCalibrator2 and IInt8MinMaxCalibrator).
+TRT_CALIBRATORS = ("entropy2", "minmax")
+
+
 #: TensorRT build options: each is part of the engine cache key.
 TRT_OPTION_SPECS: tuple[OptionSpec, ...] = (
     OptionSpec(
@@ -865,6 +870,40 @@ TRT_OPTION_SPECS: tuple[OptionSpec, ...] = (
         "DIR",
         "paths",
         _path,
+    ),
+    OptionSpec(
+        "trt_timing_cache",
+        "A TensorRT timing cache file: each build starts from it (when it exists) and merges "
+        "its timings back into it after succeeding, atomically under a lock, so workers and "
+        "runs share it (as polygraphy run --timing-cache). Default: a timing cache in "
+        "--polygraphy-cache-dir.",
+        "value",
+        "FILE",
+        "paths",
+        _path,
+    ),
+    OptionSpec(
+        "trt_calibrator",
+        "int8 calibration: entropy2 or minmax. TensorRT int8 then calibrates inside "
+        "TensorRT (IInt8EntropyCalibrator2 / IInt8MinMaxCalibrator, with the test's inputs), "
+        "and ONNX Runtime int8 quantizes with Entropy / MinMax ranges. Default: none (TensorRT "
+        "int8 builds a Q/DQ model quantized with MinMax ranges).",
+        "value",
+        "NAME",
+        "string",
+        _choice(TRT_CALIBRATORS),
+        _render_value,
+    ),
+    OptionSpec(
+        "calibration_cache",
+        "With --polygraphy-trt-calibrator: TensorRT's calibration cache file, read when it "
+        "exists (no calibration then) and written after calibrating (as polygraphy run "
+        "--calibration-cache).",
+        "value",
+        "FILE",
+        "paths",
+        _path,
+        _render_value,
     ),
     OptionSpec(
         "trt_allow_gpu_fallback",

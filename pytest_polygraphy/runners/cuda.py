@@ -217,3 +217,42 @@ class HostBuffer:
             check(cudart().cudaFreeHost(self.ptr), "cudaFreeHost")
         self.ptr = 0
         self.capacity = 0
+
+
+class FeedUploader:
+    """Copies feeds to the GPU, one growable device buffer per input name (through a
+    pinned host buffer and one stream), for callers that hand TensorRT device pointers:
+    the int8 calibrator's ``get_batch``. ``upload`` returns the device pointer;
+    ``synchronize`` waits for the copies; ``free`` releases everything."""
+
+    def __init__(self) -> None:
+        self._stream: Stream | None = None
+        self._host: dict[str, HostBuffer] = {}
+        self._device: dict[str, DeviceBuffer] = {}
+
+    def upload(self, name: str, array: np.ndarray) -> int:
+        import numpy as np
+
+        if self._stream is None:
+            self._stream = Stream()
+        array = np.ascontiguousarray(array)
+        host = self._host.setdefault(name, HostBuffer())
+        host.ensure(array.nbytes)
+        np.copyto(host.view(array.dtype, array.shape), array)
+        device = self._device.setdefault(name, DeviceBuffer())
+        ptr = device.ensure(array.nbytes)
+        device.copy_from_host(host, array.nbytes, self._stream)
+        return ptr
+
+    def synchronize(self) -> None:
+        if self._stream is not None:
+            self._stream.synchronize()
+
+    def free(self) -> None:
+        for buffers in (self._device, self._host):
+            for buffer in buffers.values():
+                buffer.free()
+            buffers.clear()
+        if self._stream is not None:
+            self._stream.free()
+            self._stream = None

@@ -342,6 +342,18 @@ class TrtRunner(_EngineExecution):
         plugins: plugin libraries loaded into the plugin registry before parsing.
         use_dla, dla_core, allow_gpu_fallback: build for a DLA core, optionally letting
             layers DLA cannot run fall back to the GPU.
+        timing_cache: a timing cache file (Polygraphy's ``--timing-cache``): each build
+            is seeded from it when it exists and merges its timings back into it
+            (atomically, under a lock next to it, after a successful build only), so
+            workers and runs share it. Default: the artifact cache's timing cache.
+            TensorRT-RTX has no timing cache and refuses it.
+        calibrator: ``"entropy2"`` or ``"minmax"`` (``IInt8EntropyCalibrator2`` /
+            ``IInt8MinMaxCalibrator``): at ``int8``, calibrate inside TensorRT with
+            ``calibration_data`` in place of quantizing to Q/DQ first (ignored at other
+            precisions, and for models already holding Q/DQ nodes). TensorRT-RTX refuses it.
+        calibration_cache: with ``calibrator``, a calibration cache file read when it
+            exists (TensorRT then skips calibrating) and written after calibrating. The
+            artifact cache keeps one per model, feeds, calibrator and TensorRT version too.
         name: runner name; default ``trt``, ``trt[fp16]``, ``trt[int8,mark-all]``...
 
     Constructing the runner imports TensorRT (``BackendUnavailableError`` with install
@@ -376,8 +388,16 @@ class TrtRunner(_EngineExecution):
         use_cache: bool = True,
         name: str | None = None,
         profiles: Sequence[Mapping[str, Any]] | None = None,
+        timing_cache: str | os.PathLike[str] | None = None,
+        calibrator: str | None = None,
+        calibration_cache: str | os.PathLike[str] | None = None,
     ) -> None:
         self.trt = import_tensorrt()
+        if calibrator is not None and calibrator not in trt_settings.CALIBRATORS:
+            raise InputError(
+                f"unknown calibrator {calibrator!r}; expected one of "
+                f"{list(trt_settings.CALIBRATORS)}"
+            )
         self.settings = trt_settings.EngineSettings(
             precision=precision,
             profiles=trt_settings.normalize_profiles(shapes, profiles),
@@ -398,8 +418,11 @@ class TrtRunner(_EngineExecution):
             use_dla=use_dla,
             dla_core=dla_core,
             allow_gpu_fallback=allow_gpu_fallback,
+            timing_cache_file=None if timing_cache is None else str(Path(timing_cache).absolute()),
+            calibrator=calibrator if precision == "int8" else None,
         )
         super().__init__(name or trt_settings.default_name(precision, mark_all))
+        self.calibration_cache = None if calibration_cache is None else Path(calibration_cache)
         self.model = model
         self.cache_dir = cache_dir
         self.use_cache = use_cache
@@ -410,6 +433,9 @@ class TrtRunner(_EngineExecution):
         #: or (built without the cache) None and the bytes in ``_built_engine``.
         self.engine_file: Path | None = None
         self._built_engine: bytes | None = None
+        #: The calibrator of the last build that calibrated inside TensorRT (its
+        #: ``batches`` and ``cache_hit`` say what happened), else None.
+        self.calibrator: Any = None
         self._input_metadata: TensorMetadata | None = None
         self._reset_state()
 
@@ -468,22 +494,42 @@ class TrtRunner(_EngineExecution):
 
         return ArtifactCache(self.cache_dir)
 
-    def _build_inputs_and_extra_key(self) -> tuple[trt_build.BuildInputs, dict[str, Any]]:
+    def _build_inputs_and_extra_key(
+        self,
+    ) -> tuple[trt_build.BuildInputs, dict[str, Any], list[dict[str, Any]] | None]:
+        """What to build from, what it adds to the engine key, and the feeds a calibrator
+        gives TensorRT (None: no calibration inside TensorRT).
+
+        int8 without a calibrator quantizes the model to Q/DQ with the calibration data
+        first (explicit quantization); with one, the float model is built and TensorRT
+        calibrates it. Either way the feeds' fingerprint is in the key; with a calibrator
+        also the named calibration cache file's content (its scales decide the engine)."""
         description = model_display_name(self.model)
+        plain = trt_build.model_build_inputs(self.model, description)
         if self.settings.precision != "int8":
-            return trt_build.model_build_inputs(self.model, description), {}
+            return plain, {}, None
         from pytest_polygraphy import models
+        from pytest_polygraphy.data.formats import feeds_fingerprint
 
         proto = models.load_model(self.model)
         if trt_build.has_qdq(proto):
-            return trt_build.model_build_inputs(self.model, description), {}
-        feeds = list(self._calibration_feeds())
+            return plain, {}, None
+        feeds = [dict(feed) for feed in self._calibration_feeds()]
+        fingerprint = feeds_fingerprint(feeds)
+        if self.settings.calibrator is not None:
+            from pytest_polygraphy.runners import trt_calibration
+
+            extra = {
+                "int8_calibration": {
+                    "feeds": fingerprint,
+                    "calibration_cache_file": trt_calibration.file_digest(self.calibration_cache),
+                }
+            }
+            return plain, extra, feeds
         kept = (*self.settings.keep_fp32, *self.settings.keep_fp16)  # their layers say how
         quantized = models.quantize_int8(proto, feeds, exclude=kept, **TENSORRT_QUANTIZATION)
-        from pytest_polygraphy.data.formats import feeds_fingerprint
-
-        extra = {"int8_calibration": feeds_fingerprint(feeds)}
-        return trt_build.model_build_inputs(self.model, description, quantized), extra
+        extra = {"int8_calibration": fingerprint}
+        return trt_build.model_build_inputs(self.model, description, quantized), extra, None
 
     def _calibration_feeds(self) -> Iterable[Mapping[str, Any]]:
         data = self.calibration_data
@@ -493,36 +539,107 @@ class TrtRunner(_EngineExecution):
             data = DataLoader()
         return data.bind(self.input_metadata) if hasattr(data, "bind") else data
 
+    def _timing_cache_store(
+        self, cache: ArtifactCache | None, gpu: Mapping[str, str]
+    ) -> tuple[bytes | None, Any, str]:
+        """``(seed bytes, save(merge) or None, description)`` of the timing cache a build
+        uses: the named file, else the artifact cache's entry (None without the cache)."""
+        from pytest_polygraphy.cache import update_user_file
+
+        named = self.settings.timing_cache_file
+        if named is None:
+            if cache is None:
+                return None, None, "no timing cache"
+            key = trt_settings.timing_cache_key_parts(self.trt, gpu)
+            return (
+                cache.get(key, namespace="trt-timing-cache"),
+                lambda merge: cache.update(key, merge, namespace="trt-timing-cache"),
+                "the artifact cache's timing cache",
+            )
+        if not trt_settings.supports_timing_cache(self.trt):
+            raise BackendUnavailableError(
+                f"{self.trt.describe()} has no timing cache (it picks kernels at run time), so "
+                f"timing cache file {named} cannot be used: drop --polygraphy-trt-timing-cache "
+                "for it"
+            )
+        path = Path(named)
+        try:
+            seed = path.read_bytes() if path.is_file() else None
+        except OSError as err:
+            raise InputError(
+                f"timing cache file {path}: cannot read it: {err.strerror or err}"
+            ) from None
+
+        def save(merge: Any) -> Any:
+            try:
+                return update_user_file(path, merge)
+            except OSError as err:
+                raise InputError(
+                    f"timing cache file {path}: cannot write it: {err.strerror or err}"
+                ) from None
+
+        return seed or None, save, f"timing cache file {path}"
+
+    def _build(
+        self,
+        source: trt_build.BuildInputs,
+        feeds: list[dict[str, Any]] | None,
+        cache: ArtifactCache | None,
+        gpu: Mapping[str, str],
+    ) -> bytes:
+        """One engine build: timing cache seeded and merged back, and with a calibrator,
+        TensorRT's calibration fed the test's data (its cache read and written)."""
+        seed, save, description = self._timing_cache_store(cache, gpu)
+        kwargs: dict[str, Any] = {
+            "logger": self._logger,
+            "timing_cache": seed,
+            "save_timing_cache": save,
+            "timing_cache_description": description,
+        }
+        if feeds is None:
+            return trt_build.build_serialized_engine(self.trt, source, self.settings, **kwargs)
+        from pytest_polygraphy.data.formats import feeds_fingerprint
+        from pytest_polygraphy.models import model_hash
+        from pytest_polygraphy.runners import trt_calibration
+
+        kind = str(self.settings.calibrator)
+        store = trt_calibration.CalibrationCache(
+            file=self.calibration_cache,
+            artifact_cache=cache,
+            key_parts=trt_settings.calibration_cache_key_parts(
+                model_hash(self.model), feeds_fingerprint(feeds), kind, self.trt
+            ),
+        )
+        with trt_calibration.calibrating(self.trt, kind, feeds, store) as calibrator:
+            self.calibrator = calibrator
+            return trt_build.build_serialized_engine(
+                self.trt, source, self.settings, calibrator=calibrator, **kwargs
+            )
+
     def _load_engine(self) -> Any:
         from pytest_polygraphy.models import model_hash
         from pytest_polygraphy.runners.cuda import gpu_identity
 
         trt = self.trt
         logger = self._logger
-        source, extra = self._build_inputs_and_extra_key()
+        if self.settings.calibrator is not None:
+            from pytest_polygraphy.runners.trt_calibration import check_calibration_support
+
+            check_calibration_support(trt, self.settings.calibrator)
+        source, extra, feeds = self._build_inputs_and_extra_key()
         self.engine_file, self._built_engine = None, None
+        gpu = gpu_identity()
 
         if not self.use_cache:
-            data = trt_build.build_serialized_engine(trt, source, self.settings, logger=logger)
+            data = self._build(source, feeds, None, gpu)
             self._built_engine = data
             self.engine_was_built = True
             return self._deserialize(data)
 
         cache = self._artifact_cache()
-        gpu = gpu_identity()
-        timing_key = trt_settings.timing_cache_key_parts(trt, gpu)
 
         def build() -> bytes:
-            return trt_build.build_serialized_engine(
-                trt,
-                source,
-                self.settings,
-                logger=logger,
-                timing_cache=cache.get(timing_key, namespace="trt-timing-cache"),
-                save_timing_cache=lambda merge: cache.update(
-                    timing_key, merge, namespace="trt-timing-cache"
-                ),
-            )
+            return self._build(source, feeds, cache, gpu)
 
         key = trt_settings.engine_key_parts(model_hash(self.model), self.settings, trt, gpu, extra)
         try:

@@ -4,9 +4,10 @@ Written against TensorRT's documented 10.x Python API (``trt.Builder``,
 ``trt.OnnxParser``, ``IBuilderConfig``, ``IOptimizationProfile``); TensorRT-RTX shares
 it for everything used here, but builds strongly typed networks only (it has no
 fp16/int8/bf16/fp8 builder flags), so those precisions are refused there with a reason.
-The tactic timing cache is seeded from and merged back into the artifact cache (a no-op
-on TensorRT-RTX, which picks kernels at run time). What identifies an engine, and the
-engine cache protocol, live in ``trt_settings``.
+The tactic timing cache is seeded from and merged back into the artifact cache, or the
+user's named timing cache file (a no-op on TensorRT-RTX, which picks kernels at run time).
+int8 calibration inside TensorRT takes a calibrator from ``trt_calibration``. What
+identifies an engine, and the engine cache protocol, live in ``trt_settings``.
 """
 
 from __future__ import annotations
@@ -362,12 +363,18 @@ def build_serialized_engine(
     logger: Any,
     timing_cache: bytes | None = None,
     save_timing_cache: Callable[[Callable[[bytes | None], bytes]], Any] | None = None,
+    timing_cache_description: str = "the artifact cache's timing cache",
+    calibrator: Any = None,
 ) -> bytes:
     """Parse ``source`` and build a serialized engine with ``settings``.
 
     ``timing_cache`` seeds the tactic timing cache; ``save_timing_cache(merge)`` is
-    called after a successful build with a function merging the build's timing cache
-    into whatever is stored (run under the artifact cache's lock).
+    called after a successful build only (a failed build leaves what is stored alone)
+    with a function merging the build's timing cache into whatever is stored, run under
+    the store's lock. ``timing_cache_description`` names the store in errors.
+    ``calibrator`` (``trt_calibration.make_calibrator``, for ``settings.calibrator``)
+    becomes ``config.int8_calibrator``, with a calibration profile at its feeds' shapes
+    when the network has dynamic inputs; an error it kept is raised after the build.
     """
     module = trt.module
     load_plugins(trt, settings)
@@ -391,13 +398,26 @@ def build_serialized_engine(
         _set_flag(trt, config, flag, f"precision_constraints={constraints!r}")
     configure_builder(trt, config, settings)
     _add_profiles(trt, builder, network, config, settings.profiles)
+    if settings.calibrator is not None:
+        if calibrator is None:
+            raise ValueError("settings.calibrator is set: pass build_serialized_engine one")
+        config.int8_calibrator = calibrator
+        _set_calibration_profile(builder, network, config, calibrator.shapes)
 
     has_timing_cache = supports_timing_cache(trt) and hasattr(config, "create_timing_cache")
     if has_timing_cache:
         cache = config.create_timing_cache(timing_cache or b"")
+        if cache is None:
+            raise InputError(
+                f"{timing_cache_description} is not a timing cache {trt.describe()} can read "
+                "(made by another TensorRT version, or not a timing cache): remove it or name "
+                f"another file:\n{logger.errors() or '(no error was logged)'}"
+            )
         config.set_timing_cache(cache, ignore_mismatch=True)
 
     serialized = builder.build_serialized_network(network, config)
+    if calibrator is not None and calibrator.error is not None:
+        raise calibrator.error
     if serialized is None:
         raise ModelError(
             f"{trt.describe()} could not build an engine for {source.description} "
@@ -415,6 +435,25 @@ def build_serialized_engine(
 
         save_timing_cache(merge)
     return engine
+
+
+def _set_calibration_profile(
+    builder: Any, network: Any, config: Any, shapes: Mapping[str, Sequence[int]]
+) -> None:
+    """TensorRT calibrates a network with dynamic inputs at its calibration profile's
+    shapes: fix them at the calibration feeds' shapes (``set_calibration_profile``)."""
+    inputs = [network.get_input(i) for i in range(network.num_inputs)]
+    dynamic = [t for t in inputs if any(int(d) < 0 for d in tuple(t.shape))]
+    if not dynamic:
+        return
+    missing = [t.name for t in dynamic if t.name not in shapes]
+    if missing:
+        raise InputError(f"the calibration feeds give no arrays for dynamic inputs {missing}")
+    profile = builder.create_optimization_profile()
+    for tensor in dynamic:
+        shape = tuple(int(d) for d in shapes[tensor.name])
+        profile.set_shape(tensor.name, shape, shape, shape)
+    config.set_calibration_profile(profile)
 
 
 def load_plugins(trt: TensorRT, settings: EngineSettings) -> None:

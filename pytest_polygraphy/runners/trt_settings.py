@@ -21,7 +21,8 @@ if TYPE_CHECKING:
 
 #: Bumped when what this module puts into an engine changes (invalidates old entries).
 #: 2: several optimization profiles (``profiles``) in place of one (``shapes``).
-BUILD_SCHEMA = 2
+#: 3: the calibrator and a named timing cache file.
+BUILD_SCHEMA = 3
 
 TRT_PRECISIONS = ("fp32", "tf32", "fp16", "bf16", "int8", "fp8")
 #: Precision names -> ``trt.DataType`` attribute names, for per-layer precisions.
@@ -51,6 +52,11 @@ TACTIC_SOURCES = {
     "cudnn": "CUDNN",
     "edge_mask_convolutions": "EDGE_MASK_CONVOLUTIONS",
     "jit_convolutions": "JIT_CONVOLUTIONS",
+}
+#: Calibrator names (as Polygraphy's ``--calibration-base-class``) -> TensorRT classes.
+CALIBRATORS = {
+    "entropy2": "IInt8EntropyCalibrator2",
+    "minmax": "IInt8MinMaxCalibrator",
 }
 
 
@@ -183,6 +189,13 @@ class EngineSettings:
     use_dla: bool = False
     dla_core: int = 0
     allow_gpu_fallback: bool = False
+    #: The user's timing cache file (absolute path), seeded from and merged into on each
+    #: build; None: the artifact cache's timing cache. Its path is part of the key, its
+    #: content is not (see ``key_parts``).
+    timing_cache_file: str | None = None
+    #: ``CALIBRATORS`` name: int8 calibrated inside TensorRT (implicit quantization);
+    #: None: int8 from a QDQ model (explicit quantization).
+    calibrator: str | None = None
 
     def __post_init__(self) -> None:
         check_profiles(self.profiles)
@@ -196,6 +209,16 @@ class EngineSettings:
             raise InputError(
                 f"unknown tactic sources {unknown_sources}; expected some of {list(TACTIC_SOURCES)}"
             )
+        if self.calibrator is not None:
+            if self.calibrator not in CALIBRATORS:
+                raise InputError(
+                    f"unknown calibrator {self.calibrator!r}; expected one of {list(CALIBRATORS)}"
+                )
+            if self.precision != "int8":
+                raise InputError(
+                    f"calibrator {self.calibrator!r} applies to precision 'int8' only, not "
+                    f"{self.precision!r}"
+                )
         if self.allow_gpu_fallback and not self.use_dla:
             raise InputError("allow_gpu_fallback applies to DLA builds: add use_dla=True")
         if self.mark_all and self.outputs is not None:
@@ -237,6 +260,14 @@ class EngineSettings:
         return self.profiles[0] if self.profiles else {}
 
     def key_parts(self) -> dict[str, Any]:
+        """What identifies the engine. ``timing_cache_file`` enters by path: a timing cache
+        changes which tactics TensorRT picks, so an engine built while seeding from and
+        filling the user's file is not the engine built without it (and the first run that
+        names a file must build, or the file would never be filled). Its content does not
+        enter: every build merges new timings into it, so a content key would miss after
+        each build, and what it holds is only valid for the TensorRT version and GPU the
+        key already names. The calibration data and cache enter through ``extra`` of
+        ``engine_key_parts`` (``TrtRunner``)."""
         return {
             "precision": self.precision,
             "profiles": [
@@ -262,6 +293,8 @@ class EngineSettings:
                 "core": self.dla_core,
                 "allow_gpu_fallback": self.allow_gpu_fallback,
             },
+            "timing_cache_file": self.timing_cache_file,
+            "calibrator": self.calibrator,
         }
 
     def effective_constraints(self) -> str | None:
@@ -302,6 +335,21 @@ def timing_cache_key_parts(trt: TensorRT, gpu: Mapping[str, str]) -> dict[str, A
         "kind": "trt-timing-cache",
         "tensorrt": {"flavour": trt.flavour, "version": trt.version},
         "gpu": dict(gpu),
+    }
+
+
+def calibration_cache_key_parts(
+    model_hash: str, feeds_fingerprint: str, calibrator: str, trt: TensorRT
+) -> dict[str, Any]:
+    """The artifact cache key of a TensorRT calibration cache: the scales TensorRT derived
+    for this model from these feeds with this calibrator, in this TensorRT's format (the
+    GPU does not change them)."""
+    return {
+        "kind": "trt-calibration-cache",
+        "model": model_hash,
+        "feeds": feeds_fingerprint,
+        "calibrator": calibrator,
+        "tensorrt": {"flavour": trt.flavour, "version": trt.version},
     }
 
 

@@ -185,3 +185,37 @@ def test_onnx_runtime_cpu_runs_a_float16_mul_in_float32() -> None:
     mixed = quantize_int8(model, _feeds(model, 2), keep_fp16=["planted_mul"])
     assert cpu_fp32_fallbacks(mixed.SerializeToString(), ["planted_mul"]) == ["planted_mul"]
     assert cpu_fp32_fallbacks(mixed.SerializeToString(), ["shift"]) == []  # not fp16 at all
+
+
+def _activation_scales(model: onnx.ModelProto) -> dict[str, float]:
+    """The scale of each QuantizeLinear of an activation (not of a weight initializer)."""
+    inits = {init.name: onnx.numpy_helper.to_array(init) for init in model.graph.initializer}
+    return {
+        node.input[0]: float(inits[node.input[1]])
+        for node in model.graph.node
+        if node.op_type == "QuantizeLinear" and node.input[0] not in inits
+    }
+
+
+def test_entropy_and_minmax_calibration_give_different_scales_that_both_run() -> None:
+    """The calibrator choice (--polygraphy-trt-calibrator on the Q/DQ path) reaches ONNX
+    Runtime's calibration: entropy clips the long tail MinMax keeps, so some activation
+    scale differs, and both quantized models run close to fp32 on ONNX Runtime."""
+    model = builders.mixed_chain()
+    feeds = _feeds(model, 16)
+    minmax = quantize_int8(model, feeds, calibration_method="minmax")
+    entropy = quantize_int8(model, feeds, calibration_method="entropy")
+    minmax_scales, entropy_scales = _activation_scales(minmax), _activation_scales(entropy)
+    assert minmax_scales.keys() == entropy_scales.keys() and minmax_scales
+    assert any(
+        not np.isclose(minmax_scales[name], entropy_scales[name]) for name in minmax_scales
+    ), (minmax_scales, entropy_scales)
+    assert _activation_scales(quantize_int8(model, feeds)) == minmax_scales  # the default
+    feed = builders.random_feed(model, seed=100)
+    expected = run_ort(model, feed)["scores"]
+    for quantized in (minmax, entropy):
+        actual = run_ort(quantized, feed)["scores"]
+        assert np.all(np.isfinite(actual))
+        assert np.abs(actual - expected).max() < 0.5 * float(np.abs(expected).max())
+    with pytest.raises(InputError, match="unknown calibration_method 'percentile'"):
+        quantize_int8(model, feeds, calibration_method="percentile")

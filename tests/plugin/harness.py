@@ -203,9 +203,7 @@ def run_pytest(project: Path, *args: str, env: dict[str, str] | None = None) -> 
     environ.update(
         POLYGRAPHY_TEST_DUMP=str(dump),
         # the package under test first: an editable install may point at another checkout
-        PYTHONPATH=os.pathsep.join(
-            [str(project), str(PACKAGE_ROOT), *([outer] if outer else [])]
-        ),
+        PYTHONPATH=os.pathsep.join([str(project), str(PACKAGE_ROOT), *([outer] if outer else [])]),
         PYTEST_POLYGRAPHY_CACHE_DIR=str(project / ".cache"),
         **(env or {}),
     )

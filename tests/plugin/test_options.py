@@ -57,6 +57,7 @@ CASES: list[tuple[str, list[str], str, Any]] = [
         {"workspace": 1 << 30, "tactic_dram": 1_000_000},
     ),
     ("trt_builder_optimization_level", ["5"], "5", 5),
+    ("trt_calibrator", ["entropy2"], "entropy2", "entropy2"),
     ("trt_tactic_sources", ["CUBLAS", "cudnn"], "CUBLAS cudnn", ("cublas", "cudnn")),
     ("trt_precision_constraints", ["obey"], "obey", "obey"),
 ]
@@ -109,6 +110,7 @@ BAD: list[tuple[str, list[str], str]] = [
     ("trt_tactic_sources", ["cutlass"], "tactic sources among cublas, cublas_lt"),
     ("trt_precision_constraints", ["strict"], "obey, prefer, none"),
     ("trt_plugins", ["missing.so"], "no such file"),
+    ("trt_calibrator", ["legacy"], "expected one of entropy2, minmax, got 'legacy'"),
 ]
 
 
@@ -134,7 +136,7 @@ def test_every_option_is_covered_here() -> None:
     covered |= {"cache_dir", "golden_dir", "debug_dir", "load_replay", "artifacts"}
     covered |= {"save_inputs", "save_outputs", "load_outputs", "data_loader_script"}
     covered |= {"trt_plugins", "save_engine", "trt_min_shapes", "trt_opt_shapes"}
-    covered |= {"trt_max_shapes"}
+    covered |= {"trt_max_shapes", "trt_timing_cache", "calibration_cache"}
     assert covered == {spec.attr for spec in OPTION_SPECS}
 
 
@@ -422,3 +424,28 @@ def test_defaults() -> None:
     options = PolygraphyOptions()
     assert options.precisions == ("fp32",) and options.providers == ("cpu",)
     assert (options.seed, options.iterations, options.compare_func) == (1, 1, "simple")
+
+
+def test_calibrator_and_tensorrt_cache_files_have_ini_twins_relative_to_the_ini(
+    pytester: pytest.Pytester,
+) -> None:
+    ini(
+        pytester,
+        polygraphy_trt_calibrator="minmax",
+        polygraphy_trt_timing_cache="caches/timing.cache",
+        polygraphy_calibration_cache="caches/calib.cache",
+    )
+    options = configure(pytester)
+    assert options.trt_calibrator == "minmax"
+    assert options.trt_timing_cache == pytester.path / "caches" / "timing.cache"
+    assert options.calibration_cache == pytester.path / "caches" / "calib.cache"
+    options = configure(
+        pytester,
+        "--polygraphy-trt-calibrator", "entropy2",
+        "--polygraphy-trt-timing-cache", "t.cache",
+        "--polygraphy-calibration-cache", "c.cache",
+    )  # fmt: skip
+    assert options.trt_calibrator == "entropy2"
+    assert options.trt_timing_cache == pytester.path / "t.cache"  # absent files are fine
+    assert options.calibration_cache == pytester.path / "c.cache"
+    assert options.command_line >= {"trt_calibrator", "trt_timing_cache", "calibration_cache"}
