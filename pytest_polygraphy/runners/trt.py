@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_polygraphy.errors import BackendUnavailableError, InputError, ModelError
-from pytest_polygraphy.runners import trt_build, trt_settings
+from pytest_polygraphy.runners import trt_build, trt_precisions, trt_settings
 from pytest_polygraphy.runners.base import BaseRunner, model_display_name
 from pytest_polygraphy.runners.trt_module import import_tensorrt
 
@@ -320,14 +320,17 @@ class TrtRunner(_EngineExecution):
             ``shapes`` and ``profiles``); inference switches to the first profile that
             holds the feed's shapes.
         cache_dir: engine cache folder (default: ``cache.default_cache_dir()``); pass
-            ``use_cache=False`` to always build.
+            ``use_cache=False`` to always build, from a fresh tactic timing cache (the
+            build's own is kept in ``timing_cache``, see ``save_timing_cache``).
         mark_all: mark every layer output as a network output (Polygraphy's rules).
         layer_precisions: ``{TensorRT layer name: precision}``; enables
             ``precision_constraints="obey"`` unless given.
         precision_constraints: ``"obey"``, ``"prefer"`` or None.
         keep_fp32: ONNX node names (or stable ids of unnamed nodes, ``models.nodes``)
             whose layers are constrained to fp32; enables ``precision_constraints="obey"``
-            unless given.
+            unless given. After activation ``precision_readback`` says which requested
+            precisions (these and ``layer_precisions``) the engine did not run in, read
+            from its inspector, and ``network_layers`` lists the layers of each node.
         strongly_typed: build a strongly typed network (precisions from the model).
         workspace: workspace memory pool limit in bytes.
         optimization_level: builder optimization level (0-5).
@@ -405,6 +408,14 @@ class TrtRunner(_EngineExecution):
         #: or (built without the cache) None and the bytes in ``_built_engine``.
         self.engine_file: Path | None = None
         self._built_engine: bytes | None = None
+        #: The tactic timing cache of the last activation's build, serialized, when it
+        #: built without the engine cache (``use_cache=False``: each build times its own
+        #: tactics); None otherwise, and on TensorRT-RTX, which has none.
+        self.timing_cache: bytes | None = None
+        #: What the engine inspector says of each requested precision (``keep_fp32``,
+        #: ``layer_precisions``) after activation; None when none was requested.
+        self.precision_readback: trt_precisions.PrecisionReadback | None = None
+        self._network_layers: dict[str, list[str]] = {}
         self._input_metadata: TensorMetadata | None = None
         self._reset_state()
 
@@ -457,7 +468,70 @@ class TrtRunner(_EngineExecution):
                 f"({source}); run again to rebuild it"
             ) from None
 
+    def save_timing_cache(self, path: str | os.PathLike[str]) -> Path | None:
+        """Write the timing cache of the last activation's build to ``path``, atomically;
+        None (nothing written) when it has none (see ``timing_cache``)."""
+        from pytest_polygraphy.files import write_bytes_atomically
+
+        if self.timing_cache is None:
+            return None
+        return write_bytes_atomically(path, self.timing_cache)
+
+    def network_layers(self, nodes: Sequence[str]) -> dict[str, list[str]]:
+        """The TensorRT layer names each ONNX node in ``nodes`` becomes in the network this
+        runner builds (``trt_build.layers_of_nodes``); ``[]`` for a node that becomes no
+        layer (the parser folded it away, e.g. into a constant).
+
+        The model is parsed (int8: its Q/DQ variant) with this runner's output
+        selection, without its precision requests and without building; the answer is
+        remembered per node."""
+        wanted = [name for name in nodes if name not in self._network_layers]
+        if wanted:
+            trt = self.trt
+            logger = trt_build.make_logger(trt, echo_level="ERROR")
+            source, _ = self._build_inputs_and_extra_key()
+            settings = dataclasses.replace(self.settings, keep_fp32=(), layer_precisions={})
+            trt_build.load_plugins(trt, settings)
+            builder = trt.module.Builder(logger)
+            network, _parser = trt_build.make_network(trt, builder, source, settings, logger)
+            for name, layers in trt_build.layers_of_nodes(network, wanted).items():
+                self._network_layers[name] = [str(layer.name) for layer in layers]
+        return {name: list(self._network_layers[name]) for name in nodes}
+
     # -- engine ------------------------------------------------------------------------
+    def _activate(self) -> None:
+        super()._activate()
+        self.precision_readback = self._read_back_precisions()
+
+    def _read_back_precisions(self) -> trt_precisions.PrecisionReadback | None:
+        """Compare the requested layer precisions with those of the built engine, read
+        from its inspector (``get_layer_information(i, LayerInformationFormat.JSON)``;
+        the engine was built with ``ProfilingVerbosity.DETAILED`` for this). Dynamic
+        inputs are set to their first profile's opt shapes first: without shapes the
+        inspector leaves formats out."""
+        settings = self.settings
+        if not settings.keep_fp32 and not settings.layer_precisions:
+            return None
+        try:
+            for name, (_lo, opt, _hi) in (self._profiles[0] if self._profiles else {}).items():
+                self.context.set_input_shape(name, opt)
+            inspector = self.engine.create_engine_inspector()
+            inspector.execution_context = self.context
+            json_format = self.trt.module.LayerInformationFormat.JSON
+            layers = [
+                trt_precisions.parse_layer_information(
+                    inspector.get_layer_information(index, json_format)
+                )
+                for index in range(int(self.engine.num_layers))
+            ]
+        except Exception as err:  # the inspector is a diagnosis: report, do not fail
+            return trt_precisions.PrecisionReadback(
+                unverified=[f"{self.trt.describe()}'s engine inspector failed: {err}"]
+            )
+        return trt_precisions.check_precisions(
+            layers, settings.keep_fp32, settings.layer_precisions
+        )
+
     def _artifact_cache(self) -> ArtifactCache:
         from pytest_polygraphy.cache import ArtifactCache
 
@@ -496,8 +570,15 @@ class TrtRunner(_EngineExecution):
         source, extra = self._build_inputs_and_extra_key()
         self.engine_file, self._built_engine = None, None
 
+        self.timing_cache = None
         if not self.use_cache:
-            data = trt_build.build_serialized_engine(trt, source, self.settings, logger=logger)
+
+            def keep_timing_cache(merge: Any) -> None:
+                self.timing_cache = merge(None)  # this build's own cache, merged with nothing
+
+            data = trt_build.build_serialized_engine(
+                trt, source, self.settings, logger=logger, save_timing_cache=keep_timing_cache
+            )
             self._built_engine = data
             self.engine_was_built = True
             return self._deserialize(data)

@@ -368,6 +368,7 @@ def build_serialized_engine(
             else "PREFER_PRECISION_CONSTRAINTS"
         )
         _set_flag(trt, config, flag, f"precision_constraints={constraints!r}")
+        set_detailed_profiling(trt, config)
     configure_builder(trt, config, settings)
     _add_profiles(trt, builder, network, config, settings.profiles)
 
@@ -394,6 +395,15 @@ def build_serialized_engine(
 
         save_timing_cache(merge)
     return engine
+
+
+def set_detailed_profiling(trt: TensorRT, config: Any) -> None:
+    """Build with ``ProfilingVerbosity.DETAILED``, so that the engine inspector can say
+    which precision each layer runs in (``trt_precisions``): with the default
+    (``LAYER_NAMES_ONLY``) it gives layer names only."""
+    verbosity = getattr(trt.module, "ProfilingVerbosity", None)
+    if verbosity is not None and hasattr(verbosity, "DETAILED"):
+        config.profiling_verbosity = verbosity.DETAILED
 
 
 def load_plugins(trt: TensorRT, settings: EngineSettings) -> None:
