@@ -38,7 +38,11 @@ from typing import Any
 import pytest
 
 from pytest_polygraphy.plugin.options import PolygraphyOptions, get_options
-from pytest_polygraphy.plugin.records import DEBUG_CHECK_RUNNING, DEBUG_PROPERTY
+from pytest_polygraphy.plugin.records import (
+    DEBUG_CHECK_RUNNING,
+    DEBUG_PROPERTY,
+    TRT_PRECISIONS_PROPERTY,
+)
 from pytest_polygraphy.plugin.table import records_of
 
 
@@ -379,8 +383,30 @@ class ItemCheck:
                 replay=self.options.load_replay,
             ),
             log=self.log,
+            tensorrt_layers=self._tensorrt_layers(context),
         )
         return session.run().to_dict()
+
+    def _tensorrt_layers(self, context: DebugContext) -> Any:
+        """When the test's backend under test is TensorRT: a function listing the layers
+        each ONNX node becomes in the network its runner parses (``network_layers`` of a
+        runner built with the test's settings); else None."""
+        from pytest_polygraphy.plugin.accuracy import plan
+
+        settings = context.settings
+        if settings.reference is None:
+            return None
+        _, under_test = plan(self.options.backends, settings.reference, settings.precision)
+        if not any(backend == "trt" for backend, _ in under_test):
+            return None
+
+        def layers(nodes: Sequence[str]) -> Mapping[str, Sequence[str]]:
+            from pytest_polygraphy.plugin.backends import build_runner
+
+            runner = build_runner("trt", context.model, settings.precision, settings, self.options)
+            return runner.network_layers(nodes)
+
+        return layers
 
     def _feeds(self, context: DebugContext) -> Any:
         from pytest_polygraphy.models import input_metadata
@@ -407,8 +433,8 @@ class ItemCheck:
         return run
 
     def __call__(self, variant: Any) -> Any:
-        """Re-run the item with ``variant`` (None: unchanged) and classify the outcome."""
-        from pytest_polygraphy.debug import CheckOutcome, Verdict
+        """Re-run the item with ``variant`` (None: unchanged) and classify the outcome;
+        what TensorRT's engine said of requested layer precisions comes with it."""
         from pytest_polygraphy.models import model_hash, save_model
 
         item = self.item
@@ -423,10 +449,22 @@ class ItemCheck:
             active = ActiveVariant(path, feeds, variant.keep_fp32)
             item.stash[VARIANT_KEY] = active
         try:
-            reports, records = rerun(item, self.config)
+            reports, properties = rerun(item, self.config)
         finally:
             if active is not None:
                 del item.stash[VARIANT_KEY]
+        outcome = self._classify(reports, records_of(properties), active)
+        return dataclasses.replace(outcome, notes=precision_notes(properties))
+
+    def _classify(
+        self,
+        reports: Sequence[pytest.TestReport],
+        records: Sequence[Mapping[str, Any]],
+        active: ActiveVariant | None,
+    ) -> Any:
+        from pytest_polygraphy.debug import CheckOutcome, Verdict
+
+        item = self.item
         for report in reports:
             if report.when != "call" and report.failed:
                 return CheckOutcome(Verdict.INVALID, f"error in {report.when}: {_first(report)}")
@@ -461,11 +499,11 @@ class ItemCheck:
 
 def rerun(
     item: pytest.Item, config: pytest.Config
-) -> tuple[list[pytest.TestReport], list[Mapping[str, Any]]]:
+) -> tuple[list[pytest.TestReport], list[tuple[str, object]]]:
     """Run ``item`` once more in process, as pytest-rerunfailures does: its function-scoped
     fixtures are rebuilt, nothing is reported, and its user properties and report
-    sections are left as the original run made them. Returns the reports and the
-    comparison records of this run."""
+    sections are left as the original run made them. Returns the reports and the user
+    properties this run added (its comparison records among them)."""
     from _pytest.runner import runtestprotocol
 
     properties = list(item.user_properties)
@@ -474,12 +512,22 @@ def rerun(
     config.stash[DEBUG_CHECK_RUNNING] = True
     try:
         reports = runtestprotocol(item, nextitem=item.parent, log=False)  # type: ignore[arg-type]
-        records = records_of(item.user_properties[len(properties) :])
+        added = list(item.user_properties[len(properties) :])
     finally:
         config.stash[DEBUG_CHECK_RUNNING] = False
         item.user_properties[:] = properties
         item._report_sections[:] = sections
-    return reports, records
+    return reports, added
+
+
+def precision_notes(properties: Sequence[tuple[str, object]]) -> tuple[str, ...]:
+    """What TensorRT's engine inspector said of a run's requested layer precisions, one
+    line each, prefixed by the runner (``TRT_PRECISIONS_PROPERTY``)."""
+    notes = []
+    for name, value in properties:
+        if name == TRT_PRECISIONS_PROPERTY and isinstance(value, Mapping):
+            notes += [f"{value.get('runner')}: {line}" for line in value.get("lines", ())]
+    return tuple(notes)
 
 
 def _terminal_log(config: pytest.Config) -> Any:
