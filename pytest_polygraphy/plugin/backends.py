@@ -140,6 +140,10 @@ class RunnerCache:
         self._models.move_to_end(model_id)
         return runner
 
+    def active_runners(self) -> list[Any]:
+        """Every runner alive now, least recently used model first."""
+        return [runner for runners in self._models.values() for runner in runners.values()]
+
     @property
     def active_models(self) -> int:
         """How many models have runners alive now (at most ``max_models``)."""

@@ -237,18 +237,47 @@ class DebugPlugin:
             artifacts = list(options.artifacts)
             if context is not None and isinstance(context.model, str | Path):
                 artifacts.append(Path(context.model))
+            folder = folder_for(options, self.config, item.nodeid) / kind
             session = RepeatSession(
                 kind,
                 item.nodeid,
                 until,
                 lambda iteration, kind=kind: self._run_again(item, fresh=kind == "build"),
-                folder_for(options, self.config, item.nodeid) / kind,
+                folder,
                 artifacts,
                 log=_terminal_log(self.config),
+                produced=(lambda i, f=folder: self._built(f))
+                if kind == "build"
+                else (lambda i: ()),
             )
             result = session.run().to_dict()
             call.sections.append((f"polygraphy {kind}", result["summary"]))
             call.user_properties.append((DEBUG_PROPERTY, result))
+
+    def _built(self, folder: Path) -> list[Path]:
+        """The engines that the run just built (without the engine cache, from a fresh
+        timing cache: ``--polygraphy-build``), each with that build's own timing cache
+        (TensorRT 10 has no tactic replay API for Python: the timing cache is what a
+        build's tactics can be kept as), saved under ``folder/.built`` for sorting.
+        Nothing for runners that build no engine (ONNX Runtime)."""
+        import shutil
+
+        from pytest_polygraphy.plugin.backends import runner_cache
+
+        staging = folder / ".built"
+        shutil.rmtree(staging, ignore_errors=True)
+        saved: list[Path] = []
+        for runner in runner_cache(self.config).active_runners():
+            if not getattr(runner, "engine_was_built", False):
+                continue
+            if not hasattr(runner, "save_engine") or not hasattr(runner, "save_timing_cache"):
+                continue
+            stem = re.sub(r"[^A-Za-z0-9._\[\],=-]+", "_", runner.name)
+            saved.append(runner.save_engine(staging / f"{stem}.engine"))
+            timing = runner.save_timing_cache(staging / f"{stem}.timing.cache")
+            if timing is not None:
+                saved.append(timing)
+        return saved
 
     def _run_again(self, item: pytest.Item, *, fresh: bool) -> Any:
         from pytest_polygraphy.debug.search import Verdict
