@@ -5,8 +5,10 @@ Written against TensorRT's documented 10.x Python API (``trt.Builder``,
 it for everything used here, but builds strongly typed networks only (it has no
 fp16/int8/bf16/fp8 builder flags), so those precisions are refused there with a reason.
 The tactic timing cache is seeded from and merged back into the artifact cache (a no-op
-on TensorRT-RTX, which picks kernels at run time). What identifies an engine, and the
-engine cache protocol, live in ``trt_settings``.
+on TensorRT-RTX, which picks kernels at run time). Engines with precision constraints
+are built with ``ProfilingVerbosity.DETAILED``, so that their inspector says what each
+layer ran in (``trt_precisions``). What identifies an engine, and the engine cache
+protocol, live in ``trt_settings``.
 """
 
 from __future__ import annotations
