@@ -17,6 +17,14 @@ only; an fp16 or fp32 test asked for it is a usage error. Steps:
    written (fp16: ``passing_fp16.onnx``; int8 with fp16 nodes:
    ``passing_int8_keep_fp16.onnx``, through ``save_passing``), and one more run of the test
    with that setting to confirm that it passes.
+
+When the backend under test is TensorRT the caller also hands ``tensorrt_layers(nodes)``
+(the runner's ``network_layers``: the layers each node becomes in the parsed network).
+Nodes that become no layer (folded away by the parser) cannot be kept there and are no
+candidates; the answer names each node's layers (also in ``keep_fp32.json`` or
+``keep_fp16.json``), and
+what the confirming run's engine said of the requested precisions (the check outcome's
+``notes``: the precisions TensorRT ignored, read back from its engine inspector).
 """
 
 from __future__ import annotations
@@ -24,7 +32,7 @@ from __future__ import annotations
 import json
 import math
 import shlex
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -109,6 +117,7 @@ class PrecisionSession(DebugSession):
         options: PrecisionOptions | None = None,
         save_passing: Callable[[tuple[str, ...], Path], bool] | None = None,
         log: Callable[[str], None] = lambda line: None,
+        tensorrt_layers: Callable[[Sequence[str]], Mapping[str, Sequence[str]]] | None = None,
     ) -> None:
         """``already_kept``: the test's own list of the setting the answer is for (the
         answer adds to it); ``kept_otherwise``: nodes the test keeps in the other precision.
@@ -122,6 +131,11 @@ class PrecisionSession(DebugSession):
         self.already_kept = already_kept
         self.kept_otherwise = kept_otherwise
         self.save_passing = save_passing
+        self.tensorrt_layers = tensorrt_layers
+        #: ``{node: TensorRT layer names}`` of the candidates, when on TensorRT.
+        self.layers: dict[str, list[str]] | None = None
+        #: Why the layers are not listed (TensorRT could not parse the model...), if so.
+        self.layers_unknown = ""
 
     def _variant(self, names: tuple[str, ...]) -> Variant:
         if self.options.to == "float16":
@@ -158,9 +172,12 @@ class PrecisionSession(DebugSession):
         model = load_model(self.model)
         self.model_key = model_hash(model)
         self.names = float_candidates(model, (*self.already_kept, *self.kept_otherwise))
+        dropped = self._drop_nodes_without_layers()
         n = len(self.names)
         if n == 0:
-            return self._result("error", "cannot search: the model has no float compute nodes")
+            return self._result(
+                "error", "cannot search: the model has no float compute nodes" + dropped
+            )
         self.bound = 1 + (math.ceil(math.log2(n)) + 1 if n > 1 else 1)
         everything = tuple(range(n))
         if self.check_kept(everything) is not Verdict.GOOD:
@@ -178,13 +195,38 @@ class PrecisionSession(DebugSession):
             max_checks=budget,
             known={everything: Verdict.GOOD, (): Verdict.BAD},
         )
-        return self._finish(model, result.keep, result.finished)
+        return self._finish(model, result.keep, result.finished, dropped)
 
     @property
     def _in(self) -> str:
         return "fp16" if self.options.to == "float16" else "fp32"
 
-    def _finish(self, model: onnx.ModelProto, nodes: Nodes, finished: bool) -> SessionResult:
+    def _drop_nodes_without_layers(self) -> str:
+        """On TensorRT: list each candidate's layers, and drop the candidates that become
+        none (keep_fp32 cannot apply to them). Returns what to say about the dropped."""
+        if self.tensorrt_layers is None:
+            return ""
+        try:
+            found = self.tensorrt_layers(self.names)
+        except PolygraphyError as err:
+            self.layers_unknown = f"{type(err).__name__}: {err}"
+            return ""
+        self.layers = {name: list(found.get(name, ())) for name in self.names}
+        none = [name for name in self.names if not self.layers[name]]
+        if not none:
+            return ""
+        self.names = [name for name in self.names if self.layers[name]]
+        shown = ", ".join(none[:LISTED]) + (
+            f" and {len(none) - LISTED} more" if len(none) > LISTED else ""
+        )
+        return (
+            f"\n{len(none)} float compute nodes become no TensorRT layer (folded away by the "
+            f"parser), so they cannot be kept in {self._in} and are not candidates: {shown}"
+        )
+
+    def _finish(
+        self, model: onnx.ModelProto, nodes: Nodes, finished: bool, dropped: str = ""
+    ) -> SessionResult:
         names = self._keep(nodes)
         setting = self.options.setting
         every = (*self.already_kept, *names)
@@ -199,12 +241,22 @@ class PrecisionSession(DebugSession):
                 "not necessarily the smallest)"
             )
         ]
-        lines += [f"  {name} ({ops.get(name, '?')})" for name in names[:LISTED]]
+        lines += [
+            f"  {name} ({ops.get(name, '?')}){self._layers_of(name)}" for name in names[:LISTED]
+        ]
         if len(names) > LISTED:
             lines.append(f"  ... and {len(names) - LISTED} more (all in {setting}.json)")
+        if self.layers_unknown:
+            lines.append(f"TensorRT layers not listed: {self.layers_unknown}")
+        if dropped:
+            lines.append(dropped.strip())
         from pytest_polygraphy.files import write_bytes_atomically
 
-        listing = json.dumps({setting: list(every)}, indent=1).encode()
+        answer: dict[str, object] = {setting: list(every)}
+        if self.layers is not None:
+            answer["tensorrt_layers"] = {name: self.layers.get(name, []) for name in names}
+            answer["tensorrt_readback"] = list(confirm.notes)
+        listing = json.dumps(answer, indent=1).encode()
         write_bytes_atomically(self.folder / f"{setting}.json", listing)
         if len(every) > LISTED:
             lines.append(f"sidecar: the {setting} key of {self.folder / f'{setting}.json'}")
@@ -219,12 +271,24 @@ class PrecisionSession(DebugSession):
             lines.append(f"passing model: {saved}")
         passes = "passes" if confirm.verdict is Verdict.GOOD else "does NOT pass"
         lines.append(f"confirmed: the test {passes} with this setting ({confirm.verdict.value})")
+        if confirm.notes:
+            lines.append("read back from the confirming run's TensorRT engine:")
+            lines += [f"  {note}" for note in confirm.notes]
         return self._result(
             "found" if finished else "stopped",
             "\n".join(lines),
             nodes=[(name, ops.get(name, "?")) for name in names],
             reproduces=confirm.verdict is Verdict.GOOD,
         )
+
+    def _layers_of(self, name: str) -> str:
+        """`` -> TensorRT layers: a, b`` for a node, on TensorRT; else nothing."""
+        if self.layers is None:
+            return ""
+        layers = self.layers.get(name, [])
+        if not layers:
+            return " -> no TensorRT layer (folded away by the parser)"
+        return " -> TensorRT layers: " + ", ".join(layers)
 
     def _op_types(self, model: onnx.ModelProto) -> list[str]:
         index = GraphIndex(model)

@@ -7,7 +7,11 @@ dropping every built session or engine) and answers GOOD (passed), BAD (failed) 
 (an error, a skip). After each run, every artifact path (a file or a folder the run
 writes, plus the run's model or engine) is copied to
 ``good/`` or ``bad/`` as ``<name>.iter<i>.<timestamp>.<outcome><suffix>``, as Polygraphy's
-``--artifacts`` sorting does; a missing artifact is noted, never an error.
+``--artifacts`` sorting does; a missing artifact is noted, never an error. What a run
+itself produced (``produced(iteration)``: for ``build`` on TensorRT, the engine it built
+and that build's own tactic timing cache) is sorted the same way, and moved rather than
+copied; a run that produced nothing (ONNX Runtime has no engine or timing cache) adds
+nothing and is not noted.
 """
 
 from __future__ import annotations
@@ -49,7 +53,11 @@ class RepeatSession:
     folder: Path
     artifacts: Sequence[Path] = ()
     log: Callable[[str], None] = lambda line: None
+    #: Files the run just made (its built engine, its timing cache), sorted then removed.
+    produced: Callable[[int], Sequence[Path]] = lambda iteration: ()
     outcomes: list[Verdict] = field(default_factory=list)
+    #: What kinds of produced files were sorted (``engine``, ``timing cache``).
+    sorted_produced: set[str] = field(default_factory=set)
 
     def run(self) -> SessionResult:
         start = time.perf_counter()
@@ -59,7 +67,7 @@ class RepeatSession:
         for iteration in range(1, limit + 1):
             verdict = self.run_once(iteration)
             self.outcomes.append(verdict)
-            missing |= self._sort(iteration, verdict)
+            missing |= self._sort(iteration, verdict, self.produced(iteration))
             self.log(f"{self.kind} {self.name}: run {iteration}: {verdict.value}")
             if self.until in ("good", "bad") and verdict.value == self.until:
                 break
@@ -89,26 +97,37 @@ class RepeatSession:
             + (f", {total - good - bad} invalid" if total - good - bad else ""),
             "runs: " + " ".join(v.value for v in self.outcomes),
         ]
-        if self.artifacts:
+        if self.artifacts or self.sorted_produced:
             lines.append(f"artifacts sorted into {self.folder / 'good'} and {self.folder / 'bad'}")
+        if self.sorted_produced:
+            lines.append(f"with each run's own {', '.join(sorted(self.sorted_produced))}")
         if missing:
             lines.append("not found after some runs: " + ", ".join(sorted(missing)))
         return "\n".join(lines)
 
-    def _sort(self, iteration: int, verdict: Verdict) -> set[str]:
-        """Copy every artifact into good/ or bad/ (invalid runs go to invalid/)."""
+    def _sort(self, iteration: int, verdict: Verdict, produced: Sequence[Path] = ()) -> set[str]:
+        """Copy every artifact, and move every produced file, into good/ or bad/ (invalid
+        runs go to invalid/). Returns the artifacts that were missing."""
         missing: set[str] = set()
         folder = self.folder / {"good": "good", "bad": "bad"}.get(verdict.value, "invalid")
         stamp = time.strftime("%Y%m%dT%H%M%S")
-        for path in self.artifacts:
+        for path in [*self.artifacts, *produced]:
             if not path.exists():
                 missing.add(str(path))
                 continue
             folder.mkdir(parents=True, exist_ok=True)
             stem, suffix = (path.name, "") if path.is_dir() else (path.stem, path.suffix)
             target = folder / f"{stem}.iter{iteration}.{stamp}.{verdict.value}{suffix}"
-            if path.is_dir():
+            if path in produced:
+                self.sorted_produced.add(_kind_of(path))
+                shutil.move(path, target)
+            elif path.is_dir():
                 shutil.copytree(path, target, dirs_exist_ok=True)
             else:
                 shutil.copy2(path, target)
         return missing
+
+
+def _kind_of(path: Path) -> str:
+    """What a produced file is, for the summary: ``engine``, ``timing cache``..."""
+    return {".engine": "engine", ".cache": "timing cache"}.get(path.suffix, path.suffix)

@@ -47,15 +47,22 @@ class CheckOutcome:
     detail: str = ""
     #: Failing outputs: ``{name: (max abs error, max rel error)}``.
     failures: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
+    #: What the backends said of the run besides its verdict: e.g. the layer precisions
+    #: TensorRT ignored, read back from its engine.
+    notes: tuple[str, ...] = ()
 
     def to_entry(self) -> JournalEntry:
         failures = {k: list(v) for k, v in self.failures.items()}
-        return JournalEntry(self.verdict.value, self.detail, {"failures": failures})
+        extra: dict[str, Any] = {"failures": failures}
+        if self.notes:
+            extra["notes"] = list(self.notes)
+        return JournalEntry(self.verdict.value, self.detail, extra)
 
     @classmethod
     def from_entry(cls, entry: JournalEntry) -> CheckOutcome:
         failures = {k: (v[0], v[1]) for k, v in (entry.extra.get("failures") or {}).items()}
-        return cls(Verdict(entry.verdict), entry.detail, failures)
+        notes = tuple(str(n) for n in entry.extra.get("notes") or ())
+        return cls(Verdict(entry.verdict), entry.detail, failures, notes)
 
 
 class Check(Protocol):

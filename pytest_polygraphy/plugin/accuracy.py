@@ -312,6 +312,7 @@ def check_accuracy(
             source = cache.get(first, model, FULL_PRECISION, settings)
         if settings.save_engine is not None:
             save_engines(settings.save_engine, comparer.nodeid, reference_runner, runners)
+        report_precision_readbacks(comparer, [reference_runner, *runners])
     except BackendUnavailableError as err:
         pytest.skip(str(err))
     except PolygraphyError as err:
@@ -354,6 +355,37 @@ def engine_plan(backends: Sequence[str], reference: str | None) -> None:
             "backend, and TensorRT cannot be its own reference: select --onnxref or --onnxrt "
             "too (or --polygraphy-reference onnxref|onnxrt|golden)"
         )
+
+
+def report_precision_readbacks(comparer: Comparer, runners: Sequence[Any]) -> None:
+    """What each TensorRT runner's engine says of the requested layer precisions
+    (``TrtRunner.precision_readback``): on the test's user_properties (shown as its
+    "polygraphy TensorRT precisions" report section), and, where TensorRT ignored one or
+    it could not be read back, in the failure text too."""
+    from pytest_polygraphy.plugin.records import TRT_PRECISIONS_PROPERTY
+
+    for runner in runners:
+        readback = getattr(runner, "precision_readback", None)
+        if readback is None:
+            continue
+        lines = readback.lines()
+        summary = f"{runner.name}: " + "\n".join(lines)
+        comparer.user_properties.append(
+            (
+                TRT_PRECISIONS_PROPERTY,
+                {
+                    "runner": runner.name,
+                    "summary": summary,
+                    "lines": lines,
+                    **readback.to_dict(),
+                },
+            )
+        )
+        if not readback.complete:
+            comparer.diagnoses.append(
+                f"{runner.name}: requested layer precisions, read back from the engine:\n"
+                + "\n".join(f"  {line}" for line in lines)
+            )
 
 
 def save_engines(

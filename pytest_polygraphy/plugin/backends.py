@@ -141,6 +141,10 @@ class RunnerCache:
         self._models.move_to_end(model_id)
         return runner
 
+    def active_runners(self) -> list[Any]:
+        """Every runner alive now, least recently used model first."""
+        return [runner for runners in self._models.values() for runner in runners.values()]
+
     @property
     def active_models(self) -> int:
         """How many models have runners alive now (at most ``max_models``)."""
@@ -336,7 +340,7 @@ def build_runner(
             use_cache=options.build is None,
             calibration_data=settings.data_loader() if precision == "int8" else None,
             **settings.trt_build_kwargs(),
-            **_trt_cache_kwargs(settings, precision),
+            **_trt_cache_kwargs(settings, precision, fresh=options.build is not None),
         )
     raise ValueError(f"unknown backend {backend!r}")
 
@@ -363,12 +367,16 @@ def _check_kept(model: Any, keep_fp32: Sequence[str], keep_fp16: Sequence[str]) 
 ORT_CALIBRATION_METHODS = {None: "minmax", "minmax": "minmax", "entropy2": "entropy"}
 
 
-def _trt_cache_kwargs(settings: AccuracySettings, precision: str) -> dict[str, Any]:
+def _trt_cache_kwargs(
+    settings: AccuracySettings, precision: str, *, fresh: bool = False
+) -> dict[str, Any]:
     """``TrtRunner``'s timing cache file, calibrator and calibration cache file (the
-    calibrator and its cache apply to int8 only)."""
+    calibrator and its cache apply to int8 only). ``fresh`` (``--polygraphy-build``:
+    every iteration builds from scratch): no timing cache file either, so that each
+    build times its own tactics."""
     int8 = precision == "int8"
     return {
-        "timing_cache": settings.trt_timing_cache,
+        "timing_cache": None if fresh else settings.trt_timing_cache,
         "calibrator": settings.trt_calibrator if int8 else None,
         "calibration_cache": settings.calibration_cache if int8 else None,
     }

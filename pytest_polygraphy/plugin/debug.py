@@ -38,7 +38,11 @@ from typing import Any
 import pytest
 
 from pytest_polygraphy.plugin.options import PolygraphyOptions, get_options
-from pytest_polygraphy.plugin.records import DEBUG_CHECK_RUNNING, DEBUG_PROPERTY
+from pytest_polygraphy.plugin.records import (
+    DEBUG_CHECK_RUNNING,
+    DEBUG_PROPERTY,
+    TRT_PRECISIONS_PROPERTY,
+)
 from pytest_polygraphy.plugin.table import records_of
 
 
@@ -237,18 +241,47 @@ class DebugPlugin:
             artifacts = list(options.artifacts)
             if context is not None and isinstance(context.model, str | Path):
                 artifacts.append(Path(context.model))
+            folder = folder_for(options, self.config, item.nodeid) / kind
             session = RepeatSession(
                 kind,
                 item.nodeid,
                 until,
                 lambda iteration, kind=kind: self._run_again(item, fresh=kind == "build"),
-                folder_for(options, self.config, item.nodeid) / kind,
+                folder,
                 artifacts,
                 log=_terminal_log(self.config),
+                produced=(lambda i, f=folder: self._built(f))
+                if kind == "build"
+                else (lambda i: ()),
             )
             result = session.run().to_dict()
             call.sections.append((f"polygraphy {kind}", result["summary"]))
             call.user_properties.append((DEBUG_PROPERTY, result))
+
+    def _built(self, folder: Path) -> list[Path]:
+        """The engines that the run just built (without the engine cache, from a fresh
+        timing cache: ``--polygraphy-build``), each with that build's own timing cache
+        (TensorRT 10 has no tactic replay API for Python: the timing cache is what a
+        build's tactics can be kept as), saved under ``folder/.built`` for sorting.
+        Nothing for runners that build no engine (ONNX Runtime)."""
+        import shutil
+
+        from pytest_polygraphy.plugin.backends import runner_cache
+
+        staging = folder / ".built"
+        shutil.rmtree(staging, ignore_errors=True)
+        saved: list[Path] = []
+        for runner in runner_cache(self.config).active_runners():
+            if not getattr(runner, "engine_was_built", False):
+                continue
+            if not hasattr(runner, "save_engine") or not hasattr(runner, "save_timing_cache"):
+                continue
+            stem = re.sub(r"[^A-Za-z0-9._\[\],=-]+", "_", runner.name)
+            saved.append(runner.save_engine(staging / f"{stem}.engine"))
+            timing = runner.save_timing_cache(staging / f"{stem}.timing.cache")
+            if timing is not None:
+                saved.append(timing)
+        return saved
 
     def _run_again(self, item: pytest.Item, *, fresh: bool) -> Any:
         from pytest_polygraphy.debug.search import Verdict
@@ -390,6 +423,7 @@ class ItemCheck:
             ),
             save_passing=lambda kept, path: self._save_passing(context, kept, path),
             log=self.log,
+            tensorrt_layers=self._tensorrt_layers(context),
         )
         result = session.run().to_dict()
         cpu_only = tuple(self.options.providers) in (("cpu",), ("CPUExecutionProvider",))
@@ -423,6 +457,27 @@ class ItemCheck:
             )
         return True
 
+    def _tensorrt_layers(self, context: DebugContext) -> Any:
+        """When the test's backend under test is TensorRT: a function listing the layers
+        each ONNX node becomes in the network its runner parses (``network_layers`` of a
+        runner built with the test's settings); else None."""
+        from pytest_polygraphy.plugin.accuracy import plan
+
+        settings = context.settings
+        if settings.reference is None:
+            return None
+        _, under_test = plan(self.options.backends, settings.reference, settings.precision)
+        if not any(backend == "trt" for backend, _ in under_test):
+            return None
+
+        def layers(nodes: Sequence[str]) -> Mapping[str, Sequence[str]]:
+            from pytest_polygraphy.plugin.backends import build_runner
+
+            runner = build_runner("trt", context.model, settings.precision, settings, self.options)
+            return runner.network_layers(nodes)
+
+        return layers
+
     def _feeds(self, context: DebugContext) -> Any:
         from pytest_polygraphy.models import input_metadata
 
@@ -448,8 +503,8 @@ class ItemCheck:
         return run
 
     def __call__(self, variant: Any) -> Any:
-        """Re-run the item with ``variant`` (None: unchanged) and classify the outcome."""
-        from pytest_polygraphy.debug import CheckOutcome, Verdict
+        """Re-run the item with ``variant`` (None: unchanged) and classify the outcome;
+        what TensorRT's engine said of requested layer precisions comes with it."""
         from pytest_polygraphy.models import model_hash, save_model
 
         item = self.item
@@ -464,10 +519,22 @@ class ItemCheck:
             active = ActiveVariant(path, feeds, variant.keep_fp32, variant.keep_fp16)
             item.stash[VARIANT_KEY] = active
         try:
-            reports, records = rerun(item, self.config)
+            reports, properties = rerun(item, self.config)
         finally:
             if active is not None:
                 del item.stash[VARIANT_KEY]
+        outcome = self._classify(reports, records_of(properties), active)
+        return dataclasses.replace(outcome, notes=precision_notes(properties))
+
+    def _classify(
+        self,
+        reports: Sequence[pytest.TestReport],
+        records: Sequence[Mapping[str, Any]],
+        active: ActiveVariant | None,
+    ) -> Any:
+        from pytest_polygraphy.debug import CheckOutcome, Verdict
+
+        item = self.item
         for report in reports:
             if report.when != "call" and report.failed:
                 return CheckOutcome(Verdict.INVALID, f"error in {report.when}: {_first(report)}")
@@ -502,11 +569,11 @@ class ItemCheck:
 
 def rerun(
     item: pytest.Item, config: pytest.Config
-) -> tuple[list[pytest.TestReport], list[Mapping[str, Any]]]:
+) -> tuple[list[pytest.TestReport], list[tuple[str, object]]]:
     """Run ``item`` once more in process, as pytest-rerunfailures does: its function-scoped
     fixtures are rebuilt, nothing is reported, and its user properties and report
-    sections are left as the original run made them. Returns the reports and the
-    comparison records of this run."""
+    sections are left as the original run made them. Returns the reports and the user
+    properties this run added (its comparison records among them)."""
     from _pytest.runner import runtestprotocol
 
     properties = list(item.user_properties)
@@ -515,12 +582,22 @@ def rerun(
     config.stash[DEBUG_CHECK_RUNNING] = True
     try:
         reports = runtestprotocol(item, nextitem=item.parent, log=False)  # type: ignore[arg-type]
-        records = records_of(item.user_properties[len(properties) :])
+        added = list(item.user_properties[len(properties) :])
     finally:
         config.stash[DEBUG_CHECK_RUNNING] = False
         item.user_properties[:] = properties
         item._report_sections[:] = sections
-    return reports, records
+    return reports, added
+
+
+def precision_notes(properties: Sequence[tuple[str, object]]) -> tuple[str, ...]:
+    """What TensorRT's engine inspector said of a run's requested layer precisions, one
+    line each, prefixed by the runner (``TRT_PRECISIONS_PROPERTY``)."""
+    notes = []
+    for name, value in properties:
+        if name == TRT_PRECISIONS_PROPERTY and isinstance(value, Mapping):
+            notes += [f"{value.get('runner')}: {line}" for line in value.get("lines", ())]
+    return tuple(notes)
 
 
 def _terminal_log(config: pytest.Config) -> Any:

@@ -17,7 +17,7 @@ import pytest
 from pytest_polygraphy.plugin import markers, syntax
 from pytest_polygraphy.plugin.options import PolygraphyOptions, get_options, needs_gpu_hooks
 from pytest_polygraphy.plugin.outcomes import fail
-from pytest_polygraphy.plugin.records import COMPARE_PROPERTY
+from pytest_polygraphy.plugin.records import COMPARE_PROPERTY, TRT_PRECISIONS_PROPERTY
 from pytest_polygraphy.plugin.syntax import OptionValueError
 
 if TYPE_CHECKING:
@@ -197,6 +197,19 @@ class RunHooks:
 
     def pytest_report_header(self) -> str | None:
         return self.unavailable
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(
+        self, item: pytest.Item, call: pytest.CallInfo[None]
+    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+        """A "polygraphy TensorRT precisions" section on the call report of a test whose
+        TensorRT engine was asked for layer precisions (``TRT_PRECISIONS_PROPERTY``)."""
+        report = yield
+        if call.when == "call":
+            for name, value in item.user_properties:
+                if name == TRT_PRECISIONS_PROPERTY and isinstance(value, dict):
+                    report.sections.append(("polygraphy TensorRT precisions", value["summary"]))
+        return report
 
     @pytest.hookimpl(trylast=True)  # after @pytest.mark.parametrize: ids stay precision-first
     def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:

@@ -32,6 +32,12 @@ DIVERGENCE_PROPERTY = "polygraphy_divergence"
 #: the session's business, so they are neither recorded nor drawn.
 DEBUG_CHECK_RUNNING = pytest.StashKey[bool]()
 
+#: ``(TRT_PRECISIONS_PROPERTY, {"runner", "summary", "ignored", "unverified", "honoured"})``:
+#: what a TensorRT runner's engine inspector says of the test's requested layer
+#: precisions (``keep_fp32``, ``layer_precisions``), one per runner that was asked any;
+#: shown as the test's "polygraphy TensorRT precisions" report section.
+TRT_PRECISIONS_PROPERTY = "polygraphy_trt_precisions"
+
 #: ``(SOURCES_PROPERTY, {setting: source})``: where each of a test's settings came from
 #: (``AccuracySettings.sources``), appended once per resolved test; ``pytest -v`` lists it.
 SOURCES_PROPERTY = "polygraphy_settings_sources"

@@ -29,6 +29,7 @@ from pytest_polygraphy.plugin.records import (
     DEBUG_PROPERTY,
     DIVERGENCE_PROPERTY,
     SOURCES_PROPERTY,
+    TRT_PRECISIONS_PROPERTY,
 )
 from pytest_polygraphy.plugin.table import (
     DEFAULT_WIDTH,
@@ -284,7 +285,12 @@ class ReportPlugin:
                     self.sources[report.nodeid] = dict(value)
                 if name == DIVERGENCE_PROPERTY and isinstance(value, Mapping):
                     self.divergences.append(dict(value))
-            ours = (COMPARE_PROPERTY, SOURCES_PROPERTY, DIVERGENCE_PROPERTY)
+            ours = (
+                COMPARE_PROPERTY,
+                SOURCES_PROPERTY,
+                DIVERGENCE_PROPERTY,
+                TRT_PRECISIONS_PROPERTY,
+            )
             has_ours = any(item[0] in ours for item in report.user_properties)
             if has_ours and getattr(self.config.option, "xmlpath", None):
                 original = report.user_properties

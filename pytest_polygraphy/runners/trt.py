@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_polygraphy.errors import BackendUnavailableError, InputError, ModelError
-from pytest_polygraphy.runners import trt_build, trt_settings
+from pytest_polygraphy.runners import trt_build, trt_precisions, trt_settings
 from pytest_polygraphy.runners.base import BaseRunner, model_display_name
 from pytest_polygraphy.runners.trt_module import import_tensorrt
 
@@ -320,14 +320,18 @@ class TrtRunner(_EngineExecution):
             ``shapes`` and ``profiles``); inference switches to the first profile that
             holds the feed's shapes.
         cache_dir: engine cache folder (default: ``cache.default_cache_dir()``); pass
-            ``use_cache=False`` to always build.
+            ``use_cache=False`` to always build, from a fresh tactic timing cache (the
+            build's own is kept in ``timing_cache``, see ``save_timing_cache``).
         mark_all: mark every layer output as a network output (Polygraphy's rules).
         layer_precisions: ``{TensorRT layer name: precision}``; enables
             ``precision_constraints="obey"`` unless given.
         precision_constraints: ``"obey"``, ``"prefer"`` or None.
         keep_fp32: ONNX node names (or stable ids of unnamed nodes, ``models.nodes``)
             whose layers are constrained to fp32; enables ``precision_constraints="obey"``
-            unless given.
+            unless given. After activation ``precision_readback`` says which requested
+            precisions (these, ``keep_fp16`` and ``layer_precisions``) the engine did not
+            run in, read from its inspector, and ``network_layers`` lists the layers of
+            each node.
         keep_fp16: ONNX node names whose layers are constrained to fp16 (for bf16 and int8
             engines; in int8 they are also left out of the quantization); enables
             ``precision_constraints="obey"`` unless given. A node in both is an error.
@@ -436,6 +440,14 @@ class TrtRunner(_EngineExecution):
         #: The calibrator of the last build that calibrated inside TensorRT (its
         #: ``batches`` and ``cache_hit`` say what happened), else None.
         self.calibrator: Any = None
+        #: The tactic timing cache of the last activation's build, serialized, when it
+        #: built without the engine cache (``use_cache=False``: each build times its own
+        #: tactics); None otherwise, and on TensorRT-RTX, which has none.
+        self.timing_cache: bytes | None = None
+        #: What the engine inspector says of each requested precision (``keep_fp32``,
+        #: ``keep_fp16``, ``layer_precisions``) after activation; None when none was asked.
+        self.precision_readback: trt_precisions.PrecisionReadback | None = None
+        self._network_layers: dict[str, list[str]] = {}
         self._input_metadata: TensorMetadata | None = None
         self._reset_state()
 
@@ -488,7 +500,72 @@ class TrtRunner(_EngineExecution):
                 f"({source}); run again to rebuild it"
             ) from None
 
+    def save_timing_cache(self, path: str | os.PathLike[str]) -> Path | None:
+        """Write the timing cache of the last activation's build to ``path``, atomically;
+        None (nothing written) when it has none (see ``timing_cache``)."""
+        from pytest_polygraphy.files import write_bytes_atomically
+
+        if self.timing_cache is None:
+            return None
+        return write_bytes_atomically(path, self.timing_cache)
+
+    def network_layers(self, nodes: Sequence[str]) -> dict[str, list[str]]:
+        """The TensorRT layer names each ONNX node in ``nodes`` becomes in the network this
+        runner builds (``trt_build.layers_of_nodes``); ``[]`` for a node that becomes no
+        layer (the parser folded it away, e.g. into a constant).
+
+        The model is parsed (int8: its Q/DQ variant) with this runner's output
+        selection, without its precision requests and without building; the answer is
+        remembered per node."""
+        wanted = [name for name in nodes if name not in self._network_layers]
+        if wanted:
+            trt = self.trt
+            logger = trt_build.make_logger(trt, echo_level="ERROR")
+            source, _, _ = self._build_inputs_and_extra_key()
+            settings = dataclasses.replace(
+                self.settings, keep_fp32=(), keep_fp16=(), layer_precisions={}
+            )
+            trt_build.load_plugins(trt, settings)
+            builder = trt.module.Builder(logger)
+            network, _parser = trt_build.make_network(trt, builder, source, settings, logger)
+            for name, layers in trt_build.layers_of_nodes(network, wanted).items():
+                self._network_layers[name] = [str(layer.name) for layer in layers]
+        return {name: list(self._network_layers[name]) for name in nodes}
+
     # -- engine ------------------------------------------------------------------------
+    def _activate(self) -> None:
+        super()._activate()
+        self.precision_readback = self._read_back_precisions()
+
+    def _read_back_precisions(self) -> trt_precisions.PrecisionReadback | None:
+        """Compare the requested layer precisions with those of the built engine, read
+        from its inspector (``get_layer_information(i, LayerInformationFormat.JSON)``;
+        the engine was built with ``ProfilingVerbosity.DETAILED`` for this). Dynamic
+        inputs are set to their first profile's opt shapes first: without shapes the
+        inspector leaves formats out."""
+        settings = self.settings
+        if not settings.keep_fp32 and not settings.keep_fp16 and not settings.layer_precisions:
+            return None
+        try:
+            for name, (_lo, opt, _hi) in (self._profiles[0] if self._profiles else {}).items():
+                self.context.set_input_shape(name, opt)
+            inspector = self.engine.create_engine_inspector()
+            inspector.execution_context = self.context
+            json_format = self.trt.module.LayerInformationFormat.JSON
+            layers = [
+                trt_precisions.parse_layer_information(
+                    inspector.get_layer_information(index, json_format)
+                )
+                for index in range(int(self.engine.num_layers))
+            ]
+        except Exception as err:  # the inspector is a diagnosis: report, do not fail
+            return trt_precisions.PrecisionReadback(
+                unverified=[f"{self.trt.describe()}'s engine inspector failed: {err}"]
+            )
+        return trt_precisions.check_precisions(
+            layers, settings.keep_fp32, settings.layer_precisions, settings.keep_fp16
+        )
+
     def _artifact_cache(self) -> ArtifactCache:
         from pytest_polygraphy.cache import ArtifactCache
 
@@ -540,7 +617,7 @@ class TrtRunner(_EngineExecution):
         return data.bind(self.input_metadata) if hasattr(data, "bind") else data
 
     def _timing_cache_store(
-        self, cache: ArtifactCache | None, gpu: Mapping[str, str]
+        self, cache: ArtifactCache | None, gpu: Mapping[str, str] | None
     ) -> tuple[bytes | None, Any, str]:
         """``(seed bytes, save(merge) or None, description)`` of the timing cache a build
         uses: the named file, else the artifact cache's entry (None without the cache)."""
@@ -548,7 +625,7 @@ class TrtRunner(_EngineExecution):
 
         named = self.settings.timing_cache_file
         if named is None:
-            if cache is None:
+            if cache is None or gpu is None:
                 return None, None, "no timing cache"
             key = trt_settings.timing_cache_key_parts(self.trt, gpu)
             return (
@@ -585,11 +662,28 @@ class TrtRunner(_EngineExecution):
         source: trt_build.BuildInputs,
         feeds: list[dict[str, Any]] | None,
         cache: ArtifactCache | None,
-        gpu: Mapping[str, str],
+        gpu: Mapping[str, str] | None,
+        *,
+        own_timing_cache: bool = False,
     ) -> bytes:
         """One engine build: timing cache seeded and merged back, and with a calibrator,
-        TensorRT's calibration fed the test's data (its cache read and written)."""
+        TensorRT's calibration fed the test's data (its cache read and written).
+
+        ``own_timing_cache`` (a build without the engine cache, e.g. each iteration of
+        ``--polygraphy-build``): the build's own timing cache is kept in
+        ``timing_cache``; it seeds from and merges into a named timing cache file only
+        when one is given (without one there is no shared cache to time tactics from)."""
         seed, save, description = self._timing_cache_store(cache, gpu)
+        if own_timing_cache:
+            shared = save
+
+            def keep(merge: Any) -> Any:
+                self.timing_cache = merge(None)  # this build's own cache, merged with nothing
+                return None if shared is None else shared(merge)
+
+            if shared is None:
+                description = "this build's own timing cache"
+            save = keep
         kwargs: dict[str, Any] = {
             "logger": self._logger,
             "timing_cache": seed,
@@ -628,15 +722,15 @@ class TrtRunner(_EngineExecution):
             check_calibration_support(trt, self.settings.calibrator)
         source, extra, feeds = self._build_inputs_and_extra_key()
         self.engine_file, self._built_engine = None, None
-        gpu = gpu_identity()
-
-        if not self.use_cache:
-            data = self._build(source, feeds, None, gpu)
+        self.timing_cache = None
+        if not self.use_cache:  # no cache key, so no need to know the GPU
+            data = self._build(source, feeds, None, None, own_timing_cache=True)
             self._built_engine = data
             self.engine_was_built = True
             return self._deserialize(data)
 
         cache = self._artifact_cache()
+        gpu = gpu_identity()
 
         def build() -> bytes:
             return self._build(source, feeds, cache, gpu)

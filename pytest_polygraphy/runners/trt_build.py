@@ -6,8 +6,10 @@ it for everything used here, but builds strongly typed networks only (it has no
 fp16/int8/bf16/fp8 builder flags), so those precisions are refused there with a reason.
 The tactic timing cache is seeded from and merged back into the artifact cache, or the
 user's named timing cache file (a no-op on TensorRT-RTX, which picks kernels at run time).
-int8 calibration inside TensorRT takes a calibrator from ``trt_calibration``. What
-identifies an engine, and the engine cache protocol, live in ``trt_settings``.
+int8 calibration inside TensorRT takes a calibrator from ``trt_calibration``. Engines with
+precision constraints are built with ``ProfilingVerbosity.DETAILED``, so that their
+inspector says what each layer ran in (``trt_precisions``). What identifies an engine,
+and the engine cache protocol, live in ``trt_settings``.
 """
 
 from __future__ import annotations
@@ -396,6 +398,7 @@ def build_serialized_engine(
             else "PREFER_PRECISION_CONSTRAINTS"
         )
         _set_flag(trt, config, flag, f"precision_constraints={constraints!r}")
+        set_detailed_profiling(trt, config)
     configure_builder(trt, config, settings)
     _add_profiles(trt, builder, network, config, settings.profiles)
     if settings.calibrator is not None:
@@ -454,6 +457,15 @@ def _set_calibration_profile(
         shape = tuple(int(d) for d in shapes[tensor.name])
         profile.set_shape(tensor.name, shape, shape, shape)
     config.set_calibration_profile(profile)
+
+
+def set_detailed_profiling(trt: TensorRT, config: Any) -> None:
+    """Build with ``ProfilingVerbosity.DETAILED``, so that the engine inspector can say
+    which precision each layer runs in (``trt_precisions``): with the default
+    (``LAYER_NAMES_ONLY``) it gives layer names only."""
+    verbosity = getattr(trt.module, "ProfilingVerbosity", None)
+    if verbosity is not None and hasattr(verbosity, "DETAILED"):
+        config.profiling_verbosity = verbosity.DETAILED
 
 
 def load_plugins(trt: TensorRT, settings: EngineSettings) -> None:

@@ -58,6 +58,11 @@ def test_sidecar_keys_reach_the_tensorrt_runner_and_key_it(
     runner = backends.build_runner("trt", builders.conv_chain(), "fp32", fp32, PolygraphyOptions())
     assert runner.settings.calibrator is None and runner.calibration_cache is None
     assert runner.settings.timing_cache_file is not None  # the timing cache applies to all
+    # --polygraphy-build: every iteration builds from scratch, timing its own tactics
+    fresh = backends.build_runner(
+        "trt", builders.conv_chain(), "fp32", fp32, PolygraphyOptions(build=2)
+    )
+    assert fresh.settings.timing_cache_file is None and fresh.use_cache is False
 
     cache = RunnerCache(PolygraphyOptions())
     base = AccuracySettings()

@@ -641,3 +641,127 @@ def test_save_engine_copies_the_cache_entry_atomically(tmp_path: Path) -> None:
         runner.save_engine(tmp_path / "out" / "again.engine")
     with pytest.raises(InputError, match="has no engine to save"):
         _runner_holding_an_engine_for_orchestration(None).save_engine(tmp_path / "x.engine")
+
+
+# -- precision readback, layers of nodes and timing caches (fakes; no TensorRT here) ------
+def test_precision_constraints_build_with_detailed_profiling_for_the_inspector() -> None:
+    module = SimpleNamespace(ProfilingVerbosity=SimpleNamespace(DETAILED="DETAILED"))
+    config = FakeBuilderConfigForOrchestration()
+    trt_build.set_detailed_profiling(TensorRT(module, "tensorrt", "10.x (fake)"), config)
+    assert config.calls == [("profiling_verbosity", "DETAILED")]
+
+
+class FakeInspectorForOrchestration:
+    """Answers ``get_layer_information`` with TensorRT's own JSON (the ResNet fp16 sample
+    of tests/runners/test_trt_precisions.py) and records what it was asked."""
+
+    def __init__(self, layers: list[str]) -> None:
+        self.layers = layers
+        self.asked: list[tuple[int, Any]] = []
+        self.execution_context: Any = None
+
+    def get_layer_information(self, index: int, layer_format: Any) -> str:
+        self.asked.append((index, layer_format))
+        return self.layers[index]
+
+
+def _runner_for_orchestration(**settings: Any) -> TrtRunner:
+    """A TrtRunner made without TensorRT, its settings as given: only the orchestration
+    around TensorRT's calls is tested on it."""
+    runner = TrtRunner.__new__(TrtRunner)
+    runner.name = "trt[fp16]"
+    runner.trt = TensorRT(
+        SimpleNamespace(LayerInformationFormat=SimpleNamespace(JSON="JSON")),
+        "tensorrt",
+        "10.x (fake)",
+    )
+    runner.settings = trt_settings.EngineSettings(precision="fp16", **settings)
+    runner._network_layers = {}
+    runner._reset_state()
+    return runner
+
+
+def test_requested_precisions_are_read_back_from_the_engine_inspector() -> None:
+    from tests.runners.test_trt_precisions import RESNET_FP16
+
+    layers = [json.dumps(layer) for layer in json.loads(RESNET_FP16)["Layers"]]
+    inspector = FakeInspectorForOrchestration(layers)
+    shapes_set: list[tuple[str, Any]] = []
+    runner = _runner_for_orchestration(keep_fp32=("Relu_1",))
+    runner.engine = SimpleNamespace(
+        num_layers=len(layers), create_engine_inspector=lambda: inspector
+    )
+    runner.context = SimpleNamespace(set_input_shape=lambda n, s: shapes_set.append((n, s)))
+    runner._profiles = [{"x": ((1, 3), (2, 3), (4, 3))}]
+    readback = runner._read_back_precisions()
+    assert inspector.asked == [(0, "JSON"), (1, "JSON"), (2, "JSON")]
+    assert inspector.execution_context is runner.context and shapes_set == [("x", (2, 3))]
+    assert readback is not None and [i.layer.name for i in readback.ignored] == ["Conv_0 + Relu_1"]
+    assert _runner_for_orchestration()._read_back_precisions() is None  # nothing requested
+    broken = _runner_for_orchestration(layer_precisions={"conv": "fp32"})
+    broken.engine = SimpleNamespace(num_layers=1, create_engine_inspector=lambda: None)
+    failed = broken._read_back_precisions()
+    assert failed is not None and "engine inspector failed" in failed.unverified[0]
+
+
+def test_network_layers_parse_without_precision_requests_and_are_remembered(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from onnx import save
+
+    model = tmp_path / "m.onnx"
+    save(conv_chain(), str(model))
+    parsed: list[Any] = []
+    network = FakeNetworkForKeepFp32(
+        [
+            FakeLayerForKeepFp32("conv1", "[ONNX Layer: conv1]"),
+            FakeLayerForKeepFp32("norm", "[ONNX Layer: norm]"),
+            FakeLayerForKeepFp32("norm_shuffle", "[ONNX Layer: norm]"),
+        ]
+    )
+
+    def make_network(trt: Any, builder: Any, source: Any, settings: Any, logger: Any) -> Any:
+        parsed.append(settings)
+        return network, None
+
+    monkeypatch.setattr(trt_build, "make_network", make_network)
+    monkeypatch.setattr(trt_build, "make_logger", lambda trt, echo_level: None)
+    runner = _runner_for_orchestration(keep_fp32=("conv1",))
+    runner.model = str(model)
+    runner.trt.module.Builder = lambda logger: "builder"
+    layers = runner.network_layers(["norm", "folded"])
+    assert layers == {"norm": ["norm", "norm_shuffle"], "folded": []}
+    assert parsed[0].keep_fp32 == () and parsed[0].precision == "fp16"
+    assert runner.network_layers(["folded", "norm"]) == {
+        "folded": [],
+        "norm": ["norm", "norm_shuffle"],
+    }
+    assert len(parsed) == 1  # remembered
+
+
+def test_a_build_without_the_engine_cache_keeps_its_own_timing_cache(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from onnx import save
+
+    model = tmp_path / "m.onnx"
+    save(conv_chain(), str(model))
+    seeds: list[Any] = []
+
+    def build(trt: Any, source: Any, settings: Any, *, logger: Any, **kwargs: Any) -> bytes:
+        seeds.append(kwargs.get("timing_cache"))
+        kwargs["save_timing_cache"](lambda current: b"timing of this build" + (current or b""))
+        return b"engine"
+
+    monkeypatch.setattr(trt_build, "build_serialized_engine", build)
+    runner = _runner_for_orchestration()
+    runner.model, runner.use_cache, runner.calibration_data = str(model), False, None
+    runner._deserialize = lambda data: SimpleNamespace(data=data)  # type: ignore[method-assign]
+    assert runner._load_engine().data == b"engine"
+    assert seeds == [None]  # no shared timing cache seeds it
+    assert runner.timing_cache == b"timing of this build"
+    saved = runner.save_timing_cache(tmp_path / "out" / "trt.timing.cache")
+    assert saved is not None and saved.read_bytes() == b"timing of this build"
+    runner.timing_cache = None
+    assert runner.save_timing_cache(tmp_path / "none.cache") is None
+    assert not (tmp_path / "none.cache").exists()
