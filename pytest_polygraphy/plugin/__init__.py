@@ -1,17 +1,20 @@
 """pytest entry point (``pytest11: polygraphy``).
 
 Kept light on purpose: it imports neither numpy, onnx, onnxruntime nor tensorrt, so
-``pytest --co`` on an unrelated project stays fast. ``pytest_addoption`` registers the
-options; ``pytest_configure`` parses them and registers the plugin's other modules
-(fixtures, model-file collection, parametrization, reports, xdist), which import the
-heavy libraries only inside the functions that need them.
+``pytest --co`` on an unrelated project stays fast. Every start imports only the option
+table (``optionspecs``), the markers, the run hooks and the fixtures: pytest compiles each
+plugin module it imports anew at every start when ``PYTHONDONTWRITEBYTECODE`` is set (it
+rewrites their asserts and cannot cache the result), so parsers, collectors and
+comparisons load on first use. ``pytest_addoption`` registers the options;
+``pytest_configure`` parses them (only when the run sets any) and registers the hooks,
+fixtures, reports and xdist support.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from pytest_polygraphy.plugin.options import gpus_setting, pytest_addoption
+from pytest_polygraphy.plugin.optionspecs import gpus_setting, pytest_addoption
 
 __all__ = ["pytest_addoption", "pytest_configure", "pytest_load_initial_conftests"]
 

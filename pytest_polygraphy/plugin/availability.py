@@ -1,4 +1,5 @@
-"""Can a backend asked for on the command line run here? Checked once, at start.
+"""Can this machine give the run what it asks for? Checked once, at start: the backends
+asked for on the command line, and the folders the run will write.
 
 ``pytest models/ --onnxrt --trt`` on a machine without TensorRT used to skip every
 TensorRT test and exit 0: a CI job that tested nothing, reported green. A backend switch
@@ -23,6 +24,7 @@ from collections.abc import Sequence
 import pytest
 
 from pytest_polygraphy.plugin.options import COMMAND_LINE, PolygraphyOptions
+from pytest_polygraphy.plugin.optionspecs import report_file_asked
 from pytest_polygraphy.plugin.syntax import BACKENDS
 
 #: The ONNX Runtime package that offers each execution provider (by short name).
@@ -147,3 +149,53 @@ def check_backends(config: pytest.Config, options: PolygraphyOptions) -> str | N
         + "\nInstall them, leave their switches out, or pass --polygraphy-skip-unavailable "
         "(ini polygraphy_skip_unavailable = true) to skip their tests instead."
     )
+
+
+def check_output_paths(config: pytest.Config, options: PolygraphyOptions) -> None:
+    """Raise UsageError, naming the path and the reason, for an output folder this run
+    would write and cannot: the report and its artifacts, the golden folder under
+    ``--polygraphy-update-golden``, TensorRT's engine cache. Checked once at start (not on
+    xdist workers, nor under ``--collect-only``, which writes nothing), so that a long run
+    does not end in a traceback instead of its summary."""
+    if hasattr(config, "workerinput") or config.getoption("collectonly", default=False):
+        return
+    from pytest_polygraphy.files import folder_write_problem
+
+    problems: list[str] = []
+    if report_file_asked(config):
+        from pytest_polygraphy.plugin.report import output_path_problems
+
+        problems = output_path_problems(config)
+    folders = []
+    if options.update_golden and options.golden_dir is not None:
+        folders.append(("--polygraphy-golden-dir", options.golden_dir))
+    if "trt" in options.backends and options.cache_dir is not None:
+        folders.append(("--polygraphy-cache-dir", options.cache_dir))
+    for option, folder in folders:
+        problem = folder_write_problem(folder)
+        if problem is not None:
+            problems.append(f"{option} {folder}: cannot write there: {problem}")
+    problems += _results_folder_problems(options)
+    if problems:
+        raise pytest.UsageError(
+            "\n".join(problems) + "\nPick a path this user can write, or create it first."
+        )
+
+
+def _results_folder_problems(options: PolygraphyOptions) -> list[str]:
+    """The save-inputs / save-outputs folders that cannot be written (or hold files this
+    plugin did not write); those that can are claimed now (see ``runresults``)."""
+    asked = [
+        ("--polygraphy-save-inputs", options.save_inputs),
+        ("--polygraphy-save-outputs", options.save_outputs),
+    ]
+    if not any(folder for _, folder in asked):
+        return []
+    from pytest_polygraphy.plugin.runresults import folder_problem
+
+    problems = []
+    for option, folder in asked:
+        problem = None if folder is None else folder_problem(folder)
+        if problem is not None:
+            problems.append(f"{option} {folder}: cannot write there: {problem}")
+    return problems

@@ -20,8 +20,9 @@ TensorRT (``--trt``) and is compared with the ONNX model it was built from, name
 or an ini ``polygraphy_model_settings`` line), run on the reference backend. The engine's
 precision names its default tolerances (``"precisions": ["fp16"]`` for an fp16 engine).
 
-The collection hook runs on every pytest start: what a model test needs is imported when
-a model is collected or run.
+Imported only when a model or engine file is met: the collection hook that runs on
+every pytest start is ``hooks.RunHooks.pytest_collect_file``, which looks at the suffix
+first.
 """
 
 from __future__ import annotations
@@ -47,64 +48,20 @@ if TYPE_CHECKING:
 
 ITEM_NAME = "accuracy"
 
-#: How many ``*.onnx`` files this process saw and left out (no backend switch).
-LEFT_OUT_KEY = pytest.StashKey[int]()
-#: ``workeroutput`` key carrying a worker's count to the xdist controller.
-WORKEROUTPUT_LEFT_OUT = "polygraphy_left_out_models"
 
-SELECT_A_BACKEND = (
-    "polygraphy: {count} model file(s) (*.onnx) were found but not collected as tests, "
-    "because no backend switch was given: select backends with --onnxrt, --onnxref and/or "
-    "--trt (or set polygraphy_collect_models = true and polygraphy_backends in the ini file)"
-)
-
-
-def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
-    """Collect ``*.onnx`` files and TensorRT engine files (see the module docstring for
-    when)."""
-    engine = file_path.suffix in ENGINE_SUFFIXES
-    if file_path.suffix != ".onnx" and not engine:
-        return None
-    config = parent.config
-    options = get_options(config)
+def collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    """The collector of a model or engine file (``hooks.RunHooks.pytest_collect_file``
+    calls this for those suffixes only), or None when it is left out (module docstring)."""
+    options = get_options(parent.config)
     if not (
         options.backends_on_command_line
         or options.collect_models
         or parent.session.isinitpath(file_path)
     ):
-        config.stash[LEFT_OUT_KEY] = config.stash.get(LEFT_OUT_KEY, 0) + 1
         return None
-    if engine:
+    if file_path.suffix in ENGINE_SUFFIXES:
         return EngineFile.from_parent(parent, path=file_path)
     return ModelFile.from_parent(parent, path=file_path)
-
-
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    """xdist worker: hand the count of left-out model files to the controller."""
-    workeroutput = getattr(session.config, "workeroutput", None)
-    if workeroutput is not None:
-        workeroutput[WORKEROUTPUT_LEFT_OUT] = session.config.stash.get(LEFT_OUT_KEY, 0)
-
-
-@pytest.hookimpl(optionalhook=True)
-def pytest_testnodedown(node: Any, error: object) -> None:
-    """xdist controller: every worker collects alike; keep the largest count."""
-    count = (getattr(node, "workeroutput", None) or {}).get(WORKEROUTPUT_LEFT_OUT, 0)
-    config = node.config
-    config.stash[LEFT_OUT_KEY] = max(config.stash.get(LEFT_OUT_KEY, 0), int(count))
-
-
-def pytest_terminal_summary(
-    terminalreporter: pytest.TerminalReporter, exitstatus: int, config: pytest.Config
-) -> None:
-    """Say how to select a backend when model files were left out and no test was
-    collected (with ``-v``: whenever model files were left out), instead of a bare
-    "no tests ran"."""
-    count = config.stash.get(LEFT_OUT_KEY, 0)
-    if hasattr(config, "workerinput") or not count:
-        return
-    if exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED or config.get_verbosity() >= 1:
-        terminalreporter.write_line(SELECT_A_BACKEND.format(count=count), yellow=True)
 
 
 def item_id(precision: str, input_shapes: ShapeSet | None) -> str:

@@ -26,13 +26,20 @@ import pytest
 
 from pytest_polygraphy.errors import BackendUnavailableError, PolygraphyError
 from pytest_polygraphy.plugin import markers
-from pytest_polygraphy.plugin.options import get_options
 from pytest_polygraphy.plugin.outcomes import fail
-from pytest_polygraphy.plugin.syntax import FULL_PRECISION, OptionValueError, ShapeSet
+from pytest_polygraphy.plugin.vocabulary import FULL_PRECISION, OptionValueError, ShapeSet
 
 if TYPE_CHECKING:
     from pytest_polygraphy.plugin.checks import Accuracy, Golden
+    from pytest_polygraphy.plugin.options import PolygraphyOptions
     from pytest_polygraphy.plugin.settings import AccuracySettings
+
+
+def _options(config: pytest.Config) -> PolygraphyOptions:
+    """The run's options, parsed on first use (this module loads at every start)."""
+    from pytest_polygraphy.plugin.options import get_options
+
+    return get_options(config)
 
 
 def _model_from_markers(request: pytest.FixtureRequest) -> Path | None:
@@ -40,7 +47,7 @@ def _model_from_markers(request: pytest.FixtureRequest) -> Path | None:
         path = markers.model_path(request.node)
     except OptionValueError as err:
         fail(str(err))
-    return path if path is not None else get_options(request.config).model
+    return path if path is not None else _options(request.config).model
 
 
 @pytest.fixture
@@ -81,7 +88,7 @@ def precision(request: pytest.FixtureRequest) -> str:
         def test_precision(precision):
             assert precision in ("fp32", "fp16")
     """
-    return str(getattr(request, "param", get_options(request.config).precisions[0]))
+    return str(getattr(request, "param", _options(request.config).precisions[0]))
 
 
 @pytest.fixture
@@ -126,7 +133,7 @@ def polygraphy_settings(request: pytest.FixtureRequest) -> AccuracySettings:
     from pytest_polygraphy.plugin.records import SOURCES_PROPERTY
     from pytest_polygraphy.plugin.settings import resolve
 
-    options = get_options(request.config)
+    options = _options(request.config)
     model_path = (
         request.getfixturevalue("model")
         if "model" in request.fixturenames
@@ -191,7 +198,7 @@ def _runner(
 ) -> Any:
     from pytest_polygraphy.plugin.backends import runner_cache
 
-    options = get_options(request.config)
+    options = _options(request.config)
     if options.backends and backend not in options.backends and backend != settings.reference:
         pytest.skip(f"{backend} is not selected (pass --{backend})")
     if backend == "trt":
@@ -303,7 +310,7 @@ def runners(
     """
     from pytest_polygraphy.plugin.accuracy import NO_BACKEND, plan
 
-    options = get_options(request.config)
+    options = _options(request.config)
     reference = polygraphy_settings.reference
     if not options.backends or reference is None:
         pytest.skip(NO_BACKEND)

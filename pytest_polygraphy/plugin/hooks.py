@@ -1,10 +1,12 @@
-"""Run-wide hooks: configuration (markers, options, the plugin's other modules) and test
-parametrization by precision and shape set. (The per-worker runner cache is
+"""Run-wide hooks: configuration (markers, options, the plugin's other modules), which
+files become model tests (``collect`` does the rest, imported when a model file is met),
+and test parametrization by precision and shape set. (The per-worker runner cache is
 ``backends.runner_cache``.)
 
-Stdlib and pytest only at import, like every module the entry point loads; per-model
-settings are imported when a test first needs them. The modules this one registers
-(``collect``, ``fixtures``) do not import it back.
+Stdlib and pytest only at import, like every module the entry point loads; options are
+parsed at configure only when the run sets any, per-model settings are imported when a
+test first needs them. The modules this one registers or calls (``collect``, ``fixtures``)
+do not import it back.
 """
 
 from __future__ import annotations
@@ -14,28 +16,55 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_polygraphy.plugin import markers, syntax
-from pytest_polygraphy.plugin.options import PolygraphyOptions, get_options, needs_gpu_hooks
+from pytest_polygraphy.plugin import markers
+from pytest_polygraphy.plugin.optionspecs import (
+    anything_given,
+    needs_gpu_hooks,
+    report_file_asked,
+)
 from pytest_polygraphy.plugin.outcomes import fail
 from pytest_polygraphy.plugin.records import COMPARE_PROPERTY, TRT_PRECISIONS_PROPERTY
-from pytest_polygraphy.plugin.syntax import OptionValueError
+from pytest_polygraphy.plugin.vocabulary import ENGINE_SUFFIXES
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from pytest_polygraphy.plugin.modelsettings import Layer
+    from pytest_polygraphy.plugin.syntax import ShapeSet
+
+#: How many model files (``*.onnx``, engines) this process saw and left out (no backend).
+LEFT_OUT_KEY = pytest.StashKey[int]()
+#: ``workeroutput`` key carrying a worker's count to the xdist controller.
+WORKEROUTPUT_LEFT_OUT = "polygraphy_left_out_models"
+MODEL_SUFFIXES = (".onnx", *ENGINE_SUFFIXES)
+
+SELECT_A_BACKEND = (
+    "polygraphy: {count} model file(s) (*.onnx) were found but not collected as tests, "
+    "because no backend switch was given: select backends with --onnxrt, --onnxref and/or "
+    "--trt (or set polygraphy_collect_models = true and polygraphy_backends in the ini file)"
+)
 
 
 def configure(config: pytest.Config) -> None:
     """Register markers, parse the options (a bad one is a UsageError now, not later) and
-    register the plugin's hook modules and the reporting plugins."""
+    register the plugin's hook modules and the reporting plugins.
+
+    A run that sets none of the plugin's options or switches has nothing to parse or
+    check: it registers the hooks and fixtures only, and the options are read (defaults)
+    when a test first asks for them."""
     markers.register(config)
-    options = get_options(config)
-    from pytest_polygraphy.plugin.availability import check_backends
+    unavailable = None
+    options = None
+    if anything_given(config):
+        from pytest_polygraphy.plugin.availability import check_backends, check_output_paths
+        from pytest_polygraphy.plugin.options import get_options
 
-    unavailable = check_backends(config, options)
-    check_output_paths(config, options)
-    from pytest_polygraphy.plugin import collect, fixtures
+        options = get_options(config)
+        unavailable = check_backends(config, options)
+        check_output_paths(config, options)
+    from pytest_polygraphy.plugin import fixtures
 
-    if _report_file_asked(config):
+    if report_file_asked(config):
         from pytest_polygraphy.plugin.report import ReportPlugin
 
         report: object = ReportPlugin(config)
@@ -44,7 +73,6 @@ def configure(config: pytest.Config) -> None:
     plugins: list[tuple[str, object]] = [
         ("polygraphy-hooks", RunHooks(unavailable)),
         ("polygraphy-fixtures", fixtures),
-        ("polygraphy-collect", collect),
         ("polygraphy-report", report),
     ]
     if needs_gpu_hooks(config):
@@ -52,7 +80,9 @@ def configure(config: pytest.Config) -> None:
 
         plugins.append(("polygraphy-xdist", XdistPlugin(config)))
     manager = config.pluginmanager
-    debugging = options.reduce or options.precision or options.repeat or options.build
+    debugging = options is not None and (
+        options.reduce or options.precision or options.repeat or options.build
+    )
     if debugging and not manager.has_plugin("polygraphy-debug"):
         from pytest_polygraphy.plugin.debug import DebugPlugin
 
@@ -60,66 +90,6 @@ def configure(config: pytest.Config) -> None:
     for name, plugin in plugins:
         if not manager.has_plugin(name):
             manager.register(plugin, name)
-
-
-def check_output_paths(config: pytest.Config, options: PolygraphyOptions) -> None:
-    """Raise UsageError, naming the path and the reason, for an output folder this run
-    would write and cannot: the report and its artifacts, the golden folder under
-    ``--polygraphy-update-golden``, TensorRT's engine cache. Checked once at start (not on
-    xdist workers, nor under ``--collect-only``, which writes nothing), so that a long run
-    does not end in a traceback instead of its summary."""
-    if hasattr(config, "workerinput") or config.getoption("collectonly", default=False):
-        return
-    from pytest_polygraphy.files import folder_write_problem
-
-    problems: list[str] = []
-    if _report_file_asked(config):
-        from pytest_polygraphy.plugin.report import output_path_problems
-
-        problems = output_path_problems(config)
-    folders = []
-    if options.update_golden and options.golden_dir is not None:
-        folders.append(("--polygraphy-golden-dir", options.golden_dir))
-    if "trt" in options.backends and options.cache_dir is not None:
-        folders.append(("--polygraphy-cache-dir", options.cache_dir))
-    for option, folder in folders:
-        problem = folder_write_problem(folder)
-        if problem is not None:
-            problems.append(f"{option} {folder}: cannot write there: {problem}")
-    problems += _results_folder_problems(options)
-    if problems:
-        raise pytest.UsageError(
-            "\n".join(problems) + "\nPick a path this user can write, or create it first."
-        )
-
-
-def _results_folder_problems(options: PolygraphyOptions) -> list[str]:
-    """The save-inputs / save-outputs folders that cannot be written (or hold files this
-    plugin did not write); those that can are claimed now (see ``runresults``)."""
-    asked = [
-        ("--polygraphy-save-inputs", options.save_inputs),
-        ("--polygraphy-save-outputs", options.save_outputs),
-    ]
-    if not any(folder for _, folder in asked):
-        return []
-    from pytest_polygraphy.plugin.runresults import folder_problem
-
-    problems = []
-    for option, folder in asked:
-        problem = None if folder is None else folder_problem(folder)
-        if problem is not None:
-            problems.append(f"{option} {folder}: cannot write there: {problem}")
-    return problems
-
-
-def _report_file_asked(config: pytest.Config) -> bool:
-    """Whether ``--polygraphy-report`` (or its ini twin) is given."""
-    if config.getoption("polygraphy_report", default=None) not in (None, ""):
-        return True
-    try:
-        return config.getini("polygraphy_report") not in (None, "", [])
-    except ValueError:  # ini not registered
-        return False
 
 
 class LazyReport:
@@ -171,6 +141,8 @@ def _parametrized_by_user(metafunc: pytest.Metafunc, argname: str) -> bool:
 
 def _model_layers(metafunc: pytest.Metafunc) -> list[Layer]:
     """Per-model settings of the test's model (``model`` marker, else ini), if any."""
+    from pytest_polygraphy.plugin.options import get_options
+
     path = markers.model_path(metafunc.definition) or get_options(metafunc.config).model
     if path is None:
         return []
@@ -211,6 +183,46 @@ class RunHooks:
                     report.sections.append(("polygraphy TensorRT precisions", value["summary"]))
         return report
 
+    def pytest_collect_file(
+        self, file_path: Path, parent: pytest.Collector
+    ) -> pytest.Collector | None:
+        """Model and engine files become tests (``collect``, imported only when one is
+        met); one left out for want of a backend switch is counted."""
+        if file_path.suffix not in MODEL_SUFFIXES:
+            return None
+        from pytest_polygraphy.plugin.collect import collect_file
+
+        collector = collect_file(file_path, parent)
+        if collector is None:
+            config = parent.config
+            config.stash[LEFT_OUT_KEY] = config.stash.get(LEFT_OUT_KEY, 0) + 1
+        return collector
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        """xdist worker: hand the count of left-out model files to the controller."""
+        workeroutput = getattr(session.config, "workeroutput", None)
+        if workeroutput is not None:
+            workeroutput[WORKEROUTPUT_LEFT_OUT] = session.config.stash.get(LEFT_OUT_KEY, 0)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: object) -> None:
+        """xdist controller: every worker collects alike; keep the largest count."""
+        count = (getattr(node, "workeroutput", None) or {}).get(WORKEROUTPUT_LEFT_OUT, 0)
+        config = node.config
+        config.stash[LEFT_OUT_KEY] = max(config.stash.get(LEFT_OUT_KEY, 0), int(count))
+
+    def pytest_terminal_summary(
+        self, terminalreporter: pytest.TerminalReporter, exitstatus: int, config: pytest.Config
+    ) -> None:
+        """Say how to select a backend when model files were left out and no test was
+        collected (with ``-v``: whenever model files were left out), instead of a bare
+        "no tests ran"."""
+        count = config.stash.get(LEFT_OUT_KEY, 0)
+        if hasattr(config, "workerinput") or not count:
+            return
+        if exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED or config.get_verbosity() >= 1:
+            terminalreporter.write_line(SELECT_A_BACKEND.format(count=count), yellow=True)
+
     @pytest.hookimpl(trylast=True)  # after @pytest.mark.parametrize: ids stay precision-first
     def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
         """Parametrize ``precision`` and ``input_shapes``, in that order, so ids read
@@ -223,7 +235,9 @@ class RunHooks:
         names = metafunc.fixturenames
         if "precision" not in names and "input_shapes" not in names:
             return
+        from pytest_polygraphy.plugin.options import get_options
         from pytest_polygraphy.plugin.settings import ordered_layers, pick
+        from pytest_polygraphy.plugin.syntax import OptionValueError
 
         options = get_options(metafunc.config)
         try:
@@ -254,5 +268,7 @@ class RunHooks:
             fail(message)
 
 
-def _shape_ids(shape_sets: Sequence[syntax.ShapeSet]) -> list[str]:
-    return [syntax.shape_set_id(shapes) for shapes in shape_sets]
+def _shape_ids(shape_sets: Sequence[ShapeSet]) -> list[str]:
+    from pytest_polygraphy.plugin.syntax import shape_set_id
+
+    return [shape_set_id(shapes) for shapes in shape_sets]

@@ -14,8 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_polygraphy.plugin import syntax
-from pytest_polygraphy.plugin.syntax import OptionValueError, ShapeSet
+from pytest_polygraphy.plugin.vocabulary import OptionValueError, ShapeSet
 
 if TYPE_CHECKING:
     from pytest_polygraphy.plugin.modelsettings import Layer
@@ -103,7 +102,7 @@ def model_path(node: pytest.Item) -> Path | None:
 def engine_path(node: pytest.Item) -> Path | None:
     """The engine file of the closest ``engine`` marker, anchored at the test file's
     folder; OptionValueError for a bad argument, a missing file or another suffix."""
-    from pytest_polygraphy.plugin.syntax import ENGINE_SUFFIXES
+    from pytest_polygraphy.plugin.vocabulary import ENGINE_SUFFIXES
 
     path = _path_argument(node, "engine")
     if path is None:
@@ -134,11 +133,15 @@ def _names(node: Any, name: str, parse: Any) -> tuple[str, ...] | None:
 
 def precisions(node: Any) -> tuple[str, ...] | None:
     """The precisions of the closest ``precisions`` marker, validated."""
+    from pytest_polygraphy.plugin import syntax
+
     return _names(node, "precisions", syntax.parse_precisions)
 
 
 def shape_sets(node: Any) -> tuple[ShapeSet, ...] | None:
     """The shape sets of the closest ``shapes`` marker, validated."""
+    from pytest_polygraphy.plugin import syntax
+
     marker = node.get_closest_marker("shapes")
     if marker is None:
         return None
@@ -152,17 +155,23 @@ def shape_sets(node: Any) -> tuple[ShapeSet, ...] | None:
 
 def keep_fp32(node: Any) -> tuple[str, ...] | None:
     """The node names of the closest ``keep_fp32`` marker, validated."""
+    from pytest_polygraphy.plugin import syntax
+
     return _names(node, "keep_fp32", lambda names: syntax.parse_node_names(list(names)))
 
 
 def keep_fp16(node: Any) -> tuple[str, ...] | None:
     """The node names of the closest ``keep_fp16`` marker, validated."""
+    from pytest_polygraphy.plugin import syntax
+
     return _names(node, "keep_fp16", lambda names: syntax.parse_node_names(list(names)))
 
 
 def tolerance(node: Any) -> dict[str, Any]:
     """The closest ``tolerance`` marker as settings (``rtol``, ``atol``, ``check_error_stat``,
     ``error_quantile`` parsed per output; anything else under ``compare_args``)."""
+    from pytest_polygraphy.plugin import syntax
+
     marker = node.get_closest_marker("tolerance")
     if marker is None:
         return {}

@@ -10,7 +10,8 @@ for the whole order). Values follow
 ``polygraphy run``'s syntax (see ``syntax``). A bad value is a ``pytest.UsageError``
 that names the option and says what is accepted.
 
-Stdlib and pytest only: this module is imported by the plugin entry point.
+Stdlib and pytest only. Imported when an option is first read: a run that sets none
+never imports it (start-up cost, see the entry point).
 """
 
 from __future__ import annotations
@@ -22,10 +23,13 @@ from typing import Any
 import pytest
 
 from pytest_polygraphy.plugin.optionspecs import (
-    BACKEND_HELP,
     INI_ONLY,
     OPTION_SPECS,
+    gpus_setting,
+    ini_value,
     model_settings_lines,
+    needs_gpu_hooks,
+    pytest_addoption,
 )
 from pytest_polygraphy.plugin.syntax import (
     BACKENDS,
@@ -41,24 +45,16 @@ from pytest_polygraphy.plugin.syntax import (
 __all__ = [
     "BACKENDS",
     "COMPARE_FUNCS",
+    "INI_ONLY",
     "OPTION_SPECS",
     "REFERENCES",
     "PolygraphyOptions",
     "get_options",
+    "gpus_setting",
+    "needs_gpu_hooks",
     "parse_options",
     "pytest_addoption",
 ]
-
-GROUP = "polygraphy"
-GROUP_DESCRIPTION = (
-    "pytest-polygraphy: model accuracy testing on ONNX Runtime and TensorRT "
-    "(each --polygraphy-NAME option has an ini twin polygraphy_NAME; an option taking "
-    "several values takes every argument up to the next option: write paths first or "
-    "end its values with --). Precedence, highest "
-    "first: a test's markers (precisions, shapes, tolerance), the command line, per-model "
-    "settings (<model>.polygraphy.json, then the ini polygraphy_model_settings lines), the "
-    "ini options, the defaults; -v shows where each setting of a test came from"
-)
 
 
 @dataclass(frozen=True)
@@ -222,29 +218,6 @@ def get_options(config: pytest.Config) -> PolygraphyOptions:
 OPTIONS_KEY = pytest.StashKey[PolygraphyOptions]()
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
-    """Register the backend switches and the ``polygraphy`` option group."""
-    group = parser.getgroup(GROUP, GROUP_DESCRIPTION)
-    for backend in BACKENDS:
-        group.addoption(
-            f"--{backend}", action="store_true", default=None, help=BACKEND_HELP[backend]
-        )
-    for spec in OPTION_SPECS:
-        kwargs: dict[str, Any] = {"dest": spec.dest, "default": None, "help": spec.help}
-        if spec.kind == "flag":
-            kwargs["action"] = "store_true"
-        elif spec.kind == "values":
-            kwargs.update(nargs="+", metavar=spec.metavar)
-        elif spec.kind == "sets":
-            kwargs.update(nargs="+", action="append", metavar=spec.metavar)
-        else:
-            kwargs["metavar"] = spec.metavar
-        group.addoption(spec.flag, **kwargs)
-        parser.addini(spec.dest, f"[pytest-polygraphy] {spec.help}", type=spec.ini_type)  # type: ignore[arg-type]
-    for name, help, ini_type in INI_ONLY:
-        parser.addini(name, f"[pytest-polygraphy] {help}", type=ini_type)  # type: ignore[arg-type]
-
-
 def parse_options(config: pytest.Config) -> PolygraphyOptions:
     """Read every option (command line, else ini, else default) into PolygraphyOptions.
 
@@ -257,7 +230,7 @@ def parse_options(config: pytest.Config) -> PolygraphyOptions:
         from_ini_file = given is None
         source = f"{spec.flag}" if not from_ini_file else f"ini option {spec.dest}"
         if from_ini_file:
-            given = _ini_value(config, spec.dest, spec.ini_type)
+            given = ini_value(config, spec.dest, spec.ini_type)
         if given is None:
             continue
         (from_ini if from_ini_file else command_line).add(spec.attr)
@@ -274,7 +247,7 @@ def parse_options(config: pytest.Config) -> PolygraphyOptions:
             raise pytest.UsageError(f"{source}: {err}") from None
 
     cli_backends = tuple(b for b in BACKENDS if config.getoption(b))
-    ini_backends = _ini_value(config, "polygraphy_backends", "args") or []
+    ini_backends = ini_value(config, "polygraphy_backends", "args") or []
     for backend in ini_backends:
         if backend not in BACKENDS:
             raise pytest.UsageError(
@@ -284,12 +257,12 @@ def parse_options(config: pytest.Config) -> PolygraphyOptions:
     values["backends"] = cli_backends or tuple(b for b in BACKENDS if b in ini_backends)
     values["backends_on_command_line"] = bool(cli_backends)
 
-    model = _ini_value(config, "polygraphy_model", "paths")
+    model = ini_value(config, "polygraphy_model", "paths")
     if model:
         if len(model) != 1:
             raise pytest.UsageError(f"ini option polygraphy_model: expected one path, got {model}")
         values["model"] = model[0]
-    settings = _ini_value(config, "polygraphy_model_settings", "linelist")
+    settings = ini_value(config, "polygraphy_model_settings", "linelist")
     if settings:
         try:
             values["model_settings"] = model_settings_lines(settings, "", config, True)
@@ -348,41 +321,3 @@ def _refuse_swallowed_paths(flag: str, attr: str, given: Any, cwd: Path) -> None
                 f"first (pytest {text} {flag} ...), or end the option's values with -- "
                 f"(pytest {flag} ... -- {text})."
             )
-
-
-def _ini_value(config: pytest.Config, name: str, ini_type: str) -> Any:
-    """The ini value, or ``None`` when the ini file does not set it."""
-    value = config.getini(name)
-    if ini_type == "bool":
-        return True if value else None
-    if value in ("", [], None):
-        return None
-    return value
-
-
-def gpus_setting(config: pytest.Config, namespace: Any = None) -> str | None:
-    """``--polygraphy-gpus`` (from ``namespace``, default the parsed options), else its ini
-    twin, as one string (None when unset)."""
-    value: Any = getattr(config.option if namespace is None else namespace, "polygraphy_gpus", None)
-    if value in (None, "", [], ()):
-        try:
-            value = config.getini("polygraphy_gpus")
-        except ValueError:  # ini not registered: the options are not there
-            value = None
-    if value in (None, "", [], ()):
-        return None
-    if isinstance(value, (list, tuple)):
-        return ",".join(str(part) for part in value)
-    return str(value)
-
-
-def needs_gpu_hooks(config: pytest.Config) -> bool:
-    """Whether the GPU-per-worker hooks (``plugin.xdist``) have anything to do: in an xdist
-    worker or controller, or where ``--polygraphy-gpus`` is given. Elsewhere they are not
-    even imported (start-up cost)."""
-    return (
-        hasattr(config, "workerinput")
-        or config.getoption("dist", default="no") != "no"
-        or bool(config.getoption("numprocesses", default=None))
-        or gpus_setting(config) is not None
-    )

@@ -10,12 +10,21 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_polygraphy.plugin import syntax
-from pytest_polygraphy.plugin.syntax import COMPARE_FUNCS, REFERENCES, OptionValueError
+from pytest_polygraphy.plugin.vocabulary import (
+    BACKENDS,
+    CHECK_ERROR_STATS,
+    COMPARE_FUNCS,
+    PRECISIONS,
+    REFERENCES,
+    OptionValueError,
+)
+
+if TYPE_CHECKING:
+    from types import ModuleType
 
 
 @dataclass(frozen=True)
@@ -53,13 +62,13 @@ def _render_values(flag: str, value: Any) -> list[str]:
 
 
 def _render_per_name(flag: str, value: Any) -> list[str]:
-    return [flag, *syntax.format_per_name(value)]
+    return [flag, *_syntax().format_per_name(value)]
 
 
 def _render_sets(flag: str, value: Any) -> list[str]:
     args: list[str] = []
     for shapes in value:
-        args += [flag, *syntax.format_shape_set(shapes)]
+        args += [flag, *_syntax().format_shape_set(shapes)]
     return args
 
 
@@ -73,7 +82,7 @@ def _choice(choices: Sequence[str]) -> Callable[[Any, str, pytest.Config, bool],
 
 
 def _int(minimum: int) -> Callable[[Any, str, pytest.Config, bool], int]:
-    return lambda value, what, config, from_ini: syntax.parse_int(value, "the value", minimum)
+    return lambda value, what, config, from_ini: _syntax().parse_int(value, "the value", minimum)
 
 
 def _path(value: Any, what: str, config: pytest.Config, from_ini: bool) -> Path:
@@ -114,7 +123,7 @@ def _providers(value: Any, what: str, config: pytest.Config, from_ini: bool) -> 
 
 
 def _shape_sets(value: Any, what: str, config: pytest.Config, from_ini: bool) -> tuple:
-    return tuple(syntax.parse_shape_set(items) for items in value)
+    return tuple(_syntax().parse_shape_set(items) for items in value)
 
 
 def model_settings_lines(value: Any, what: str, config: pytest.Config, from_ini: bool) -> tuple:
@@ -137,6 +146,25 @@ def model_settings_lines(value: Any, what: str, config: pytest.Config, from_ini:
 
 def _lift(parse: Callable[..., Any]) -> Callable[[Any, str, pytest.Config, bool], Any]:
     return lambda value, what, config, from_ini: parse(value)
+
+
+def _syntax() -> ModuleType:
+    """The parsers, imported when a value is parsed: pytest imports this table at every
+    start, and under ``PYTHONDONTWRITEBYTECODE`` compiles each module it imports anew."""
+    from pytest_polygraphy.plugin import syntax
+
+    return syntax
+
+
+def _lifted(name: str, module: str = "runsyntax") -> Callable[[Any, str, pytest.Config, bool], Any]:
+    """Parser ``name`` of ``plugin.<module>`` (imported when a value is parsed)."""
+
+    def parse(value: Any, what: str, config: pytest.Config, from_ini: bool) -> Any:
+        import importlib
+
+        return getattr(importlib.import_module(f"pytest_polygraphy.plugin.{module}"), name)(value)
+
+    return parse
 
 
 def _existing_file(value: Any, what: str, config: pytest.Config, from_ini: bool) -> Path:
@@ -195,11 +223,11 @@ OPTION_SPECS: tuple[OptionSpec, ...] = (
     OptionSpec(
         "precisions",
         "Precisions the backends under test run at; each one parametrizes "
-        f"the tests ({', '.join(syntax.PRECISIONS)}). Default: fp32.",
+        f"the tests ({', '.join(PRECISIONS)}). Default: fp32.",
         "values",
         "NAME",
         "args",
-        _lift(syntax.parse_precisions),
+        _lifted("parse_precisions", "syntax"),
         _render_values,
     ),
     OptionSpec(
@@ -223,7 +251,7 @@ OPTION_SPECS: tuple[OptionSpec, ...] = (
         "values",
         "[NAME:][MIN,MAX]",
         "args",
-        _lift(syntax.parse_ranges),
+        _lifted("parse_ranges", "syntax"),
         _render_per_name,
     ),
     OptionSpec(
@@ -261,7 +289,7 @@ OPTION_SPECS: tuple[OptionSpec, ...] = (
         "values",
         "[OUTPUT:]VALUE",
         "args",
-        _lift(lambda v: syntax.parse_tolerances(v, "rtol")),
+        _lift(lambda v: _syntax().parse_tolerances(v, "rtol")),
         _render_per_name,
     ),
     OptionSpec(
@@ -271,17 +299,17 @@ OPTION_SPECS: tuple[OptionSpec, ...] = (
         "values",
         "[OUTPUT:]VALUE",
         "args",
-        _lift(lambda v: syntax.parse_tolerances(v, "atol")),
+        _lift(lambda v: _syntax().parse_tolerances(v, "atol")),
         _render_per_name,
     ),
     OptionSpec(
         "check_error_stat",
         "Error statistic checked against the tolerances: "
-        f"{', '.join(syntax.CHECK_ERROR_STATS)} (bare or OUTPUT:STAT). Default: elemwise.",
+        f"{', '.join(CHECK_ERROR_STATS)} (bare or OUTPUT:STAT). Default: elemwise.",
         "values",
         "[OUTPUT:]STAT",
         "args",
-        _lift(syntax.parse_error_stats),
+        _lifted("parse_error_stats", "syntax"),
         _render_per_name,
     ),
     OptionSpec(
@@ -290,7 +318,7 @@ OPTION_SPECS: tuple[OptionSpec, ...] = (
         "values",
         "[OUTPUT:]Q",
         "args",
-        _lift(syntax.parse_quantiles),
+        _lifted("parse_quantiles", "syntax"),
         _render_per_name,
     ),
     OptionSpec(
@@ -391,7 +419,7 @@ OPTION_SPECS: tuple[OptionSpec, ...] = (
         "values",
         "NODE",
         "args",
-        _lift(syntax.parse_node_names),
+        _lifted("parse_node_names", "syntax"),
         _render_values,
     ),
     OptionSpec(
@@ -403,7 +431,7 @@ OPTION_SPECS: tuple[OptionSpec, ...] = (
         "values",
         "NODE",
         "args",
-        _lift(syntax.parse_node_names),
+        _lifted("parse_node_names", "syntax"),
         _render_values,
     ),
     OptionSpec(
@@ -728,17 +756,6 @@ RUN_OPTION_SPECS: tuple[OptionSpec, ...] = (
 )
 
 
-def _lifted(name: str) -> Callable[[Any, str, pytest.Config, bool], Any]:
-    """A parser of ``runsyntax`` (imported when a value is parsed)."""
-
-    def parse(value: Any, what: str, config: pytest.Config, from_ini: bool) -> Any:
-        from pytest_polygraphy.plugin import runsyntax
-
-        return getattr(runsyntax, name)(value)
-
-    return parse
-
-
 def _existing_files(value: Any, what: str, config: pytest.Config, from_ini: bool) -> tuple:
     paths = _paths(value, what, config, from_ini)
     missing = [str(path) for path in paths if not path.is_file()]
@@ -917,3 +934,102 @@ TRT_OPTION_SPECS: tuple[OptionSpec, ...] = (
 )
 
 OPTION_SPECS = (*OPTION_SPECS, *RUN_OPTION_SPECS, *TRT_OPTION_SPECS)
+
+
+GROUP = "polygraphy"
+GROUP_DESCRIPTION = (
+    "pytest-polygraphy: model accuracy testing on ONNX Runtime and TensorRT "
+    "(each --polygraphy-NAME option has an ini twin polygraphy_NAME; an option taking "
+    "several values takes every argument up to the next option: write paths first or "
+    "end its values with --). Precedence, highest "
+    "first: a test's markers (precisions, shapes, tolerance), the command line, per-model "
+    "settings (<model>.polygraphy.json, then the ini polygraphy_model_settings lines), the "
+    "ini options, the defaults; -v shows where each setting of a test came from"
+)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """Register the backend switches and the ``polygraphy`` option group."""
+    group = parser.getgroup(GROUP, GROUP_DESCRIPTION)
+    for backend in BACKENDS:
+        group.addoption(
+            f"--{backend}", action="store_true", default=None, help=BACKEND_HELP[backend]
+        )
+    for spec in OPTION_SPECS:
+        kwargs: dict[str, Any] = {"dest": spec.dest, "default": None, "help": spec.help}
+        if spec.kind == "flag":
+            kwargs["action"] = "store_true"
+        elif spec.kind == "values":
+            kwargs.update(nargs="+", metavar=spec.metavar)
+        elif spec.kind == "sets":
+            kwargs.update(nargs="+", action="append", metavar=spec.metavar)
+        else:
+            kwargs["metavar"] = spec.metavar
+        group.addoption(spec.flag, **kwargs)
+        parser.addini(spec.dest, f"[pytest-polygraphy] {spec.help}", type=spec.ini_type)  # type: ignore[arg-type]
+    for name, help, ini_type in INI_ONLY:
+        parser.addini(name, f"[pytest-polygraphy] {help}", type=ini_type)  # type: ignore[arg-type]
+
+
+def ini_value(config: pytest.Config, name: str, ini_type: str) -> Any:
+    """The ini value, or ``None`` when the ini file does not set it."""
+    value = config.getini(name)
+    if ini_type == "bool":
+        return True if value else None
+    if value in ("", [], None):
+        return None
+    return value
+
+
+def gpus_setting(config: pytest.Config, namespace: Any = None) -> str | None:
+    """``--polygraphy-gpus`` (from ``namespace``, default the parsed options), else its ini
+    twin, as one string (None when unset)."""
+    value: Any = getattr(config.option if namespace is None else namespace, "polygraphy_gpus", None)
+    if value in (None, "", [], ()):
+        try:
+            value = config.getini("polygraphy_gpus")
+        except ValueError:  # ini not registered: the options are not there
+            value = None
+    if value in (None, "", [], ()):
+        return None
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(part) for part in value)
+    return str(value)
+
+
+def needs_gpu_hooks(config: pytest.Config) -> bool:
+    """Whether the GPU-per-worker hooks (``plugin.xdist``) have anything to do: in an xdist
+    worker or controller, or where ``--polygraphy-gpus`` is given. Elsewhere they are not
+    even imported (start-up cost)."""
+    return (
+        hasattr(config, "workerinput")
+        or config.getoption("dist", default="no") != "no"
+        or bool(config.getoption("numprocesses", default=None))
+        or gpus_setting(config) is not None
+    )
+
+
+def anything_given(config: pytest.Config) -> bool:
+    """Whether the run sets any of the plugin's options or switches, on the command line
+    or in the ini file. When it sets none, every setting is a default, none can be bad,
+    and start-up need not parse (nor import the parsers of) any of them."""
+    if any(getattr(config.option, backend, None) for backend in BACKENDS):
+        return True
+    names = [(spec.dest, spec.ini_type) for spec in OPTION_SPECS]
+    names += [(name, ini_type) for name, _, ini_type in INI_ONLY]
+    for name, ini_type in names:
+        if getattr(config.option, name, None) is not None:
+            return True
+        if ini_value(config, name, ini_type) is not None:
+            return True
+    return False
+
+
+def report_file_asked(config: pytest.Config) -> bool:
+    """Whether ``--polygraphy-report`` (or its ini twin) is given."""
+    if config.getoption("polygraphy_report", default=None) not in (None, ""):
+        return True
+    try:
+        return config.getini("polygraphy_report") not in (None, "", [])
+    except ValueError:  # ini not registered
+        return False

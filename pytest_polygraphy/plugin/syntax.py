@@ -23,28 +23,19 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-#: A shape set: the concrete shape of each named input (``""`` for every other input).
-ShapeSet = dict[str, tuple[int, ...]]
-
-#: File suffixes of serialized TensorRT engines, collected and tested like model files.
-ENGINE_SUFFIXES = (".engine", ".plan")
-
-PRECISIONS = ("fp32", "tf32", "fp16", "bf16", "int8", "fp8")
-#: The precision a reference runs at.
-FULL_PRECISION = "fp32"
-#: The precisions where ``keep_fp16`` changes what runs (elsewhere every node already runs
-#: in fp16 or better).
-BELOW_FP16 = ("bf16", "int8", "fp8")
-#: Backends in the order the default reference is picked from (the first selected one).
-BACKENDS = ("onnxref", "onnxrt", "trt")
-REFERENCES = (*BACKENDS, "golden")
-COMPARE_FUNCS = ("simple", "indices", "distance_metrics", "quality_metrics")
-CHECK_ERROR_STATS = ("elemwise", "max", "mean", "median", "quantile")
-
-
-class OptionValueError(ValueError):
-    """A value does not follow the accepted syntax; the message says what is accepted."""
-
+# The vocabulary, re-exported: most callers know these names from here.
+from pytest_polygraphy.plugin.vocabulary import (  # noqa: F401
+    BACKENDS,
+    BELOW_FP16,
+    CHECK_ERROR_STATS,
+    COMPARE_FUNCS,
+    ENGINE_SUFFIXES,
+    FULL_PRECISION,
+    PRECISIONS,
+    REFERENCES,
+    OptionValueError,
+    ShapeSet,
+)
 
 _ITEM = re.compile(r"(?:[^\s\[]|\[[^\]]*\])+")
 
