@@ -314,6 +314,22 @@ def make_network(
                 network.mark_output(tensors[name])
     if settings.outputs is not None or settings.exclude_outputs:
         _select_outputs(network, settings.outputs, settings.exclude_outputs)
+    asked = [
+        what
+        for what, given in (
+            ("layer_precisions", settings.layer_precisions),
+            ("keep_fp32", settings.keep_fp32),
+            ("keep_fp16", settings.keep_fp16),
+        )
+        if given
+    ]
+    if asked and network.num_layers and not hasattr(network.get_layer(0), "precision"):
+        raise BackendUnavailableError(
+            f"{trt.describe()} has no per-layer precision (ILayer.precision): it builds "
+            f"strongly typed networks only, so {' and '.join(asked)} cannot be applied; give "
+            "it a model already in the precisions wanted (e.g. models.convert_to_fp16 with "
+            "its block list), or run these tests on TensorRT"
+        )
     if settings.layer_precisions:
         _apply_layer_precisions(trt, network, settings.layer_precisions)
     if settings.keep_fp32:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from pytest_polygraphy.runners.trt_module import tensorrt_unavailable_reason
 from tests.plugin.harness import exp_sigmoid_model, run_pytest, save, scale_model
 
 FAKE_CONFTEST = '''
@@ -157,6 +158,9 @@ def test_a_missing_or_unreadable_reference_fails_that_test_naming_the_file(
     assert not log  # failed before any runner was made
 
 
+@pytest.mark.skipif(
+    tensorrt_unavailable_reason() is None, reason="TensorRT (or TensorRT-RTX) is installed here"
+)
 def test_without_tensorrt_an_engine_test_skips_with_the_install_hint(tmp_path: Path) -> None:
     root = project(tmp_path, fakes=False)
     fake_engine(root / "det.plan", "det.onnx")

@@ -307,7 +307,9 @@ def test_dynamic_inputs_build_with_a_profile(tmp_path: Path) -> None:
     engine = trt_build.build_serialized_engine(trt, source, runner.settings, logger=logger)
     assert len(engine) > 1000
     with pytest.raises(InputError, match="unknown inputs"):
-        bad = trt_settings.EngineSettings(shapes=trt_settings.normalize_shapes({"nope": (1, 8)}))
+        bad = trt_settings.EngineSettings(
+            profiles=(trt_settings.normalize_shapes({"nope": (1, 8)}),)
+        )
         trt_build.build_serialized_engine(trt, source, bad, logger=logger)
 
 
@@ -497,6 +499,37 @@ def test_keep_fp16_constrains_the_layers_of_each_node_on_a_fake_network() -> Non
     assert settings.key_parts() != trt_settings.EngineSettings(precision="int8").key_parts()
     with pytest.raises(InputError, match=r"\['conv1'\] are in both keep_fp32 and keep_fp16"):
         trt_settings.EngineSettings(keep_fp32=("conv1",), keep_fp16=("conv1",))
+
+
+class FakeStronglyTypedLayerForOrchestration:
+    """A layer as TensorRT-RTX's bindings make it: no ``precision`` to set."""
+
+    name, metadata, num_outputs = "conv1", "[ONNX Layer: conv1]", 1
+
+
+def test_per_layer_precisions_on_a_strongly_typed_only_tensorrt_are_refused_by_name(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Seen on the GPU machine: TensorRT-RTX's layers have no ``precision``; keep_fp32 there
+    was an AttributeError from deep in the build. It is a BackendUnavailableError saying
+    what cannot be applied and why (a fake network; no TensorRT here)."""
+    network = FakeNetworkForKeepFp32([FakeStronglyTypedLayerForOrchestration()])
+    monkeypatch.setattr(trt_build, "_parse", lambda *args: (network, None))
+    fake = SimpleNamespace(describe=lambda: "TensorRT-RTX 1.7 (fake)")
+    for settings, named in (
+        (trt_settings.EngineSettings(keep_fp32=("conv1",)), "keep_fp32"),
+        (trt_settings.EngineSettings(layer_precisions={"conv1": "fp32"}), "layer_precisions"),
+    ):
+        with pytest.raises(BackendUnavailableError, match=rf"no per-layer precision.*{named}"):
+            trt_build.make_network(fake, None, None, settings, None)  # type: ignore[arg-type]
+    plain, _ = trt_build.make_network(
+        fake,  # type: ignore[arg-type]
+        None,
+        None,
+        trt_settings.EngineSettings(),
+        None,
+    )
+    assert plain is network
 
 
 # -- build options: cache key and IBuilderConfig calls (fakes; no TensorRT here) ------------
