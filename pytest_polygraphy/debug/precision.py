@@ -178,7 +178,10 @@ class PrecisionSession(DebugSession):
             return self._result(
                 "error", "cannot search: the model has no float compute nodes" + dropped
             )
-        self.bound = 1 + (math.ceil(math.log2(n)) + 1 if n > 1 else 1)
+        # The progress bound is that of the culprits found so far plus one more: one round
+        # of at most ceil(log2 N) + 1 checks each (and the first check).
+        step = math.ceil(math.log2(n)) + 1 if n > 1 else 1
+        self.bound = 1 + step
         everything = tuple(range(n))
         if self.check_kept(everything) is not Verdict.GOOD:
             return self._result(
@@ -194,8 +197,12 @@ class PrecisionSession(DebugSession):
             direction=self.options.direction,
             max_checks=budget,
             known={everything: Verdict.GOOD, (): Verdict.BAD},
+            on_culprit=lambda _: self._raise_bound(step),
         )
         return self._finish(model, result.keep, result.finished, dropped)
+
+    def _raise_bound(self, step: int) -> None:
+        self.bound += step
 
     @property
     def _in(self) -> str:

@@ -225,6 +225,7 @@ def peel(
     direction: str = "forward",
     max_checks: int | None = None,
     known: dict[Nodes, Verdict] | None = None,
+    on_culprit: Callable[[int], None] | None = None,
 ) -> PeelResult:
     """The candidates that must be kept (in higher precision) for ``check`` to pass, given
     that keeping all ``n`` passes and keeping none fails.
@@ -236,7 +237,8 @@ def peel(
     With k independent culprits that is at most ``k * (ceil(log2 n) + 1)`` checks.
     ``reverse`` searches suffixes instead; ``linear`` grows the prefix one candidate at a
     time. Anything but GOOD counts as failing. The search is anytime: stopped by
-    ``max_checks``, ``keep`` is still a set that passed."""
+    ``max_checks``, ``keep`` is still a set that passed. ``on_culprit(index)`` is told of
+    each culprit as it is found (a caller's progress bound grows by one round each time)."""
     if n < 1:
         raise ValueError("nothing to search: no candidates")
     if mode not in ("bisect", "linear"):
@@ -286,6 +288,8 @@ def peel(
         if not finished:
             break
         found.append(position(hi - 1))
+        if on_culprit is not None:
+            on_culprit(found[-1])
         hi -= 1
         if max_checks is not None and run.result.checks >= max_checks:
             finished = False

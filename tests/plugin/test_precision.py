@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import shlex
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,16 @@ def test_planted_culprits_are_found_by_name_within_the_budget(case, model, culpr
     sidecar = next(s for s in result["summary"].splitlines() if s.startswith("sidecar: "))
     kept = json.loads("{" + sidecar.split(":", 1)[1] + "}")["keep_fp32"]
     assert sorted(kept) == sorted(culprits)
+    # The progress bound grows by a round per culprit found: every check line carries one.
+    folder = next((project / "polygraphy-debug").glob(f"models_{model}.onnx*/precision"))
+    for line in (folder / "progress.log").read_text().splitlines():
+        if line.startswith("check "):
+            number, bound = re.match(r"check (\d+) of <=(\d+),", line).groups()  # type: ignore[union-attr]
+            assert (
+                int(number)
+                <= int(bound)
+                <= k * (math.ceil(math.log2(n)) + 1) + 1 + (math.ceil(math.log2(n)) + 1)
+            ), line
 
 
 def test_the_printed_line_makes_the_test_pass(case) -> None:
