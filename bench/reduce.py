@@ -1,6 +1,6 @@
 """Benchmark: ``pytest --polygraphy-reduce`` against Polygraphy 0.53.6 ``debug reduce``.
 
-    python bench/reduce.py [--cases chain real] [--chain-nodes 245] [--work DIR]
+    python bench/reduce.py [--cases chain real] [--chain-nodes 245] [--work DIR] [--repeats 3]
 
 Two models, each with one planted fp16 overflow, ``Exp(Mul(t, s))`` followed by ``Log``
 (in the real model then ``t + 0 * that``, so that the fp32 model computes what it
@@ -55,6 +55,7 @@ import math
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -338,6 +339,8 @@ class Side:
     nodes: list[str] = field(default_factory=list)
     steps: list[tuple[str, float, int]] = field(default_factory=list)
     note: str = ""
+    #: The wall time of every repeat; ``wall_s`` is their median.
+    walls: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -639,6 +642,9 @@ def details(case: Case) -> str:
     lines = [f"{case.name} ({case.graph_nodes} graph nodes):"]
     ours = ", ".join(case.ours.nodes) or "(nothing)"
     lines.append(f"  ours ended with {len(case.ours.nodes)} node(s): {ours}")
+    ours_runs = ", ".join(f"{w:.2f}" for w in case.ours.walls)
+    polygraphy_runs = ", ".join(f"{w:.2f}" for w in case.polygraphy.walls)
+    lines.append(f"  runs (s): ours {ours_runs}; Polygraphy {polygraphy_runs}")
     lines.append(
         f"  ours: pytest {case.ours.wall_s:.1f} s, of which the reduce session "
         f"{case.ours.session_s:.1f} s (the rest: start-up, collection, the failing run)"
@@ -661,6 +667,9 @@ def main() -> None:
     parser.add_argument("--cases", nargs="+", choices=["chain", "real"], default=["chain", "real"])
     parser.add_argument("--chain-nodes", type=int, default=245, help="nodes of the chain")
     parser.add_argument("--work", type=Path, help="work folder (default: a temporary one)")
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="runs of each side per case (median shown)"
+    )
     parser.add_argument("--check-model", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--inputs", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--counter", type=Path, help=argparse.SUPPRESS)
@@ -682,14 +691,23 @@ def main() -> None:
     cases = []
     for name in args.cases:
         case, shape, input_name = prepare(name, work, args.chain_nodes)
-        print(f"{name}: running ours ...", file=sys.stderr, flush=True)
-        run_ours(case, work / name)
-        print(f"{name}: running Polygraphy ...", file=sys.stderr, flush=True)
-        run_polygraphy(case, work / name, shape, input_name)
+        ours_walls: list[float] = []
+        polygraphy_walls: list[float] = []
+        for repeat in range(args.repeats):  # interleaved, so that both meet the same noise
+            case.ours, case.polygraphy = Side(), Side()
+            print(f"{name}: running ours ({repeat + 1})...", file=sys.stderr, flush=True)
+            run_ours(case, work / name)
+            print(f"{name}: running Polygraphy ({repeat + 1})...", file=sys.stderr, flush=True)
+            run_polygraphy(case, work / name, shape, input_name)
+            ours_walls.append(case.ours.wall_s)
+            polygraphy_walls.append(case.polygraphy.wall_s)
+        for side, walls in ((case.ours, ours_walls), (case.polygraphy, polygraphy_walls)):
+            side.walls, side.wall_s = walls, statistics.median(walls)
         cases.append(case)
     print(
         f"\nfp16 vs fp32 on onnx's reference evaluator, rtol=atol={RTOL}, cpus: {os.cpu_count()}"
-        " (ours without hypothesis's pytest plugin, as in the default install)\n"
+        " (ours without hypothesis's pytest plugin, as in the default install); wall times: "
+        f"median of {args.repeats} interleaved runs of each side\n"
     )
     print(table(cases))
     print()

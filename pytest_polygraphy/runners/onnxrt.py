@@ -358,10 +358,14 @@ class OnnxrtRunner(OnnxModelRunner):
         if self.keep_fp16 and self.providers == [PROVIDER_NAMES["cpu"]]:
             fallbacks = cpu_fp32_fallbacks(prepared, self.keep_fp16)
             if fallbacks:
+                shown = ", ".join(repr(name) for name in fallbacks[:10])
+                if len(fallbacks) > 10:
+                    shown += f" and {len(fallbacks) - 10} more"
                 warnings.warn(
                     f"runner {self.name!r}: ONNX Runtime's CPU provider has no float16 kernel "
-                    f"for the keep_fp16 nodes {fallbacks} and runs them in float32 (it casts "
-                    "around them); for float16 numerics use the CUDA provider or TensorRT",
+                    f"for {len(fallbacks)} of the {len(self.keep_fp16)} keep_fp16 nodes "
+                    f"({shown}) and runs them in float32 (it casts around them); for float16 "
+                    "numerics use the CUDA provider or TensorRT",
                     stacklevel=2,
                 )
         self._session = session
