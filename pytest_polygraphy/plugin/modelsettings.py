@@ -39,8 +39,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pytest_polygraphy.plugin import optionspecs, runsyntax, syntax
+from pytest_polygraphy.plugin import runsyntax, syntax
 from pytest_polygraphy.plugin.syntax import COMPARE_FUNCS, REFERENCES, OptionValueError
+from pytest_polygraphy.plugin.vocabulary import TRT_CALIBRATORS
 
 SUFFIX = ".polygraphy.json"
 
@@ -185,7 +186,7 @@ PARSERS: dict[str, Callable[[Any, Path], Any]] = {
     "trt_max_shapes": _shape_sets,
     "save_engine": lambda value, base: _one_path(value, base),
     "trt_timing_cache": lambda value, base: _one_path(value, base),
-    "trt_calibrator": lambda value, base: _choice(value, optionspecs.TRT_CALIBRATORS),
+    "trt_calibrator": lambda value, base: _choice(value, TRT_CALIBRATORS),
     "calibration_cache": lambda value, base: _one_path(value, base),
     # the ONNX model a prebuilt engine (.engine/.plan) was built from: its reference
     "model": lambda value, base: _one_path(value, base),

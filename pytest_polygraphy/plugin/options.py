@@ -22,12 +22,12 @@ from typing import Any
 
 import pytest
 
+from pytest_polygraphy.plugin.optionparsers import model_settings_lines
 from pytest_polygraphy.plugin.optionspecs import (
     INI_ONLY,
     OPTION_SPECS,
     gpus_setting,
     ini_value,
-    model_settings_lines,
     needs_gpu_hooks,
     pytest_addoption,
 )

@@ -25,6 +25,9 @@ BACKENDS = ("onnxref", "onnxrt", "trt")
 REFERENCES = (*BACKENDS, "golden")
 COMPARE_FUNCS = ("simple", "indices", "distance_metrics", "quality_metrics")
 CHECK_ERROR_STATS = ("elemwise", "max", "mean", "median", "quantile")
+#: TensorRT's int8 calibrators (``--polygraphy-trt-calibrator``): IInt8EntropyCalibrator2
+#: and IInt8MinMaxCalibrator.
+TRT_CALIBRATORS = ("entropy2", "minmax")
 
 
 class OptionValueError(ValueError):

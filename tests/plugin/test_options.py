@@ -449,3 +449,30 @@ def test_calibrator_and_tensorrt_cache_files_have_ini_twins_relative_to_the_ini(
     assert options.trt_timing_cache == pytester.path / "t.cache"  # absent files are fine
     assert options.calibration_cache == pytester.path / "c.cache"
     assert options.command_line >= {"trt_calibrator", "trt_timing_cache", "calibration_cache"}
+
+
+def test_the_option_table_names_real_parsers_and_its_help_matches_the_vocabulary() -> None:
+    """The table is data (``options.json``): every parser and renderer it names exists,
+    each option that offers a closed set of values says every value in its help, and the
+    flags are those the plugin has always had (kebab-case of the attribute)."""
+    from pytest_polygraphy.plugin import optionparsers, vocabulary
+
+    for spec in OPTION_SPECS:
+        assert spec.parse is not None or spec.parse_with is None, spec.attr
+        assert spec.render is not None or spec.render_with is None, spec.attr
+        assert spec.kind in ("flag", "value", "values", "sets"), spec.attr
+        assert spec.flag == "--polygraphy-" + spec.attr.replace("_", "-")
+    listed = {
+        "precisions": vocabulary.PRECISIONS,
+        "check_error_stat": vocabulary.CHECK_ERROR_STATS,
+        "compare_func": vocabulary.COMPARE_FUNCS,
+        "trt_calibrator": vocabulary.TRT_CALIBRATORS,
+        "reference": vocabulary.BACKENDS,
+    }
+    for attr, values in listed.items():
+        spec = next(spec for spec in OPTION_SPECS if spec.attr == attr)
+        assert all(value in spec.help for value in values), (attr, spec.help)
+    with pytest.raises(ValueError, match="unknown parser"):
+        optionparsers.parser(["nonsense", 1])
+    choice = optionparsers.parser(["choice", "TRT_CALIBRATORS"])
+    assert choice is not None and choice("minmax", "", None, False) == "minmax"  # type: ignore[arg-type]
