@@ -446,12 +446,17 @@ class ItemCheck:
         import warnings
 
         from pytest_polygraphy.models import quantize_int8, save_model
+        from pytest_polygraphy.plugin.backends import ORT_CALIBRATION_METHODS
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             save_model(
                 quantize_int8(
-                    context.model, self._feeds(context), exclude=settings.keep_fp32, keep_fp16=kept
+                    context.model,
+                    self._feeds(context),
+                    exclude=settings.keep_fp32,
+                    keep_fp16=kept,
+                    calibration_method=ORT_CALIBRATION_METHODS[settings.trt_calibrator],
                 ),
                 path,
             )
