@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_polygraphy.errors import BackendUnavailableError, PolygraphyError
-from pytest_polygraphy.plugin import markers
 from pytest_polygraphy.plugin.outcomes import fail
 from pytest_polygraphy.plugin.vocabulary import FULL_PRECISION, OptionValueError, ShapeSet
 
@@ -43,6 +42,8 @@ def _options(config: pytest.Config) -> PolygraphyOptions:
 
 
 def _model_from_markers(request: pytest.FixtureRequest) -> Path | None:
+    from pytest_polygraphy.plugin import markers
+
     try:
         path = markers.model_path(request.node)
     except OptionValueError as err:
@@ -123,6 +124,8 @@ def polygraphy_settings(request: pytest.FixtureRequest) -> AccuracySettings:
             assert polygraphy_settings.tolerance("boxes")[0] == 1e-2
             assert polygraphy_settings.sources["rtol[boxes]"] == "@pytest.mark.tolerance"
     """
+    from pytest_polygraphy.plugin import markers
+
     parametrized = "precision" in request.fixturenames
     precision = request.getfixturevalue("precision") if parametrized else FULL_PRECISION
     input_shapes = (
@@ -224,6 +227,8 @@ def _runner(
 
 def _engine_or(request: pytest.FixtureRequest, model: Any) -> Any:
     """The test's ``@pytest.mark.engine`` file, else ``model``."""
+    from pytest_polygraphy.plugin import markers
+
     try:
         engine = markers.engine_path(request.node)
     except OptionValueError as err:

@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_polygraphy.plugin import markers
 from pytest_polygraphy.plugin.optionspecs import (
     anything_given,
     needs_gpu_hooks,
+    register_markers,
     report_file_asked,
 )
 from pytest_polygraphy.plugin.outcomes import fail
@@ -52,7 +52,7 @@ def configure(config: pytest.Config) -> None:
     A run that sets none of the plugin's options or switches has nothing to parse or
     check: it registers the hooks and fixtures only, and the options are read (defaults)
     when a test first asks for them."""
-    markers.register(config)
+    register_markers(config)
     unavailable = None
     options = None
     if anything_given(config):
@@ -141,6 +141,7 @@ def _parametrized_by_user(metafunc: pytest.Metafunc, argname: str) -> bool:
 
 def _model_layers(metafunc: pytest.Metafunc) -> list[Layer]:
     """Per-model settings of the test's model (``model`` marker, else ini), if any."""
+    from pytest_polygraphy.plugin import markers
     from pytest_polygraphy.plugin.options import get_options
 
     path = markers.model_path(metafunc.definition) or get_options(metafunc.config).model
@@ -235,6 +236,7 @@ class RunHooks:
         names = metafunc.fixturenames
         if "precision" not in names and "input_shapes" not in names:
             return
+        from pytest_polygraphy.plugin import markers
         from pytest_polygraphy.plugin.options import get_options
         from pytest_polygraphy.plugin.settings import ordered_layers, pick
         from pytest_polygraphy.plugin.syntax import OptionValueError

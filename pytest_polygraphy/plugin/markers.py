@@ -1,4 +1,6 @@
-"""The plugin's markers: their registered signatures and how their arguments are read.
+"""The plugin's markers: how their arguments are read. (Their signatures, registered at
+every start, are in the option table: ``optionspecs.MARKERS``, from ``options.json``;
+this module is imported when a test's markers are first read.)
 
 Markers are read with ``get_closest_marker``, so a marker on a test wins over one on its
 class, which wins over a module's ``pytestmark``. A marker is the test's own explicit
@@ -14,67 +16,11 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from pytest_polygraphy.plugin.optionspecs import MARKERS as MARKERS
 from pytest_polygraphy.plugin.vocabulary import OptionValueError, ShapeSet
 
 if TYPE_CHECKING:
     from pytest_polygraphy.plugin.modelsettings import Layer
-
-#: (signature, description) of every marker, registered in ``pytest_configure``.
-MARKERS: tuple[tuple[str, str], ...] = (
-    (
-        "model(path)",
-        "the ONNX model of the test's model fixture; a path relative to the test file's "
-        "folder, or absolute.",
-    ),
-    (
-        "engine(path)",
-        "a prebuilt TensorRT engine file (.engine or .plan) that the test's TensorRT runner "
-        "runs instead of building one (trt_runner, runners, accuracy); the model marker names "
-        "the ONNX model it was built from, which the reference backend runs. A path relative "
-        "to the test file's folder, or absolute; a missing file fails the test.",
-    ),
-    (
-        "precisions(*names)",
-        "parametrize the test over these precisions (fp32, tf32, fp16, bf16, int8, fp8), "
-        "instead of --polygraphy-precisions (a marker wins over the command line and per-model "
-        "settings); the backends under test run at each, the reference at fp32.",
-    ),
-    (
-        "shapes(*shape_sets)",
-        "parametrize the test over input shape sets, each a dict {input: shape} or a string "
-        "'x:[1,3,224,224] mask:[1,1,224,224]', instead of --polygraphy-input-shapes (a marker "
-        "wins over the command line and per-model settings).",
-    ),
-    (
-        "keep_fp32(*node_names)",
-        "keep these nodes in fp32 when the test's backends run at fp16 or bf16 (not converted), "
-        "int8 (not quantized) or on TensorRT (layers constrained to fp32); a marker wins over "
-        "--polygraphy-keep-fp32 and per-model keep_fp32. A name that is not a node of the "
-        "model fails the test with the closest names.",
-    ),
-    (
-        "keep_fp16(*node_names)",
-        "run these nodes in fp16 when the test's backends run at bf16 or int8 (int8: not "
-        "quantized; TensorRT: layers constrained to fp16), as --polygraphy-precision-to "
-        "float16 answers; a marker wins over --polygraphy-keep-fp16 and per-model keep_fp16. "
-        "A node also kept in fp32 is an error.",
-    ),
-    (
-        "tolerance(rtol=None, atol=None, check_error_stat=None, error_quantile=None, "
-        "**compare_args)",
-        "the test's tolerances: one value for every output or a dict {output: value} with '' "
-        "as the default; they win over the command line, the ini file, per-model settings and "
-        "the precision's default tolerances. "
-        "Other keyword arguments go to the compare function (e.g. index_tolerance=1, "
-        "rule='allclose').",
-    ),
-)
-
-
-def register(config: pytest.Config) -> None:
-    """Register every marker with its signature (shown by ``pytest --markers``)."""
-    for signature, description in MARKERS:
-        config.addinivalue_line("markers", f"{signature}: {description}")
 
 
 def _fail(marker: str, err: Exception) -> OptionValueError:

@@ -1,5 +1,6 @@
-"""The ``--polygraphy-*`` options: their table, their registration with pytest, and the
-cheap reads start-up needs (is any option given; the GPU list; is a report file asked for).
+"""The ``--polygraphy-*`` options and the markers: their table, their registration with
+pytest, and the cheap reads start-up needs (is any option given; the GPU list; is a report
+file asked for).
 
 The table itself (names, help texts, kinds, ini types, and the names of the functions that
 parse and render each value) is data, ``options.json``, read here. pytest imports this
@@ -31,6 +32,7 @@ __all__ = [
     "GROUP",
     "GROUP_DESCRIPTION",
     "INI_ONLY",
+    "MARKERS",
     "OPTION_SPECS",
     "RUN_OPTION_SPECS",
     "TRT_CALIBRATORS",
@@ -41,6 +43,7 @@ __all__ = [
     "ini_value",
     "needs_gpu_hooks",
     "pytest_addoption",
+    "register_markers",
     "report_file_asked",
 ]
 
@@ -113,8 +116,18 @@ INI_ONLY: tuple[tuple[str, str, str], ...] = tuple(
     (name, help, ini_type) for name, help, ini_type in _TABLE["ini_only"]
 )
 BACKEND_HELP: dict[str, str] = dict(_TABLE["backends"])
+#: ``(signature, description)`` of every marker (``plugin.markers`` reads their arguments).
+MARKERS: tuple[tuple[str, str], ...] = tuple(
+    (signature, description) for signature, description in _TABLE["markers"]
+)
 GROUP: str = _TABLE["group"]
 GROUP_DESCRIPTION: str = _TABLE["group_description"]
+
+
+def register_markers(config: pytest.Config) -> None:
+    """Register every marker with its signature (shown by ``pytest --markers``)."""
+    for signature, description in MARKERS:
+        config.addinivalue_line("markers", f"{signature}: {description}")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
