@@ -219,3 +219,28 @@ def test_entropy_and_minmax_calibration_give_different_scales_that_both_run() ->
         assert np.abs(actual - expected).max() < 0.5 * float(np.abs(expected).max())
     with pytest.raises(InputError, match="unknown calibration_method 'percentile'"):
         quantize_int8(model, feeds, calibration_method="percentile")
+
+
+def test_entropy_thresholds_are_onnx_runtimes_own() -> None:
+    """``models.entropy.entropy_threshold`` replaces ONNX Runtime's per-bin Python loops
+    with numpy: on histograms of several shapes (wide tails, one-sided, many empty bins,
+    all in one bin) it picks exactly the range ONNX Runtime's own function picks."""
+    from onnxruntime.quantization.calibrate import HistogramCollector
+
+    from pytest_polygraphy.models.entropy import entropy_threshold
+
+    theirs = HistogramCollector("entropy", False, 2048, 128, 99.99, "same")
+    rng = np.random.default_rng(0)
+    cases = []
+    for scale in (1.0, 3.0):
+        tail = rng.standard_normal(50) * 40
+        cases.append(np.concatenate([rng.standard_normal(20000) * scale, tail]))
+    cases.append(np.abs(cases[0]))
+    cases.append(np.round(cases[1]))
+    cases.append(np.full(100, 2.5))
+    for bins, data in [(2048, d) for d in cases] + [(512, cases[1])]:
+        data = data.astype(np.float32)
+        bound = float(np.abs(data).max())
+        hist, edges = np.histogram(data, bins, range=(-bound, bound))
+        histogram = (hist, edges.astype(np.float32), data.min(), data.max())
+        assert entropy_threshold(histogram, 128) == theirs.get_entropy_threshold(histogram, 128)
