@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -63,3 +64,48 @@ def timed(command: list[str], cwd: Path, log: Path, env: dict[str, str] | None =
         tail = log.read_text(encoding="utf-8", errors="replace")[-3000:]
         raise RuntimeError(f"exit status {done.returncode}: {' '.join(command)}\n{tail}")
     return seconds
+
+
+def exact_chain(
+    total: int,
+    at: list[int],
+    plant: Callable[[int, str, str], list[Any]],
+    constant: Callable[[str, float], str],
+) -> list[Any]:
+    """The nodes of a chain from ``x`` to ``y`` of about ``total`` nodes, each exact in
+    fp16 for values in [0, 1] (``Neg`` then ``Abs``, ``Relu``, ``Mul`` by 0.5 and by 2,
+    their constants named by ``constant(name, value)``), with ``plant(k, previous, out)``
+    (the planted nodes, reading ``previous`` and ending in ``out``) inserted at the first
+    position at or past each of ``at``, in order. The benches plant their faults here."""
+    from onnx import helper
+
+    cycle = ("Neg", "Relu", "MulHalf", "MulTwo")
+    pending = sorted(at)
+    nodes: list[Any] = []
+    previous = "x"
+    i = 0
+    while len(nodes) < total - 1:
+        out = f"t{len(nodes)}"
+        if pending and len(nodes) >= pending[0]:
+            pending.pop(0)
+            nodes += plant(len(at) - len(pending) - 1, previous, out)
+        else:
+            op = cycle[i % len(cycle)]
+            i += 1
+            name = f"n{len(nodes)}"
+            if op == "MulHalf":
+                half = constant(f"{name}_half", 0.5)
+                nodes.append(helper.make_node("Mul", [previous, half], [out], name))
+            elif op == "MulTwo":
+                two = constant(f"{name}_two", 2.0)
+                nodes.append(helper.make_node("Mul", [previous, two], [out], name))
+            elif op == "Neg" and len(nodes) + 2 < total - 1:  # Neg, Abs: back in [0, 1]
+                nodes.append(helper.make_node("Neg", [previous], [out], name))
+                previous = out
+                out = f"t{len(nodes)}"
+                nodes.append(helper.make_node("Abs", [previous], [out], f"n{len(nodes)}"))
+            else:
+                nodes.append(helper.make_node(op, [previous], [out], name))
+        previous = out
+    nodes.append(helper.make_node("Identity", [previous], ["y"], "output"))
+    return nodes

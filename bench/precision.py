@@ -72,7 +72,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchkit import OCR_WHEEL, input_array, ocr_models, timed, tool_env
+from benchkit import OCR_WHEEL, exact_chain, input_array, ocr_models, timed, tool_env
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -109,47 +109,22 @@ def chain_model(total: int, culprits: int, width: int = CHAIN_WIDTH) -> tuple[An
         return name
 
     fractions = {1: (0.6,), 2: (0.3, 0.75)}[culprits]
-    at = [int(total * f) + 3 for f in fractions]
-    cycle = ("Neg", "Relu", "MulHalf", "MulTwo")
-    nodes: list[Any] = []
     planted: list[str] = []
-    previous = "x"
-    i = 0
-    while len(nodes) < total - 1:
-        out = f"t{len(nodes)}"
-        if at and len(nodes) >= at[0]:
-            at.pop(0)
-            k = len(planted)
-            planted.append(f"culprit{k}_norm")
-            nodes += [
-                helper.make_node(
-                    "Mul",
-                    [previous, constant(f"c{k}_scale", CULPRIT_SCALE)],
-                    [f"c{k}_s"],
-                    f"culprit{k}_scale",
-                ),
-                helper.make_node("ReduceL2", [f"c{k}_s"], [f"c{k}_l2"], planted[-1], axes=[1]),
-                helper.make_node("Div", [f"c{k}_s", f"c{k}_l2"], [out], f"culprit{k}_div"),
-            ]
-        else:
-            op = cycle[i % len(cycle)]
-            i += 1
-            name = f"n{len(nodes)}"
-            if op == "MulHalf":
-                half = constant(f"{name}_half", 0.5)
-                nodes.append(helper.make_node("Mul", [previous, half], [out], name))
-            elif op == "MulTwo":
-                two = constant(f"{name}_two", 2.0)
-                nodes.append(helper.make_node("Mul", [previous, two], [out], name))
-            elif op == "Neg" and len(nodes) + 2 < total - 1:  # Neg, Abs: back in [0, 1]
-                nodes.append(helper.make_node("Neg", [previous], [out], name))
-                previous = out
-                out = f"t{len(nodes)}"
-                nodes.append(helper.make_node("Abs", [previous], [out], f"n{len(nodes)}"))
-            else:
-                nodes.append(helper.make_node(op, [previous], [out], name))
-        previous = out
-    nodes.append(helper.make_node("Identity", [previous], ["y"], "output"))
+
+    def plant(k: int, previous: str, out: str) -> list[Any]:
+        planted.append(f"culprit{k}_norm")
+        return [
+            helper.make_node(
+                "Mul",
+                [previous, constant(f"c{k}_scale", CULPRIT_SCALE)],
+                [f"c{k}_s"],
+                f"culprit{k}_scale",
+            ),
+            helper.make_node("ReduceL2", [f"c{k}_s"], [f"c{k}_l2"], planted[-1], axes=[1]),
+            helper.make_node("Div", [f"c{k}_s", f"c{k}_l2"], [out], f"culprit{k}_div"),
+        ]
+
+    nodes = exact_chain(total, [int(total * f) + 3 for f in fractions], plant, constant)
     graph = helper.make_graph(
         nodes,
         f"chain{culprits}",

@@ -65,7 +65,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchkit import MODELS, input_array, ocr_models, timed, tool_env
+from benchkit import MODELS, exact_chain, input_array, ocr_models, timed, tool_env
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -104,34 +104,16 @@ def chain_model(total: int, width: int = 64) -> Any:
         numpy_helper.from_array(np.array(value, np.float32), name)
         for name, value in (("half", 0.5), ("two", 2.0), ("planted_scale", 40.0))
     ]
-    cycle = ("Neg", "Relu", "MulHalf", "MulTwo")
-    culprit = int(total * 0.6) + 3
-    nodes: list[Any] = []
-    previous = "x"
-    i = 0
-    while len(nodes) < total - 1:
-        out = f"t{len(nodes)}"
-        if len(nodes) == culprit - 1:
-            nodes.append(helper.make_node("Mul", [previous, "planted_scale"], ["s"], "planted_mul"))
-            nodes.append(helper.make_node("Exp", ["s"], ["e"], PLANTED))
-            nodes.append(helper.make_node("Log", ["e"], [out], "planted_log"))
-        else:
-            op = cycle[i % len(cycle)]
-            i += 1
-            name = f"n{len(nodes)}"
-            if op == "MulHalf":
-                nodes.append(helper.make_node("Mul", [previous, "half"], [out], name))
-            elif op == "MulTwo":
-                nodes.append(helper.make_node("Mul", [previous, "two"], [out], name))
-            elif op == "Neg" and len(nodes) + 2 < total - 1:  # Neg, Abs: back in [0, 1]
-                nodes.append(helper.make_node("Neg", [previous], [out], name))
-                previous = out
-                out = f"t{len(nodes)}"
-                nodes.append(helper.make_node("Abs", [previous], [out], f"n{len(nodes)}"))
-            else:
-                nodes.append(helper.make_node(op, [previous], [out], name))
-        previous = out
-    nodes.append(helper.make_node("Identity", [previous], ["y"], "output"))
+
+    def plant(k: int, previous: str, out: str) -> list[Any]:
+        return [
+            helper.make_node("Mul", [previous, "planted_scale"], ["s"], "planted_mul"),
+            helper.make_node("Exp", ["s"], ["e"], PLANTED),
+            helper.make_node("Log", ["e"], [out], "planted_log"),
+        ]
+
+    shared = {0.5: "half", 2.0: "two"}  # one initializer each, read by every Mul
+    nodes = exact_chain(total, [int(total * 0.6) + 2], plant, lambda name, v: shared[v])
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, width])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, width])
     model = _opset_model(nodes, [x], [y], inits)
