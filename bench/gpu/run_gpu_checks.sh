@@ -20,15 +20,10 @@
 # Logs and the table go to $OUT (or ./gpu-out when $OUT is unset). Steps do not stop
 # each other: a failure in one is logged and the next step still runs.
 set -uo pipefail
-OUT=${OUT:-$PWD/gpu-out}
-SITE=${SITE:-/tmp/site}
-STAGE=${STAGE:-/tmp/stage}
-mkdir -p "$OUT"
-PY=${PYTHON:-python3}
 start=$(date +%s)
 step() { echo; echo "=== $* ($(( $(date +%s) - start )) s)"; }
 
-step "unpack staged site"
+step "unpack staged site, install the project (registers the pytest11 entry point)"
 source "$(dirname "$0")/site_env.sh"
 
 step "environment"
@@ -68,9 +63,6 @@ cat "$OUT/trt_option_checks.md" 2>/dev/null || tail -40 "$OUT/trt_option_checks.
 
 step "runner overhead benchmark (CPU)"
 $PY bench/runner_overhead.py --calls 200 2>&1 | tee "$OUT/runner_overhead.txt"
-
-step "install the project (offline, no dependencies): registers the pytest11 entry point"
-$PY -m pip install -q --no-deps --no-index --no-build-isolation -e . 2>&1 | tail -3
 
 step "whole test suite"
 $PY -m pytest -n 4 -q -rs -p no:cacheprovider 2>&1 | tee "$OUT/suite.log" | tail -40

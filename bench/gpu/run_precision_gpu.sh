@@ -12,20 +12,12 @@
 #     PRECISION=int8 TO=float16 bash bench/gpu/run_precision_gpu.sh
 # Logs go to $OUT.
 set -uo pipefail
-OUT=${OUT:-$PWD/gpu-out}
-SITE=${SITE:-/tmp/site}
-STAGE=${STAGE:-/tmp/stage}
+source "$(dirname "$0")/site_env.sh"
 MAX_CHECKS=${MAX_CHECKS:-80}
 PRECISION=${PRECISION:-fp16}
 TO=${TO:-float32}
 setting=keep_fp32
 [ "$TO" = float16 ] && setting=keep_fp16
-mkdir -p "$OUT"
-PY=${PYTHON:-python3}
-if [ -z "${SITE_READY:-}" ]; then
-  source "$(dirname "$0")/site_env.sh"
-  $PY -m pip install -q --no-deps --no-index --no-build-isolation -e . 2>&1 | tail -3
-fi
 model=bench/.models/det/ch_PP-OCRv4_det_infer.onnx
 work=$(mktemp -d)
 cp "$model" "$work/det.onnx"

@@ -8,14 +8,7 @@
 #     bash bench/gpu/run_reduce_gpu.sh
 # Logs go to $OUT.
 set -uo pipefail
-OUT=${OUT:-$PWD/gpu-out}
-SITE=${SITE:-/tmp/site}
-STAGE=${STAGE:-/tmp/stage}
-mkdir -p "$OUT"
-PY=${PYTHON:-python3}
 source "$(dirname "$0")/site_env.sh"
-# registers the pytest11 entry point (offline, no dependencies)
-$PY -m pip install -q --no-deps --no-index --no-build-isolation -e . 2>&1 | tail -3
 $PY -c "import onnxruntime as o; print(o.__version__, o.get_available_providers())" 2>&1 | tee "$OUT/env.txt"
 model=bench/.models/det/ch_PP-OCRv4_det_infer.onnx
 work=$(mktemp -d)

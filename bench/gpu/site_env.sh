@@ -1,7 +1,14 @@
-# Sourced by the GPU scripts (PY, SITE, STAGE set): unpack the site staged in $STAGE into
-# $SITE once, put it first on PYTHONPATH (with the checkout), and add the folders of the
-# CUDA libraries ONNX Runtime's CUDA provider dlopens to LD_LIBRARY_PATH.
-if [ ! -d "$SITE/onnxruntime" ]; then
+# Sourced by the GPU scripts, from the project root: set OUT, SITE, STAGE and PY where
+# unset (and make $OUT), unpack the site staged in $STAGE into $SITE once, put it first on
+# PYTHONPATH (with the checkout), add the folders of the CUDA libraries ONNX Runtime's
+# CUDA provider dlopens to LD_LIBRARY_PATH, and install the project (editable, offline,
+# no dependencies) so that pytest finds the plugin's pytest11 entry point.
+OUT=${OUT:-$PWD/gpu-out}
+SITE=${SITE:-/tmp/site}
+STAGE=${STAGE:-/tmp/stage}
+PY=${PY:-${PYTHON:-python3}}
+mkdir -p "$OUT"
+if [ ! -e "$SITE/.unpacked" ]; then
   mkdir -p "$SITE"
   if ls "$STAGE"/chunk_* >/dev/null 2>&1; then
     if command -v xz >/dev/null; then
@@ -14,6 +21,7 @@ if [ ! -d "$SITE/onnxruntime" ]; then
   if ls "$STAGE"/*.whl >/dev/null 2>&1; then
     $PY -m pip install -q --no-index --no-deps --no-compile --target "$SITE" "$STAGE"/*.whl
   fi
+  touch "$SITE/.unpacked"
 fi
 ls "$SITE" | head -20
 export PYTHONPATH="$SITE:$PWD${PYTHONPATH:+:$PYTHONPATH}"
@@ -33,3 +41,4 @@ print(":".join(sorted(found)))
 EOF
 )
 export LD_LIBRARY_PATH="${extra_libs}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+$PY -m pip install -q --no-deps --no-index --no-build-isolation -e . 2>&1 | tail -3
