@@ -1,4 +1,5 @@
-"""Running test models on the two independent backends the tests compare against."""
+"""Running test models on the two independent backends the tests compare against, and
+reading what a transform wrote into one."""
 
 from __future__ import annotations
 
@@ -39,3 +40,14 @@ def intermediates(model: onnx.ModelProto, feed: Mapping[str, np.ndarray]) -> dic
     """Every tensor ReferenceEvaluator computes for ``feed`` (inputs and weights included)."""
     results = ReferenceEvaluator(model).run(None, dict(feed), intermediate=True)
     return {name: value for name, value in results.items() if name}
+
+
+def activation_scales(model: onnx.ModelProto) -> dict[str, float]:
+    """The scale of each QuantizeLinear of an activation (not of a weight initializer) of a
+    Q/DQ model, by the tensor it quantizes."""
+    inits = {init.name: onnx.numpy_helper.to_array(init) for init in model.graph.initializer}
+    return {
+        node.input[0]: float(inits[node.input[1]])
+        for node in model.graph.node
+        if node.op_type == "QuantizeLinear" and node.input[0] not in inits
+    }

@@ -12,7 +12,7 @@ from onnx import helper
 from pytest_polygraphy.errors import InputError, ModelError
 from pytest_polygraphy.models import quantize_int8
 from tests.models import builders
-from tests.models.helpers import run_ort
+from tests.models.helpers import activation_scales, run_ort
 
 
 def _feeds(model: onnx.ModelProto, count: int = 8) -> list[dict[str, np.ndarray]]:
@@ -187,16 +187,6 @@ def test_onnx_runtime_cpu_runs_a_float16_mul_in_float32() -> None:
     assert cpu_fp32_fallbacks(mixed.SerializeToString(), ["shift"]) == []  # not fp16 at all
 
 
-def _activation_scales(model: onnx.ModelProto) -> dict[str, float]:
-    """The scale of each QuantizeLinear of an activation (not of a weight initializer)."""
-    inits = {init.name: onnx.numpy_helper.to_array(init) for init in model.graph.initializer}
-    return {
-        node.input[0]: float(inits[node.input[1]])
-        for node in model.graph.node
-        if node.op_type == "QuantizeLinear" and node.input[0] not in inits
-    }
-
-
 def test_entropy_and_minmax_calibration_give_different_scales_that_both_run() -> None:
     """The calibrator choice (--polygraphy-trt-calibrator on the Q/DQ path) reaches ONNX
     Runtime's calibration: entropy clips the long tail MinMax keeps, so some activation
@@ -205,12 +195,12 @@ def test_entropy_and_minmax_calibration_give_different_scales_that_both_run() ->
     feeds = _feeds(model, 16)
     minmax = quantize_int8(model, feeds, calibration_method="minmax")
     entropy = quantize_int8(model, feeds, calibration_method="entropy")
-    minmax_scales, entropy_scales = _activation_scales(minmax), _activation_scales(entropy)
+    minmax_scales, entropy_scales = activation_scales(minmax), activation_scales(entropy)
     assert minmax_scales.keys() == entropy_scales.keys() and minmax_scales
     assert any(
         not np.isclose(minmax_scales[name], entropy_scales[name]) for name in minmax_scales
     ), (minmax_scales, entropy_scales)
-    assert _activation_scales(quantize_int8(model, feeds)) == minmax_scales  # the default
+    assert activation_scales(quantize_int8(model, feeds)) == minmax_scales  # the default
     feed = builders.random_feed(model, seed=100)
     expected = run_ort(model, feed)["scores"]
     for quantized in (minmax, entropy):

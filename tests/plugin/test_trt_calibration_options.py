@@ -12,7 +12,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import onnx
 import pytest
 
 from pytest_polygraphy.plugin import backends
@@ -22,6 +21,7 @@ from pytest_polygraphy.plugin.options import PolygraphyOptions
 from pytest_polygraphy.plugin.settings import AccuracySettings, resolve
 from pytest_polygraphy.plugin.syntax import OptionValueError
 from tests.models import builders
+from tests.models.helpers import activation_scales
 from tests.runners import fake_trt
 
 
@@ -79,15 +79,6 @@ def test_sidecar_keys_reach_the_tensorrt_runner_and_key_it(
         validate_settings({"trt_calibrator": "legacy"}, tmp_path)
 
 
-def _activation_scales(model: onnx.ModelProto) -> dict[str, float]:
-    inits = {init.name: onnx.numpy_helper.to_array(init) for init in model.graph.initializer}
-    return {
-        node.input[0]: float(inits[node.input[1]])
-        for node in model.graph.node
-        if node.op_type == "QuantizeLinear" and node.input[0] not in inits
-    }
-
-
 def test_the_calibrator_picks_onnx_runtimes_int8_ranges() -> None:
     """On the Q/DQ path (ONNX Runtime int8) entropy2 means entropy ranges, minmax and no
     calibrator MinMax ranges; each is a separate variant of the model."""
@@ -96,7 +87,7 @@ def test_the_calibrator_picks_onnx_runtimes_int8_ranges() -> None:
 
     def scales(calibrator: str | None) -> dict[str, float]:
         settings = AccuracySettings(precision="int8", iterations=8, trt_calibrator=calibrator)
-        return _activation_scales(cache._int8_model(model, "mixed", settings))
+        return activation_scales(cache._int8_model(model, "mixed", settings))
 
     default, minmax, entropy = scales(None), scales("minmax"), scales("entropy2")
     assert default == minmax
