@@ -29,33 +29,6 @@ sys.path.insert(0, str(ROOT))
 
 from tests.plugin import harness  # noqa: E402
 
-TESTS = """
-import pytest
-
-
-@pytest.fixture
-def broken():
-    raise RuntimeError("fixture broke before comparing")
-
-
-def test_setup_error(broken):
-    pass
-
-
-def test_fails_before_comparing():
-    raise ValueError("no outputs to compare")
-
-
-@pytest.mark.skip(reason="not today")
-def test_skipped():
-    pass
-
-
-@pytest.mark.xfail(reason="known")
-def test_xfail():
-    assert False
-"""
-
 CHROMIUM = ("chromium", "chromium-browser", "google-chrome")
 
 
@@ -64,7 +37,7 @@ def build_project(folder: Path) -> None:
     for kind in ("det", "rec"):
         harness.save(harness.exp_sigmoid_model(2), deep / f"ch_PP-OCRv4_{kind}_infer.onnx")
     harness.save(harness.scale_model(), folder / "models" / "tiny.onnx")
-    (folder / "test_kinds.py").write_text(TESTS)
+    (folder / "test_kinds.py").write_text(harness.EVERY_KIND_OF_TEST)
     (folder / "test_broken.py").write_text("import nonexistent_module\n")
 
 

@@ -120,6 +120,40 @@ def pytest_sessionfinish(session):
 
 #: A conftest that SIGKILLs pytest at the start of the test run numbered ``KILL_AT_RUN``
 #: (counting re-runs): how the debug sessions' resume after a kill is tested.
+#: A test file with every outcome a test can have without comparing anything: a setup
+#: error, a failure, a skip, an xfail and a pass (the report must list each).
+EVERY_KIND_OF_TEST = """
+import pytest
+
+
+@pytest.fixture
+def broken():
+    raise RuntimeError("fixture broke before comparing")
+
+
+def test_setup_error(broken):
+    pass
+
+
+def test_fails_before_comparing():
+    raise ValueError("no outputs to compare")
+
+
+@pytest.mark.skip(reason="not today")
+def test_skipped():
+    pass
+
+
+@pytest.mark.xfail(reason="known")
+def test_xfail():
+    assert False
+
+
+def test_passes():
+    pass
+"""
+
+
 KILL_CONFTEST = """
 import os
 import signal

@@ -291,36 +291,6 @@ def test_ini_report_path_is_relative_to_the_ini_file(pytester: pytest.Pytester) 
     assert (pytester.path / "out" / "ini.json").is_file()
 
 
-EVERY_KIND_OF_TEST = """
-import pytest
-
-
-@pytest.fixture
-def broken():
-    raise RuntimeError("fixture broke before comparing")
-
-
-def test_setup_error(broken):
-    pass
-
-
-def test_fails_before_comparing():
-    raise ValueError("no outputs to compare")
-
-
-@pytest.mark.skip(reason="not today")
-def test_skipped():
-    pass
-
-
-@pytest.mark.xfail(reason="known")
-def test_xfail():
-    assert False
-
-
-def test_passes():
-    pass
-"""
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -328,7 +298,9 @@ def test_the_report_lists_every_test_of_the_run(pytester: pytest.Pytester, mode:
     from tests.plugin import harness
 
     harness.save(harness.scale_model(), pytester.path / "models" / "net.onnx")
-    pytester.makepyfile(test_kinds=EVERY_KIND_OF_TEST, test_broken="import nonexistent_module\n")
+    pytester.makepyfile(
+        test_kinds=harness.EVERY_KIND_OF_TEST, test_broken="import nonexistent_module\n"
+    )
     result = pytester.runpytest(
         *mode, "models", "test_kinds.py", "test_broken.py", "--continue-on-collection-errors",
         "--onnxref",
