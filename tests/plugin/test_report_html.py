@@ -291,8 +291,6 @@ def test_ini_report_path_is_relative_to_the_ini_file(pytester: pytest.Pytester) 
     assert (pytester.path / "out" / "ini.json").is_file()
 
 
-
-
 @pytest.mark.parametrize("mode", MODES)
 def test_the_report_lists_every_test_of_the_run(pytester: pytest.Pytester, mode: list[str]) -> None:
     from tests.plugin import harness
