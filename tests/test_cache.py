@@ -25,7 +25,22 @@ def _payload(tag: str) -> bytes:
     return (tag.encode() + bytes(range(256))) * 512
 
 
-def _build_in_process(root: str, builds_dir: str, barrier: Any, results: Any, index: int) -> None:
+SPAWN = multiprocessing.get_context("spawn")
+
+
+def _all_at_once(target: Any, n: int, *args: Any) -> None:
+    """Run ``target(*args, barrier, index)`` in ``n`` spawned processes that wait for each
+    other on ``barrier``; each must exit cleanly."""
+    barrier = SPAWN.Barrier(n)
+    procs = [SPAWN.Process(target=target, args=(*args, barrier, i)) for i in range(n)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+
+
+def _build_in_process(root: str, builds_dir: str, results: Any, barrier: Any, index: int) -> None:
     """Worker: wait for every process, then all ask for the same key at once."""
 
     def build() -> bytes:
@@ -41,24 +56,12 @@ def _build_in_process(root: str, builds_dir: str, barrier: Any, results: Any, in
 
 
 def test_concurrent_processes_build_a_key_exactly_once(tmp_path: Path) -> None:
-    ctx = multiprocessing.get_context("spawn")
     n = 4
-    barrier = ctx.Barrier(n)
-    manager = ctx.Manager()
+    manager = SPAWN.Manager()
     results = manager.dict()
     builds = tmp_path / "builds"
     builds.mkdir()
-    procs = [
-        ctx.Process(
-            target=_build_in_process, args=(str(tmp_path / "c"), str(builds), barrier, results, i)
-        )
-        for i in range(n)
-    ]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(60)
-        assert p.exitcode == 0
+    _all_at_once(_build_in_process, n, str(tmp_path / "c"), str(builds), results)
     assert len(list(builds.iterdir())) == 1
     got = [results[i] for i in range(n)]
     assert len(set(got)) == 1
@@ -182,18 +185,8 @@ def _append_line_in_process(path: str, barrier: Any, index: int) -> None:
 
 def test_a_user_file_is_merged_by_every_process_and_never_truncated(tmp_path: Path) -> None:
     shared = tmp_path / "timing" / "shared.cache"
-    ctx = multiprocessing.get_context("spawn")
     n = 4
-    barrier = ctx.Barrier(n)
-    procs = [
-        ctx.Process(target=_append_line_in_process, args=(str(shared), barrier, i))
-        for i in range(n)
-    ]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(60)
-        assert p.exitcode == 0
+    _all_at_once(_append_line_in_process, n, str(shared))
     lines = shared.read_bytes().decode().splitlines()
     assert sorted(lines) == [f"worker {i}" for i in range(n)]  # no merge lost another's
 
