@@ -100,7 +100,7 @@ class RunnerCache:
         self._models: OrderedDict[Hashable, dict[Hashable, Any]] = OrderedDict()
         self._unavailable: dict[tuple[Hashable, Hashable], BackendUnavailableError] = {}
         self._marked_models: dict[Hashable, dict[Hashable, Any]] = {}
-        #: int8 variants by (model, calibration data); see ``_int8_model``.
+        #: int8 variants by (model, calibration data); see ``int8_model``.
         self._int8_models: OrderedDict[Hashable, Any] = OrderedDict()
         #: How many times each model was quantized for ONNX Runtime's int8.
         self.quantized: Counter[Hashable] = Counter()
@@ -128,7 +128,7 @@ class RunnerCache:
         try:
             marked = None if backend == "trt" else self._marked(model, model_id, settings)
             if backend == "onnxrt" and precision == "int8":
-                marked = self._int8_model(model, model_id, settings)
+                marked = self.int8_model(model, model_id, settings)
             runner = build_runner(backend, model, precision, settings, self.options, marked)
             self.built[backend, precision] += 1
             if runners is None:
@@ -216,7 +216,7 @@ class RunnerCache:
                 raise ModelError(f"{model_display_name(model)}: {err}") from None
         return marked[selection]
 
-    def _int8_model(self, model: Any, model_id: Hashable, settings: AccuracySettings) -> Any:
+    def int8_model(self, model: Any, model_id: Hashable, settings: AccuracySettings) -> Any:
         """The ONNX Runtime int8 (QDQ) variant of ``model``, calibrated with the test's
         inputs by ``--polygraphy-trt-calibrator``'s method: quantized once per model and
         calibration data, kept while the model's runners are (re-activating a runner,

@@ -438,28 +438,24 @@ class ItemCheck:
 
     def _save_passing(self, context: DebugContext, kept: tuple[str, ...], path: Path) -> bool:
         """Write the model ONNX Runtime runs for this int8 test with ``kept`` in fp16 (the
-        test's calibration data, its nodes kept in fp32 left out); False for another
-        precision (bf16 and fp8 run on TensorRT only: no ONNX model of them exists)."""
+        runner cache's int8 variant: the test's calibration data and method, its nodes
+        kept in fp32 left out); False for another precision (bf16 and fp8 run on TensorRT
+        only: no ONNX model of them exists)."""
         settings = context.settings
         if settings.precision != "int8":
             return False
         import warnings
 
-        from pytest_polygraphy.models import quantize_int8, save_model
-        from pytest_polygraphy.plugin.backends import ORT_CALIBRATION_METHODS
+        from pytest_polygraphy.models import save_model
+        from pytest_polygraphy.plugin.backends import model_key, runner_cache
 
+        variant = dataclasses.replace(settings, feeds=None, keep_fp16=kept)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            save_model(
-                quantize_int8(
-                    context.model,
-                    self._feeds(context),
-                    exclude=settings.keep_fp32,
-                    keep_fp16=kept,
-                    calibration_method=ORT_CALIBRATION_METHODS[settings.trt_calibrator],
-                ),
-                path,
+            quantized = runner_cache(self.item.config).int8_model(
+                context.model, model_key(context.model), variant
             )
+        save_model(quantized, path)
         return True
 
     def _tensorrt_layers(self, context: DebugContext) -> Any:

@@ -87,7 +87,7 @@ def test_the_calibrator_picks_onnx_runtimes_int8_ranges() -> None:
 
     def scales(calibrator: str | None) -> dict[str, float]:
         settings = AccuracySettings(precision="int8", iterations=8, trt_calibrator=calibrator)
-        return activation_scales(cache._int8_model(model, "mixed", settings))
+        return activation_scales(cache.int8_model(model, "mixed", settings))
 
     default, minmax, entropy = scales(None), scales("minmax"), scales("entropy2")
     assert default == minmax
