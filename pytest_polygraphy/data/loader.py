@@ -108,9 +108,8 @@ class DataLoader:
         plans = [
             self._plan(meta, shapes[name], values.get(name)) for name, meta in metadata.items()
         ]
-        bound = BoundDataLoader(self.seed, self.iterations, plans)
-        bound.defaulted = {name: shapes[name] for name in metadata if name in defaulted}
-        return bound
+        guessed = {name: shapes[name] for name in metadata if name in defaulted}
+        return BoundDataLoader(self.seed, self.iterations, plans, guessed)
 
     def _plan(
         self, meta: TensorMeta, shape: tuple[int, ...], values: tuple[int, ...] | None
@@ -126,14 +125,20 @@ class BoundDataLoader(Sequence[Feed]):
     """The feeds of a :class:`DataLoader` for one model: ``len()`` is the iteration count,
     indexing generates iteration ``k`` afresh (same values every time), iteration repeats."""
 
-    def __init__(self, seed: int, iterations: int, plans: list[_InputPlan]) -> None:
+    def __init__(
+        self,
+        seed: int,
+        iterations: int,
+        plans: list[_InputPlan],
+        defaulted: dict[str, tuple[int, ...]] | None = None,
+    ) -> None:
         self.seed = seed
         self.iterations = iterations
         self._plans = plans
         #: Inputs with a dynamic dim that nothing sized, generated with it set to 1 (as
         #: Polygraphy does), by name, with the shape generated: a failure on such a shape
         #: may come from the shape, and the test's failure says so.
-        self.defaulted: dict[str, tuple[int, ...]] = {}
+        self.defaulted: dict[str, tuple[int, ...]] = defaulted or {}
 
     @property
     def shapes(self) -> dict[str, tuple[int, ...]]:
