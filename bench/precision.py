@@ -164,15 +164,16 @@ class Oracle:
         self.calls = 0
 
     def _run(self, model: Any) -> dict[str, Any]:
-        """The project's ``OnnxrefRunner`` (what ``--onnxref`` runs): onnx's evaluator with
-        its ``BatchNormalization`` corrected to inference mode (the runner's docstring)."""
+        """What ``--onnxref`` runs: onnx's evaluator with the project's operators
+        (``runners/onnxref_ops``: BatchNormalization corrected to inference mode, faster
+        Conv and MaxPool with onnx's results)."""
         from onnx.reference import ReferenceEvaluator
 
-        from pytest_polygraphy.runners.onnxref import batch_normalization
+        from pytest_polygraphy.runners.onnxref_ops import reference_ops
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # fp16 overflow warnings from numpy
-            evaluator = ReferenceEvaluator(model, new_ops=[batch_normalization()])
+            evaluator = ReferenceEvaluator(model, new_ops=list(reference_ops()))
             outputs = evaluator.run(None, dict(self.feed))
         return dict(zip(self.names, outputs, strict=True))
 

@@ -20,14 +20,15 @@ should end at.
   filter both would, rightly, stop at the first naturally failing tensor.
 
 The check is the same comparison on both sides: the model (or variant) run by onnx's
-reference evaluator at fp32 and at fp16, fp16 converted by the project's ``convert_to_fp16``
+reference evaluator with the project's operators (``runners/onnxref_ops``, what
+``--onnxref`` runs) at fp32 and at fp16, fp16 converted by the project's ``convert_to_fp16``
 on both sides (Polygraphy's own conversion needs onnxmltools and converts differently; the
 bench compares reducers, not converters), fp16 vs fp32 compared with rtol = atol = 2e-3,
 inputs from the same Polygraphy JSON file. Not ONNX Runtime: its CPU provider casts around
 fp16 nodes that have no fp16 kernel (Log), and the fp16 Exp before such a Log ran in fp32
 too (fp16 ``Log(Exp(12))`` gives 12 there, not inf, at every optimization level), so the
 planted Exp never overflows on it. Polygraphy has no runner on the reference evaluator;
-the check defines a minimal one (``onnxref_runner``).
+the check defines a minimal one (``onnxref_runner``), with the same operators.
 
 - Ours: ``pytest MODEL --onnxref --polygraphy-precisions fp16 --polygraphy-reduce`` in a
   subprocess, wall time of the whole command; checks from its summary (``N checks``).
@@ -212,8 +213,9 @@ def write_inputs(path: Path, name: str, shape: tuple[int, ...]) -> None:
 
 
 def onnxref_runner(model: Any, name: str) -> Any:
-    """A Polygraphy runner on onnx's ``ReferenceEvaluator`` (Polygraphy has none), so that
-    Polygraphy's side runs the same backend as ``--onnxref``."""
+    """A Polygraphy runner on onnx's ``ReferenceEvaluator`` with the project's operators
+    (Polygraphy has no such runner), so that Polygraphy's side runs exactly what
+    ``--onnxref`` runs."""
     from collections import OrderedDict
 
     from onnx.reference import ReferenceEvaluator
@@ -221,9 +223,11 @@ def onnxref_runner(model: Any, name: str) -> Any:
     from polygraphy.common import TensorMetadata
     from polygraphy.datatype import DataType
 
+    from pytest_polygraphy.runners.onnxref_ops import reference_ops
+
     class OnnxrefRunner(BaseRunner):
         def activate_impl(self) -> None:
-            self.evaluator = ReferenceEvaluator(model)
+            self.evaluator = ReferenceEvaluator(model, new_ops=list(reference_ops()))
 
         def get_input_metadata_impl(self) -> Any:
             meta = TensorMetadata()
@@ -264,7 +268,7 @@ def check_model(model_path: Path, inputs: Path, counter: Path) -> int:
 
 
 def _compare(model_path: Path, inputs: Path) -> int:
-    sys.path.insert(0, str(REPO))  # the project's convert_to_fp16 (numpy + onnx only)
+    sys.path.insert(0, str(REPO))  # the project's convert_to_fp16 and operators (numpy + onnx)
     import onnx
     from polygraphy.comparator import Comparator, CompareFunc, RunResults
     from polygraphy.json import load_json

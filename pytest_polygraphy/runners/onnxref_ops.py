@@ -1,0 +1,258 @@
+"""Operators the ``onnxref`` runner hands onnx's ``ReferenceEvaluator`` in place of its own.
+
+- ``BatchNormalization`` is corrected: onnx's kernel for opsets 9 to 13 takes the mere
+  presence of the ``momentum`` attribute (which exporters such as paddle2onnx always write)
+  as training mode and mixes the batch's statistics into the running ones, where the ONNX
+  specification, ONNX Runtime and TensorRT normalize with the running statistics unless
+  the node asks for its training outputs. (Found by ``--polygraphy-reduce`` on PaddleOCR's
+  direction classifier: 0.09 off at its first BatchNormalization, 0.039 at the output.)
+- ``Conv`` and ``MaxPool`` compute exactly what onnx's kernels compute, faster: the same
+  arrays, byte for byte (``tests/runners/test_onnxref_ops.py`` checks it against onnx's
+  own kernels), because every floating-point operation is the same one on the same
+  operands in the same order; only the order of the loops around them changes. onnx's
+  ``Conv`` builds its im2col matrix by fancy indexing with index arrays as large as the
+  matrix and multiplies float16 matrices in numpy's one-element-at-a-time loop, and its
+  strided ``MaxPool`` loops in Python over every output element; together they were
+  two thirds of a reference run of a mobile CNN, and a reduce session runs the reference
+  evaluator dozens of times.
+
+The evaluator's own kernels stay in charge wherever these would not be the same
+computation (``MaxPool``'s indices output, windows with no element inside the input).
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+from typing import Any
+
+
+@functools.cache
+def reference_ops() -> tuple[type, ...]:
+    """The operator classes to pass as ``ReferenceEvaluator(..., new_ops=...)``."""
+    return (batch_normalization(), conv(), max_pool())
+
+
+def batch_normalization() -> type:
+    """``BatchNormalization`` that follows the specification (see the module docstring):
+    inference mode unless ``training_mode=1`` (opset 14+) or, for opsets 9 to 13, unless
+    the node asks for more than its first output."""
+    from onnx.reference.op_run import OpRun
+    from onnx.reference.ops.op_batch_normalization import (
+        _batchnorm_test_mode,
+        _batchnorm_training_mode,
+    )
+
+    class BatchNormalization(OpRun):
+        op_domain = ""
+
+        def _run(  # type: ignore[override]
+            self,
+            x: Any,
+            scale: Any,
+            bias: Any,
+            mean: Any,
+            var: Any,
+            epsilon: Any = None,
+            momentum: Any = None,
+            training_mode: Any = None,
+            is_test: Any = None,
+            spatial: Any = None,
+        ) -> tuple[Any, ...]:
+            version = self.run_params["opsets"].get("", 0)
+            outputs = [name for name in self.onnx_node.output if name]
+            if version >= 14:
+                training = training_mode == 1
+            elif version >= 9:
+                training = len(outputs) > 1
+            else:
+                training = not is_test
+            epsilon = 1e-5 if epsilon is None else epsilon
+            if not training:
+                return (_batchnorm_test_mode(x, scale, bias, mean, var, epsilon=epsilon),)
+            momentum = 0.9 if momentum is None else momentum
+            y, saved_mean, saved_var, running_mean, running_var = _batchnorm_training_mode(
+                x, scale, bias, mean, var, momentum, epsilon
+            )
+            if version >= 14:
+                return (y, running_mean, running_var)[: len(outputs)]
+            return (y, running_mean, running_var, saved_mean, saved_var)[: len(outputs)]
+
+    return BatchNormalization
+
+
+def conv() -> type:
+    """``Conv`` as onnx's kernel computes it (a dilated kernel spread out with zeros, an
+    im2col matrix, one matmul per group, then the bias), with the im2col matrix copied
+    from a strided window view instead of gathered through index arrays, and float16
+    matmuls summed over all outputs at once (``_matmul``)."""
+    from onnx.reference.op_run import OpRun
+
+    class Conv(OpRun):
+        op_domain = ""
+
+        def _run(  # type: ignore[override]
+            self,
+            X: Any,
+            W: Any,
+            B: Any = None,
+            auto_pad: Any = None,
+            dilations: Any = None,
+            group: Any = None,
+            kernel_shape: Any = None,
+            pads: Any = None,
+            strides: Any = None,
+        ) -> tuple[Any, ...]:
+            if X.ndim < 3:
+                raise ValueError(f"Conv needs an input of rank 3 or more, got shape {X.shape}")
+            return (_conv(X, W, B, auto_pad, dilations, group, kernel_shape, pads, strides),)
+
+    return Conv
+
+
+def _conv(
+    x: Any,
+    w: Any,
+    b: Any,
+    auto_pad: Any,
+    dilations: Any,
+    group: Any,
+    kernel_shape: Any,
+    pads: Any,
+    strides: Any,
+) -> Any:
+    import numpy as np
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    spatial = x.ndim - 2
+    dilations = list(dilations) if dilations is not None else [1] * spatial
+    strides = list(strides) if strides is not None else [1] * spatial
+    pads = list(pads) if pads is not None else [0] * (2 * spatial)
+    kernel = list(kernel_shape) if kernel_shape is not None else list(w.shape[2:])
+    group = 1 if group is None else int(group)
+    if x.shape[1] != w.shape[1] * group or w.shape[0] % group != 0:
+        raise ValueError(
+            f"Conv: input shape {x.shape} and weight shape {w.shape} do not fit group={group}"
+        )
+    if any(d != 1 for d in dilations):
+        spread = [(k - 1) * d + 1 for k, d in zip(w.shape[2:], dilations, strict=True)]
+        wide = np.zeros((*w.shape[:2], *spread), dtype=w.dtype)
+        wide[(slice(None), slice(None), *(slice(None, None, d) for d in dilations))] = w
+        w = wide
+        kernel = [(k - 1) * d + 1 for k, d in zip(kernel, dilations, strict=True)]
+    if auto_pad == "VALID":
+        pads = [0] * (2 * spatial)
+    elif auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+        head, tail = [], []
+        for axis in range(spatial):
+            size = x.shape[2 + axis]
+            target = (size + strides[axis] - 1) // strides[axis]
+            needed = max(0, (target - 1) * strides[axis] + kernel[axis] - size)
+            first = (needed + 1) // 2 if auto_pad == "SAME_LOWER" else needed // 2
+            head.append(first)
+            tail.append(needed - first)
+        pads = head + tail
+    padded = np.pad(x, [(0, 0), (0, 0), *((pads[i], pads[i + spatial]) for i in range(spatial))])
+    if any(padded.shape[2 + i] < kernel[i] for i in range(spatial)):
+        raise ValueError(f"Conv: kernel {kernel} is larger than the padded input {padded.shape}")
+    windows = sliding_window_view(padded, kernel, axis=tuple(range(2, 2 + spatial)))
+    windows = windows[(slice(None), slice(None), *(slice(None, None, s) for s in strides))]
+    out_shape = windows.shape[2 : 2 + spatial]
+    batch, channels = x.shape[:2]
+    kernel_size = int(np.prod(kernel))
+    # rows: channel-major then kernel offset; columns: sample-major then output position
+    order = (1, *range(2 + spatial, 2 + 2 * spatial), 0, *range(2, 2 + spatial))
+    # contiguous, as onnx's is: numpy picks its matmul path (BLAS or not) by strides
+    columns = np.ascontiguousarray(windows.transpose(order).reshape(channels * kernel_size, -1))
+    per_group = w.shape[1] * kernel_size
+    columns = columns.reshape(group, per_group, batch * int(np.prod(out_shape)))
+    product = _matmul(w.reshape(group, w.shape[0] // group, per_group), columns)
+    product = product.reshape(group, w.shape[0] // group, batch, *out_shape)
+    product = product.transpose(2, 0, 1, *range(3, product.ndim))
+    product = product.reshape(batch, w.shape[0], *out_shape)
+    if b is not None:
+        if b.size == 1:
+            product = product + b
+        else:
+            product += b.reshape(1, -1, *([1] * spatial))
+    return product.astype(x.dtype)
+
+
+def _matmul(a: Any, b: Any) -> Any:
+    """``a @ b`` for stacks of matrices. numpy has no BLAS for float16: its loop sums the
+    float32 products of each row and column into a float32 ``sum = 0`` in order, then
+    rounds once to float16 (``HALF_matmul_inner_noblas``). Over many outputs at once the
+    same float32 operations, one step of the sum per column of ``a``, are a few times
+    faster, and give the same bytes: each product of two float16 values is exact in
+    float32, and each step adds it to the running sum with float32 rounding."""
+    import numpy as np
+
+    if a.dtype != np.float16 or b.dtype != np.float16 or a.ndim != 3 or b.ndim != 3:
+        return a @ b
+    shape = (max(a.shape[0], b.shape[0]), a.shape[1], b.shape[2])
+    if shape[0] * shape[1] * shape[2] < 1024:  # numpy's loop is faster on small outputs
+        return a @ b
+    left, right = a.astype(np.float32), b.astype(np.float32)
+    total = np.zeros(shape, dtype=np.float32)
+    step = np.empty(shape, dtype=np.float32)
+    for k in range(a.shape[2]):
+        np.multiply(left[:, :, k : k + 1], right[:, k : k + 1, :], out=step)
+        total += step
+    return total.astype(np.float16)
+
+
+def max_pool() -> type:
+    """``MaxPool`` whose strided or dilated path (onnx loops in Python over every output
+    element) scans the window offsets in onnx's order over all outputs at once: an element
+    replaces the running maximum only when it is the window's first element inside the
+    input or strictly greater (so NaN and signed zeros come out as onnx's loop leaves
+    them)."""
+    from onnx.reference.ops.op_max_pool import MaxPool as OnnxMaxPool
+
+    class MaxPool(OnnxMaxPool):
+        op_domain = ""
+
+        def _pooled(self, x: Any, *args: Any) -> Any:
+            if len(self.output) != 1:
+                return None
+            _, _, dilations, kernel_shape, new_pads, _, strides, out_shape = args
+            return _max_pool(x, dilations, kernel_shape, new_pads, strides, out_shape)
+
+        def _max_pool_1d(self, x: Any, *args: Any) -> Any:
+            pooled = self._pooled(x, *args)
+            return super()._max_pool_1d(x, *args) if pooled is None else (pooled,)
+
+        def _max_pool_2d(self, x: Any, *args: Any) -> Any:
+            pooled = self._pooled(x, *args)
+            return super()._max_pool_2d(x, *args) if pooled is None else (pooled,)
+
+        def _max_pool_3d(self, x: Any, *args: Any) -> Any:
+            pooled = self._pooled(x, *args)
+            return super()._max_pool_3d(x, *args) if pooled is None else (pooled,)
+
+    return MaxPool
+
+
+def _max_pool(
+    x: Any, dilations: Any, kernel: Any, pads: Any, strides: Any, out_shape: Any
+) -> Any | None:
+    """The pooled array, or None when some window holds no element of the input (onnx's
+    kernels then differ by rank; they are left to handle it)."""
+    import numpy as np
+
+    spatial = len(kernel)
+    starts = [np.arange(out_shape[i]) * strides[i] - int(pads[i][0]) for i in range(spatial)]
+    pooled = np.zeros((*x.shape[:2], *out_shape), dtype=x.dtype)
+    seen = np.zeros(tuple(out_shape), dtype=bool)
+    for offsets in itertools.product(*(range(k) for k in kernel)):
+        positions = [starts[i] + offsets[i] * dilations[i] for i in range(spatial)]
+        inside = [(p >= 0) & (p < x.shape[2 + i]) for i, p in enumerate(positions)]
+        clipped = [np.clip(p, 0, x.shape[2 + i] - 1) for i, p in enumerate(positions)]
+        valid = np.ones(tuple(out_shape), dtype=bool)
+        for axis, mask in enumerate(inside):
+            valid = valid & mask.reshape([-1 if i == axis else 1 for i in range(spatial)])
+        values = x[(slice(None), slice(None), *np.ix_(*clipped))]
+        take = valid & (~seen | (values > pooled))
+        pooled = np.where(take, values, pooled)
+        seen |= valid
+    return pooled if seen.all() else None

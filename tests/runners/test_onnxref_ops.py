@@ -1,0 +1,215 @@
+"""The ``onnxref`` runner's ``Conv`` and ``MaxPool`` give onnx's own kernels' results
+byte for byte (infinities and signed zeros included; NaN where onnx has NaN), on
+generated attributes, both float dtypes, and values with NaN, infinities and zeros of
+both signs mixed in; and where they hand over to onnx's kernels, the result is onnx's."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import onnx
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from onnx import helper, numpy_helper
+from onnx.reference import ReferenceEvaluator
+
+from pytest_polygraphy.runners.onnxref_ops import conv, max_pool
+
+DTYPES = {np.float32: onnx.TensorProto.FLOAT, np.float16: onnx.TensorProto.FLOAT16}
+
+
+def _model(node: onnx.NodeProto, x: np.ndarray, initializers: list[np.ndarray]) -> Any:
+    names = node.input[1:]
+    graph = helper.make_graph(
+        [node],
+        "op",
+        [helper.make_tensor_value_info("x", DTYPES[x.dtype.type], list(x.shape))],
+        [helper.make_tensor_value_info(name, DTYPES[x.dtype.type], None) for name in node.output],
+        [numpy_helper.from_array(v, n) for n, v in zip(names, initializers, strict=True) if n],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 8
+    return model
+
+
+def _both(model: Any, x: np.ndarray, op: type) -> tuple[list[Any], list[Any]]:
+    with np.errstate(all="ignore"):
+        theirs = ReferenceEvaluator(model).run(None, {"x": x})
+        ours = ReferenceEvaluator(model, new_ops=[op]).run(None, {"x": x})
+    return theirs, ours
+
+
+def _assert_same_bytes(theirs: list[Any], ours: list[Any]) -> None:
+    """Same dtype, shape and bytes, NaN at the same places; a NaN's sign and payload are
+    left out (no ONNX operator reads them, and x86 sets them by operand order)."""
+    assert len(theirs) == len(ours)
+    for a, b in zip(theirs, ours, strict=True):
+        a, b = np.asarray(a), np.asarray(b)
+        assert (a.dtype, a.shape) == (b.dtype, b.shape)
+        if a.dtype.kind == "f":
+            assert np.array_equal(np.isnan(a), np.isnan(b)), "NaN at other places"
+            a, b = np.where(np.isnan(a), 0, a), np.where(np.isnan(b), 0, b)
+        assert a.tobytes() == b.tobytes(), f"max abs difference {np.max(np.abs(a - b))}"
+
+
+def _values(draw: Any, shape: tuple[int, ...], dtype: Any, special: bool) -> np.ndarray:
+    seed = draw(st.integers(0, 2**31))
+    rng = np.random.default_rng(seed)
+    values = rng.normal(0, 2, size=shape).astype(dtype)
+    if special:
+        flat = values.reshape(-1)
+        picks = rng.choice(flat.size, size=max(1, flat.size // 6), replace=False)
+        flat[picks] = rng.choice(np.array([np.nan, np.inf, -np.inf, 0.0, -0.0], dtype), picks.size)
+    return values
+
+
+@st.composite
+def conv_cases(draw: Any) -> tuple[Any, np.ndarray]:
+    spatial = draw(st.integers(1, 3))
+    group = draw(st.sampled_from([1, 2, 3]))
+    per_group_in = draw(st.integers(1, 3))
+    out_channels = group * draw(st.integers(1, 3))
+    kernel = [draw(st.integers(1, 3)) for _ in range(spatial)]
+    dilations = [draw(st.integers(1, 2)) for _ in range(spatial)]
+    strides = [draw(st.integers(1, 3)) for _ in range(spatial)]
+    auto_pad = draw(st.sampled_from(["NOTSET", "VALID", "SAME_UPPER", "SAME_LOWER"]))
+    pads = [draw(st.integers(0, 2)) for _ in range(2 * spatial)]
+    spread = [(k - 1) * d + 1 for k, d in zip(kernel, dilations, strict=True)]
+    sizes = [draw(st.integers(s, s + 5)) for s in spread]
+    batch = draw(st.integers(1, 2))
+    dtype = draw(st.sampled_from([np.float32, np.float16]))
+    special = draw(st.booleans())
+    x = _values(draw, (batch, group * per_group_in, *sizes), dtype, special)
+    w = _values(draw, (out_channels, per_group_in, *kernel), dtype, special)
+    bias = draw(st.sampled_from(["none", "per-channel", "single"]))
+    inputs, initializers = ["x", "w"], [w]
+    if bias != "none":
+        size = out_channels if bias == "per-channel" else 1
+        initializers.append(_values(draw, (size,), dtype, special))
+        inputs.append("b")
+    attributes: dict[str, Any] = {"group": group, "strides": strides, "dilations": dilations}
+    if auto_pad == "NOTSET":
+        attributes["pads"] = pads
+    else:
+        attributes["auto_pad"] = auto_pad
+    if draw(st.booleans()):
+        attributes["kernel_shape"] = kernel
+    node = helper.make_node("Conv", inputs, ["y"], **attributes)
+    return _model(node, x, initializers), x
+
+
+@settings(max_examples=300, deadline=None)
+@given(conv_cases())
+def test_conv_is_onnx_conv_byte_for_byte(case: tuple[Any, np.ndarray]) -> None:
+    model, x = case
+    _assert_same_bytes(*_both(model, x, conv()))
+
+
+@st.composite
+def max_pool_cases(draw: Any) -> tuple[Any, np.ndarray]:
+    spatial = draw(st.integers(1, 3))
+    kernel = [draw(st.integers(1, 3)) for _ in range(spatial)]
+    dilations = [draw(st.integers(1, 2)) for _ in range(spatial)]
+    strides = [draw(st.integers(1, 3)) for _ in range(spatial)]
+    spread = [(k - 1) * d + 1 for k, d in zip(kernel, dilations, strict=True)]
+    pads = [draw(st.integers(0, s - 1)) for s in spread] * 2
+    sizes = [draw(st.integers(s, s + 6)) for s in spread]
+    dtype = draw(st.sampled_from([np.float32, np.float16]))
+    x = _values(draw, (draw(st.integers(1, 2)), draw(st.integers(1, 3)), *sizes), dtype, True)
+    attributes: dict[str, Any] = {"kernel_shape": kernel, "strides": strides}
+    attributes["dilations"] = dilations
+    auto_pad = draw(st.sampled_from(["NOTSET", "VALID", "SAME_UPPER", "SAME_LOWER"]))
+    if auto_pad == "NOTSET":
+        attributes["pads"] = pads
+        attributes["ceil_mode"] = draw(st.integers(0, 1))
+    else:
+        attributes["auto_pad"] = auto_pad
+    outputs = ["y", "i"] if draw(st.integers(0, 4)) == 0 else ["y"]
+    node = helper.make_node("MaxPool", ["x"], outputs, **attributes)
+    return _model(node, x, []), x
+
+
+@settings(max_examples=300, deadline=None)
+@given(max_pool_cases())
+def test_max_pool_is_onnx_max_pool_byte_for_byte(case: tuple[Any, np.ndarray]) -> None:
+    model, x = case
+    try:
+        theirs, ours = _both(model, x, max_pool())
+    except Exception as err:  # onnx's own kernel refuses some attribute mixes
+        with pytest.raises(type(err)):
+            ReferenceEvaluator(model).run(None, {"x": x})
+        return
+    _assert_same_bytes(theirs, ours)
+
+
+def test_max_pool_keeps_the_first_nan_and_the_first_of_equal_zeros() -> None:
+    """A window starting with NaN stays NaN; a later NaN is passed over; of -0.0 and 0.0
+    the first one stays (onnx's loop replaces only on strictly greater)."""
+    x = np.array([[[np.nan, 1.0, 2.0, np.nan, -0.0, 0.0, 0.0, -0.0]]], np.float32)
+    node = helper.make_node("MaxPool", ["x"], ["y"], kernel_shape=[2], strides=[2])
+    theirs, ours = _both(_model(node, x, []), x, max_pool())
+    _assert_same_bytes(theirs, ours)
+    assert np.signbit(ours[0][0, 0, 2]) and not np.signbit(ours[0][0, 0, 3])
+    assert np.isnan(ours[0][0, 0, 0]) and ours[0][0, 0, 1] == 2.0
+
+
+def test_the_runner_uses_them_on_a_real_exporter_graph() -> None:
+    """A model of Conv (grouped, strided, padded) and strided MaxPool gives onnx's bytes
+    through ``OnnxrefRunner``; the runner's evaluator holds the project's classes."""
+    from pytest_polygraphy.runners.onnxref import OnnxrefRunner
+
+    rng = np.random.default_rng(3)
+    w1 = rng.normal(size=(8, 3, 3, 3)).astype(np.float32)
+    w2 = rng.normal(size=(8, 1, 3, 3)).astype(np.float32)
+    b = rng.normal(size=8).astype(np.float32)
+    nodes = [
+        helper.make_node("Conv", ["x", "w1", "b"], ["c1"], pads=[1, 1, 1, 1], strides=[2, 2]),
+        helper.make_node("Conv", ["c1", "w2"], ["c2"], group=8, pads=[1, 1, 1, 1]),
+        helper.make_node("MaxPool", ["c2"], ["y"], kernel_shape=[2, 2], strides=[2, 2]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "cnn",
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 3, 48, 64])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(v, n) for n, v in (("w1", w1), ("w2", w2), ("b", b))],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    x = rng.normal(size=(1, 3, 48, 64)).astype(np.float32)
+    with OnnxrefRunner(model) as runner:
+        ours = runner.infer({"x": x})["y"]
+        classes = {type(op).__module__ for op in runner._evaluator.rt_nodes_}
+    assert "pytest_polygraphy.runners.onnxref_ops" in classes
+    (theirs,) = ReferenceEvaluator(model).run(None, {"x": x})
+    assert ours.tobytes() == theirs.tobytes()
+
+
+@pytest.mark.parametrize(
+    ("a_shape", "b_shape"),
+    [((1, 64, 96), (1, 96, 144)), ((16, 1, 9), (16, 9, 300)), ((1, 8, 300), (3, 300, 200))],
+)
+@pytest.mark.parametrize("special", [False, True])
+def test_float16_matmul_is_numpy_matmul(
+    a_shape: tuple[int, ...], b_shape: tuple[int, ...], special: bool
+) -> None:
+    """The summed-over-all-outputs float16 matmul (large outputs only) gives numpy's
+    bytes, overflow to infinity included (values of about 100 make sums past 65504)."""
+    from pytest_polygraphy.runners.onnxref_ops import _matmul
+
+    rng = np.random.default_rng(7)
+    a = (rng.normal(size=a_shape) * 100).astype(np.float16)
+    b = (rng.normal(size=b_shape) * 100).astype(np.float16)
+    if special:
+        for array in (a, b):
+            flat = array.reshape(-1)
+            picks = rng.choice(flat.size, size=flat.size // 50, replace=False)
+            specials = np.array([np.nan, np.inf, -np.inf, -0.0], np.float16)
+            flat[picks] = rng.choice(specials, picks.size)
+    with np.errstate(all="ignore"):
+        expected = a @ b
+        ours = _matmul(a, b)
+    assert np.isinf(expected).any() or special
+    _assert_same_bytes([expected], [ours])
