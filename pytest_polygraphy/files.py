@@ -15,10 +15,16 @@ from typing import IO
 PathLike = str | os.PathLike[str]
 
 
-def write_atomically(path: PathLike, write: Callable[[IO[bytes]], None]) -> Path:
+def write_atomically(
+    path: PathLike, write: Callable[[IO[bytes]], None], *, durable: bool = True
+) -> Path:
     """Write a new file at ``path`` through ``write(file)``: into a temporary file in the
     same folder, synced, then renamed over ``path``. A failed write leaves no file behind
     and the old one intact. Parent folders are created. Returns the path written.
+
+    ``durable=False`` skips the sync (a few milliseconds each on some disks): the rename
+    still makes the write atomic for every reader and survives a killed process, but not
+    a power loss. For files that are recomputed anyway, such as debug-session variants.
 
     Raises OSError when the file cannot be written; callers turn it into their own error."""
     path = Path(path)
@@ -28,7 +34,8 @@ def write_atomically(path: PathLike, write: Callable[[IO[bytes]], None]) -> Path
         with os.fdopen(fd, "wb") as file:
             write(file)
             file.flush()
-            os.fsync(file.fileno())
+            if durable:
+                os.fsync(file.fileno())
         os.chmod(tmp_name, 0o666 & ~_umask())  # mkstemp's 0600 would hide the file from others
         os.replace(tmp_name, path)
     except BaseException:
@@ -38,9 +45,9 @@ def write_atomically(path: PathLike, write: Callable[[IO[bytes]], None]) -> Path
     return path
 
 
-def write_bytes_atomically(path: PathLike, data: bytes) -> Path:
+def write_bytes_atomically(path: PathLike, data: bytes, *, durable: bool = True) -> Path:
     """``write_atomically`` for bytes already in memory."""
-    return write_atomically(path, lambda file: file.write(data))
+    return write_atomically(path, lambda file: file.write(data), durable=durable)
 
 
 @functools.cache

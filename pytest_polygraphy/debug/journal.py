@@ -5,14 +5,14 @@ after, both keyed by a content hash of the variant. Reading the journal back giv
 verdict of every finished check (asked again, it is answered from the journal: a resumed
 session repeats no check) and the keys of checks that began and never ended: the process
 died during them (a crash, a kill, Ctrl-C), and a resumed session records them as invalid
-instead of running them again. Lines are flushed as they are written; a torn last line
-(a kill mid-write) is ignored.
+instead of running them again. Lines are flushed as they are written, which is all a
+killed process needs (they are not synced to disk: after a power loss a resumed session
+may repeat the last checks); a torn last line (a kill mid-write) is ignored.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -96,4 +96,3 @@ class Journal:
     def _write(self, entry: dict[str, Any]) -> None:
         self._stream.write(json.dumps(entry, default=str) + "\n")
         self._stream.flush()
-        os.fsync(self._stream.fileno())

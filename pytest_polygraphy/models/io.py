@@ -125,6 +125,7 @@ def save_model(
     path: str | os.PathLike[str],
     *,
     external_data: bool | None = None,
+    durable: bool = True,
 ) -> None:
     """Write a model atomically (temporary file in the same folder, then rename).
 
@@ -132,7 +133,7 @@ def save_model(
     when the model is too large for one protobuf; ``True`` or ``False`` force the choice.
     Tensors under 1 KiB stay in the protobuf (as onnx does by default), so that shape
     inference still sees small constants such as Reshape targets. The model passed in is
-    not changed.
+    not changed. ``durable=False``: not synced to disk (``files.write_atomically``).
     """
     missing = _unloaded_external_tensors(model)
     if missing:
@@ -146,7 +147,7 @@ def save_model(
     if external_data is None:
         external_data = model.ByteSize() > PROTOBUF_LIMIT
     if not external_data:
-        write_bytes_atomically(path, model.SerializeToString())
+        write_bytes_atomically(path, model.SerializeToString(), durable=durable)
         return
     copy = onnx.ModelProto()
     copy.CopyFrom(model)  # onnx.save_model converts tensors to external data in place

@@ -515,7 +515,7 @@ class ItemCheck:
             if variant.model is not None:
                 path = self.folder / "variants" / f"{model_hash(variant.model)[:16]}.onnx"
                 if not path.exists():
-                    save_model(variant.model, path)
+                    save_model(variant.model, path, durable=False)  # recomputed if lost
             feeds = None if variant.feeds is None else VariantFeeds(variant.feeds)
             active = ActiveVariant(path, feeds, variant.keep_fp32, variant.keep_fp16)
             item.stash[VARIANT_KEY] = active

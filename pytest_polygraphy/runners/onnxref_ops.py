@@ -85,7 +85,7 @@ def conv() -> type:
     """``Conv`` as onnx's kernel computes it (a dilated kernel spread out with zeros, an
     im2col matrix, one matmul per group, then the bias), with the im2col matrix copied
     from a strided window view instead of gathered through index arrays, and float16
-    matmuls summed over all outputs at once (``_matmul``)."""
+    matmuls summed over all outputs at once (``_sums``)."""
     from onnx.reference.op_run import OpRun
 
     class Conv(OpRun):
@@ -152,22 +152,33 @@ def _conv(
             head.append(first)
             tail.append(needed - first)
         pads = head + tail
-    padded = np.pad(x, [(0, 0), (0, 0), *((pads[i], pads[i + spatial]) for i in range(spatial))])
-    if any(padded.shape[2 + i] < kernel[i] for i in range(spatial)):
-        raise ValueError(f"Conv: kernel {kernel} is larger than the padded input {padded.shape}")
-    windows = sliding_window_view(padded, kernel, axis=tuple(range(2, 2 + spatial)))
-    windows = windows[(slice(None), slice(None), *(slice(None, None, s) for s in strides))]
-    out_shape = windows.shape[2 : 2 + spatial]
+    sizes = [x.shape[2 + i] + pads[i] + pads[i + spatial] for i in range(spatial)]
+    if any(size < k for size, k in zip(sizes, kernel, strict=True)):
+        raise ValueError(f"Conv: kernel {kernel} is larger than the padded input {sizes}")
+    out_shape = [(size - k) // s + 1 for size, k, s in zip(sizes, kernel, strides, strict=True)]
     batch, channels = x.shape[:2]
     kernel_size = int(np.prod(kernel))
+    rows = w.shape[0] // group
+    # float16 sums in float32 (``_sums``): the input converted once, not each window copy
+    in_float32 = _sums_win(x.dtype, w.dtype, w.shape[0] * batch * int(np.prod(out_shape)))
+    source = x.astype(np.float32) if in_float32 else x
+    padded = np.pad(
+        source, [(0, 0), (0, 0), *((pads[i], pads[i + spatial]) for i in range(spatial))]
+    )
+    windows = sliding_window_view(padded, kernel, axis=tuple(range(2, 2 + spatial)))
+    windows = windows[(slice(None), slice(None), *(slice(None, None, s) for s in strides))]
     # rows: channel-major then kernel offset; columns: sample-major then output position
     order = (1, *range(2 + spatial, 2 + 2 * spatial), 0, *range(2, 2 + spatial))
     # contiguous, as onnx's is: numpy picks its matmul path (BLAS or not) by strides
     columns = np.ascontiguousarray(windows.transpose(order).reshape(channels * kernel_size, -1))
     per_group = w.shape[1] * kernel_size
     columns = columns.reshape(group, per_group, batch * int(np.prod(out_shape)))
-    product = _matmul(w.reshape(group, w.shape[0] // group, per_group), columns)
-    product = product.reshape(group, w.shape[0] // group, batch, *out_shape)
+    weights = w.reshape(group, rows, per_group)
+    if in_float32:
+        product = _sums(weights.astype(np.float32), columns).astype(np.float16)
+    else:
+        product = weights @ columns
+    product = product.reshape(group, rows, batch, *out_shape)
     product = product.transpose(2, 0, 1, *range(3, product.ndim))
     product = product.reshape(batch, w.shape[0], *out_shape)
     if b is not None:
@@ -178,27 +189,33 @@ def _conv(
     return product.astype(x.dtype)
 
 
-def _matmul(a: Any, b: Any) -> Any:
-    """``a @ b`` for stacks of matrices. numpy has no BLAS for float16: its loop sums the
-    float32 products of each row and column into a float32 ``sum = 0`` in order, then
-    rounds once to float16 (``HALF_matmul_inner_noblas``). Over many outputs at once the
-    same float32 operations, one step of the sum per column of ``a``, are a few times
-    faster, and give the same bytes: each product of two float16 values is exact in
-    float32, and each step adds it to the running sum with float32 rounding."""
+def _sums_win(left: Any, right: Any, outputs: int) -> bool:
+    """Whether a float16 matmul with this many outputs is faster through ``_sums``
+    (numpy's own loop is, on small outputs)."""
     import numpy as np
 
-    if a.dtype != np.float16 or b.dtype != np.float16 or a.ndim != 3 or b.ndim != 3:
-        return a @ b
-    shape = (max(a.shape[0], b.shape[0]), a.shape[1], b.shape[2])
-    if shape[0] * shape[1] * shape[2] < 1024:  # numpy's loop is faster on small outputs
-        return a @ b
-    left, right = a.astype(np.float32), b.astype(np.float32)
+    return left == np.float16 and right == np.float16 and outputs >= 1024
+
+
+def _sums(left: Any, right: Any) -> Any:
+    """The float32 sums that numpy's float16 ``left @ right`` rounds to float16, for stacks
+    of float16 matrices given as float32 (converting is exact).
+
+    numpy has no BLAS for float16: for each output its loop adds the products of a row and
+    a column into a float32 ``sum = 0`` in order, then rounds once to float16
+    (``HALF_matmul_inner_noblas``). Here every output takes one step of its sum at a
+    time, all outputs at once: the same float32 operations on the same operands in the
+    same order (each product of two float16 values is exact in float32), a few times
+    faster."""
+    import numpy as np
+
+    shape = (max(left.shape[0], right.shape[0]), left.shape[1], right.shape[2])
     total = np.zeros(shape, dtype=np.float32)
     step = np.empty(shape, dtype=np.float32)
-    for k in range(a.shape[2]):
+    for k in range(left.shape[2]):
         np.multiply(left[:, :, k : k + 1], right[:, k : k + 1, :], out=step)
         total += step
-    return total.astype(np.float16)
+    return total
 
 
 def max_pool() -> type:

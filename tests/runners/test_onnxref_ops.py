@@ -155,15 +155,17 @@ def test_max_pool_keeps_the_first_nan_and_the_first_of_equal_zeros() -> None:
     assert np.isnan(ours[0][0, 0, 0]) and ours[0][0, 0, 1] == 2.0
 
 
-def test_the_runner_uses_them_on_a_real_exporter_graph() -> None:
-    """A model of Conv (grouped, strided, padded) and strided MaxPool gives onnx's bytes
-    through ``OnnxrefRunner``; the runner's evaluator holds the project's classes."""
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+def test_the_runner_uses_them_on_a_small_cnn(dtype: Any) -> None:
+    """A model of Conv (grouped, strided, padded) and strided MaxPool, large enough for
+    the float16 sums in float32, gives onnx's bytes through ``OnnxrefRunner``; the
+    runner's evaluator holds the project's classes."""
     from pytest_polygraphy.runners.onnxref import OnnxrefRunner
 
     rng = np.random.default_rng(3)
-    w1 = rng.normal(size=(8, 3, 3, 3)).astype(np.float32)
-    w2 = rng.normal(size=(8, 1, 3, 3)).astype(np.float32)
-    b = rng.normal(size=8).astype(np.float32)
+    w1 = rng.normal(size=(8, 3, 3, 3)).astype(dtype)
+    w2 = rng.normal(size=(8, 1, 3, 3)).astype(dtype)
+    b = rng.normal(size=8).astype(dtype)
     nodes = [
         helper.make_node("Conv", ["x", "w1", "b"], ["c1"], pads=[1, 1, 1, 1], strides=[2, 2]),
         helper.make_node("Conv", ["c1", "w2"], ["c2"], group=8, pads=[1, 1, 1, 1]),
@@ -172,13 +174,13 @@ def test_the_runner_uses_them_on_a_real_exporter_graph() -> None:
     graph = helper.make_graph(
         nodes,
         "cnn",
-        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 3, 48, 64])],
-        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None)],
+        [helper.make_tensor_value_info("x", DTYPES[dtype], [1, 3, 48, 64])],
+        [helper.make_tensor_value_info("y", DTYPES[dtype], None)],
         [numpy_helper.from_array(v, n) for n, v in (("w1", w1), ("w2", w2), ("b", b))],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
-    x = rng.normal(size=(1, 3, 48, 64)).astype(np.float32)
+    x = rng.normal(size=(1, 3, 48, 64)).astype(dtype)
     with OnnxrefRunner(model) as runner:
         ours = runner.infer({"x": x})["y"]
         classes = {type(op).__module__ for op in runner._evaluator.rt_nodes_}
@@ -195,9 +197,10 @@ def test_the_runner_uses_them_on_a_real_exporter_graph() -> None:
 def test_float16_matmul_is_numpy_matmul(
     a_shape: tuple[int, ...], b_shape: tuple[int, ...], special: bool
 ) -> None:
-    """The summed-over-all-outputs float16 matmul (large outputs only) gives numpy's
-    bytes, overflow to infinity included (values of about 100 make sums past 65504)."""
-    from pytest_polygraphy.runners.onnxref_ops import _matmul
+    """Conv's float16 matmul, summed over all outputs at once in float32 and rounded to
+    float16, gives numpy's bytes, overflow to infinity included (values of about 100 make
+    sums past 65504)."""
+    from pytest_polygraphy.runners.onnxref_ops import _sums
 
     rng = np.random.default_rng(7)
     a = (rng.normal(size=a_shape) * 100).astype(np.float16)
@@ -210,6 +213,6 @@ def test_float16_matmul_is_numpy_matmul(
             flat[picks] = rng.choice(specials, picks.size)
     with np.errstate(all="ignore"):
         expected = a @ b
-        ours = _matmul(a, b)
+        ours = _sums(a.astype(np.float32), b.astype(np.float32)).astype(np.float16)
     assert np.isinf(expected).any() or special
     _assert_same_bytes([expected], [ours])
