@@ -208,8 +208,9 @@ class ReduceSession(DebugSession):
         from pytest_polygraphy.models import model_hash
 
         _, model, feeds = self._variant(nodes)
-        key = model_hash(model) + ":" + feeds_fingerprint(feeds)
-        variant = Variant(model=model, feeds=feeds)
+        digest = model_hash(model)
+        key = digest + ":" + feeds_fingerprint(feeds)
+        variant = Variant(model=model, feeds=feeds, model_hash=digest)
         outcome = self.run_check(key, variant, _describe(nodes), fresh=fresh)
         if not fresh and self._contradicts(nodes, outcome.verdict):
             again = self.run_check(key, variant, _describe(nodes), fresh=True)

@@ -36,6 +36,8 @@ class Variant:
     keep_fp32: tuple[str, ...] | None = None
     #: Nodes kept in fp16, added to the test's own ``keep_fp16``.
     keep_fp16: tuple[str, ...] | None = None
+    #: ``models.model_hash(model)`` when the caller has it already (hashing takes time).
+    model_hash: str | None = None
 
 
 @dataclass

@@ -20,6 +20,7 @@ Constant values outside float16's range are reported (see ``Fp16RangeWarning``).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import warnings
 from collections.abc import Sequence
@@ -103,6 +104,27 @@ def _allowed_types(schema: onnx.defs.OpSchema, formal: Sequence, index: int) -> 
     return set(constraints.get(param.type_str, [param.type_str]))
 
 
+@functools.cache
+def _fp16_positions(
+    op_type: str, opset: int, domain: str, count: tuple[int, int]
+) -> tuple[frozenset[int], frozenset[int]] | None:
+    """The input and output positions (of ``count`` = (inputs, outputs)) where the
+    operator's schema accepts float16, or None when there is no schema. Cached: a model
+    asks the same few questions for hundreds of nodes, in every conversion."""
+    try:
+        schema = onnx.defs.get_schema(op_type, opset, domain)
+    except onnx.defs.SchemaError:
+        return None
+    return tuple(  # type: ignore[return-value]
+        frozenset(
+            index
+            for index in range(n)
+            if "tensor(float16)" in _allowed_types(schema, formal, index)
+        )
+        for formal, n in ((schema.inputs, count[0]), (schema.outputs, count[1]))
+    )
+
+
 @dataclass
 class _NodePlan:
     """Wanted element type per float32 input position and produced type per output."""
@@ -181,15 +203,16 @@ class _Converter:
             or None in out_types.values()
         ):
             return plan
-        try:
-            schema = onnx.defs.get_schema(node.op_type, self.opset, node.domain)
-        except onnx.defs.SchemaError:
+        positions = _fp16_positions(
+            node.op_type, self.opset, node.domain, (len(node.input), len(node.output))
+        )
+        if positions is None:
             return plan
         for index in plan.inputs:
-            if "tensor(float16)" in _allowed_types(schema, schema.inputs, index):
+            if index in positions[0]:
                 plan.inputs[index] = FLOAT16
         for index in plan.outputs:
-            if "tensor(float16)" in _allowed_types(schema, schema.outputs, index):
+            if index in positions[1]:
                 plan.outputs[index] = FLOAT16
         return plan
 

@@ -513,7 +513,8 @@ class ItemCheck:
         if variant is not None:
             path = None
             if variant.model is not None:
-                path = self.folder / "variants" / f"{model_hash(variant.model)[:16]}.onnx"
+                digest = variant.model_hash or model_hash(variant.model)
+                path = self.folder / "variants" / f"{digest[:16]}.onnx"
                 if not path.exists():
                     save_model(variant.model, path, durable=False)  # recomputed if lost
             feeds = None if variant.feeds is None else VariantFeeds(variant.feeds)
