@@ -159,8 +159,9 @@ def _conv(
     batch, channels = x.shape[:2]
     kernel_size = int(np.prod(kernel))
     rows = w.shape[0] // group
+    positions = batch * int(np.prod(out_shape))  # the im2col matrix's columns
     # float16 sums in float32 (``_sums``): the input converted once, not each window copy
-    in_float32 = _sums_win(x.dtype, w.dtype, w.shape[0] * batch * int(np.prod(out_shape)))
+    in_float32 = _sums_win(x.dtype, w.dtype, w.shape[0] * positions)
     source = x.astype(np.float32) if in_float32 else x
     padded = np.pad(
         source, [(0, 0), (0, 0), *((pads[i], pads[i + spatial]) for i in range(spatial))]
@@ -172,7 +173,7 @@ def _conv(
     # contiguous, as onnx's is: numpy picks its matmul path (BLAS or not) by strides
     columns = np.ascontiguousarray(windows.transpose(order).reshape(channels * kernel_size, -1))
     per_group = w.shape[1] * kernel_size
-    columns = columns.reshape(group, per_group, batch * int(np.prod(out_shape)))
+    columns = columns.reshape(group, per_group, positions)
     weights = w.reshape(group, rows, per_group)
     if in_float32:
         product = _sums(weights.astype(np.float32), columns).astype(np.float16)
