@@ -312,16 +312,16 @@ class _Converter:
     def constant_node(self, name: str, target: str) -> onnx.NodeProto:
         """A Constant node producing ``target``: the float16 version of Constant ``name``."""
         node = self.constant_nodes[name]
-        values = onnx.numpy_helper.to_array(
-            onnx.helper.get_attribute_value(node.attribute[0])
-            if node.attribute[0].name == "value"
-            else numpy_helper.from_array(
-                np.asarray(onnx.helper.get_attribute_value(node.attribute[0]), np.float32)
-            )
-        )
-        tensor = numpy_helper.from_array(self.fp16_values(values, name), target)
-        copy_name = node.name if target == name or not node.name else f"{node.name}_fp16"
-        return onnx.helper.make_node("Constant", [], [target], name=copy_name, value=tensor)
+        source = node.SerializeToString(deterministic=True)
+        if len(source) > _CACHED_CONSTANT_BYTES:
+            converted, issue = _fp16_constant(node, target)
+            self.issues.extend([issue] if issue is not None else [])
+            return converted
+        data, issue = _cached_fp16_constant(source, target)
+        self.issues.extend([issue] if issue is not None else [])
+        converted = onnx.NodeProto()
+        converted.ParseFromString(data)
+        return converted
 
     def retarget_attributes(self, node: onnx.NodeProto, plan: _NodePlan) -> None:
         """Make attributes that choose a float32 output type choose float16."""
@@ -370,6 +370,39 @@ class _Converter:
                 value.type.tensor_type.elem_type = elem_type
             graph.value_info.append(value)
         return result
+
+
+#: Constant nodes up to this size (serialized) have their float16 version cached: a debug
+#: session converts every variant of one model, and models such as paddle2onnx exports
+#: hold hundreds of small Constants each variant converts again.
+_CACHED_CONSTANT_BYTES = 1 << 16
+
+
+def _fp16_constant(
+    node: onnx.NodeProto, target: str
+) -> tuple[onnx.NodeProto, Fp16RangeIssue | None]:
+    """A Constant node producing ``target``: ``node``'s float32 value as float16, and the
+    range issue of that conversion, if any."""
+    attr = node.attribute[0]
+    values = numpy_helper.to_array(
+        onnx.helper.get_attribute_value(attr)
+        if attr.name == "value"
+        else numpy_helper.from_array(np.asarray(onnx.helper.get_attribute_value(attr), np.float32))
+    )
+    converted, issue = to_fp16_array(values, node.output[0])
+    tensor = numpy_helper.from_array(converted, target)
+    name = node.name if target == node.output[0] or not node.name else f"{node.name}_fp16"
+    return onnx.helper.make_node("Constant", [], [target], name=name, value=tensor), issue
+
+
+@functools.lru_cache(maxsize=1024)
+def _cached_fp16_constant(source: bytes, target: str) -> tuple[bytes, Fp16RangeIssue | None]:
+    """``_fp16_constant`` of the serialized node ``source``, serialized: the same bytes for
+    the same node, however many conversions ask."""
+    node = onnx.NodeProto()
+    node.ParseFromString(source)
+    converted, issue = _fp16_constant(node, target)
+    return converted.SerializeToString(deterministic=True), issue
 
 
 def _with_readers(issue: Fp16RangeIssue, model: onnx.ModelProto) -> Fp16RangeIssue:

@@ -228,6 +228,39 @@ def test_out_of_range_constants_are_reported_and_clamped() -> None:
         convert_to_fp16(model, on_out_of_range="error")
 
 
+@pytest.mark.parametrize("size", [4, 40000])
+def test_constant_nodes_convert_the_same_every_time(size: int) -> None:
+    """Converted Constant nodes are cached (a debug session converts every variant of one
+    model): a second conversion gives the same bytes and reports the same range issues, for
+    a small Constant and one past the cache's size limit, read by a float16 node and by a
+    blocked one (which keeps the float32 original and gets a float16 copy next to it)."""
+    values = np.ones(size, np.float32)
+    values[:2] = [1e5, 1e-9]
+    nodes = [
+        helper.make_node(
+            "Constant", [], ["big"], name="const", value=numpy_helper.from_array(values)
+        ),
+        helper.make_node("Mul", ["x", "big"], ["m"], name="mul"),
+        helper.make_node("Add", ["m", "big"], ["y"], name="add"),
+    ]
+    model = builders.make_model(
+        nodes, [builders.float_input("x", [size])], [builders.float_input("y", [size])], []
+    )
+    results = []
+    for _ in range(2):
+        with pytest.warns(Fp16RangeWarning, match=r"'big': 1 of \d+ values above 65504") as record:
+            fp16 = convert_to_fp16(model, block_list=["add"])
+        (issue,) = record[0].message.issues
+        assert (issue.overflow, issue.underflow, issue.readers) == (1, 1, ("mul", "add"))
+        results.append(fp16.SerializeToString())
+    assert results[0] == results[1]
+    constants = {n.output[0]: n for n in fp16.graph.node if n.op_type == "Constant"}
+    assert set(constants) == {"big", "big__fp16"}
+    copy = numpy_helper.to_array(constants["big__fp16"].attribute[0].t)
+    assert copy.dtype == np.float16 and copy[0] == 65504 and copy[1] == 0
+    assert numpy_helper.to_array(constants["big"].attribute[0].t).dtype == np.float32
+
+
 def test_in_range_models_emit_no_warning() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
