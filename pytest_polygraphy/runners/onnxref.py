@@ -52,7 +52,8 @@ class OnnxrefRunner(OnnxModelRunner):
         self._output_names = [o.name for o in proto.graph.output]
 
     def _deactivate(self) -> None:
-        self._evaluator = None
+        evaluator, self._evaluator = self._evaluator, None
+        _dismantle(evaluator)
 
     def _infer(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         import numpy as np
@@ -83,3 +84,22 @@ class OnnxrefRunner(OnnxModelRunner):
         if found is None:
             return None
         return f"{found.name!r} ({found.op_type})" if found.name else f"a {found.op_type} node"
+
+
+def _dismantle(evaluator: Any) -> None:
+    """Empties an evaluator and the evaluators its operators hold (subgraphs, functions).
+
+    An evaluator and its operators reference each other (every operator's log callback
+    closes over the evaluator), so a dropped one is a cycle of some two thousand objects
+    per few hundred nodes that only the garbage collector frees: a debug session drops
+    dozens of them, and the collections that free them cost more than a small model's
+    run. Emptied, they are freed as soon as they are dropped."""
+    from onnx.reference import ReferenceEvaluator
+
+    if evaluator is None:
+        return
+    for op in getattr(evaluator, "rt_nodes_", ()):
+        for value in list(vars(op).values()):
+            if isinstance(value, ReferenceEvaluator):
+                _dismantle(value)
+    vars(evaluator).clear()

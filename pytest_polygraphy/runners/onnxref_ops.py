@@ -6,7 +6,8 @@
   specification, ONNX Runtime and TensorRT normalize with the running statistics unless
   the node asks for its training outputs. (Found by ``--polygraphy-reduce`` on PaddleOCR's
   direction classifier: 0.09 off at its first BatchNormalization, 0.039 at the output.)
-- ``Conv`` and ``MaxPool`` compute exactly what onnx's kernels compute, faster: the same
+- ``Conv``, ``MaxPool``, and float16 ``Add``/``Sub``/``Mul``/``Div`` and inference
+  ``BatchNormalization`` compute exactly what onnx's kernels compute, faster: the same
   arrays, byte for byte (``tests/runners/test_onnxref_ops.py`` checks it against onnx's
   own kernels), because every floating-point operation is the same one on the same
   operands in the same order; only the order of the loops around them changes. onnx's
@@ -14,7 +15,10 @@
   matrix and multiplies float16 matrices in numpy's one-element-at-a-time loop, and its
   strided ``MaxPool`` loops in Python over every output element; together they were
   two thirds of a reference run of a mobile CNN, and a reduce session runs the reference
-  evaluator dozens of times.
+  evaluator dozens of times. numpy's float16 arithmetic converts each operand to float32,
+  computes in float32 and rounds the result, one element at a time and with no vector
+  instructions (and its float16 to float32 conversion is no faster); the float16 kernels
+  here do the same float32 operations on whole arrays, widening float16 through a table.
 
 The evaluator's own kernels stay in charge wherever these would not be the same
 computation (``MaxPool``'s indices output, windows with no element inside the input).
@@ -30,7 +34,7 @@ from typing import Any
 @functools.cache
 def reference_ops() -> tuple[type, ...]:
     """The operator classes to pass as ``ReferenceEvaluator(..., new_ops=...)``."""
-    return (batch_normalization(), conv(), max_pool())
+    return (batch_normalization(), conv(), max_pool(), *float16_arithmetic())
 
 
 def batch_normalization() -> type:
@@ -69,6 +73,8 @@ def batch_normalization() -> type:
                 training = not is_test
             epsilon = 1e-5 if epsilon is None else epsilon
             if not training:
+                if x.dtype == "float16":
+                    return (_batchnorm_inference(x, scale, bias, mean, var, epsilon),)
                 return (_batchnorm_test_mode(x, scale, bias, mean, var, epsilon=epsilon),)
             momentum = 0.9 if momentum is None else momentum
             y, saved_mean, saved_var, running_mean, running_var = _batchnorm_training_mode(
@@ -79,6 +85,102 @@ def batch_normalization() -> type:
             return (y, running_mean, running_var, saved_mean, saved_var)[: len(outputs)]
 
     return BatchNormalization
+
+
+def _batchnorm_inference(x: Any, scale: Any, bias: Any, mean: Any, var: Any, epsilon: Any) -> Any:
+    """onnx's ``_batchnorm_test_mode`` for a float16 ``x``: ``scale * (x - mean) /
+    sqrt(var + epsilon) + bias`` with numpy's dtypes at every step (``epsilon`` is a float32
+    scalar from the attribute, so the square root and what follows it are float32), each
+    full-size step through ``_binary``."""
+    import numpy as np
+
+    per_channel = (-1, *([1] * (x.ndim - 2)))
+    scale, bias, mean, var = (a.reshape(per_channel) for a in (scale, bias, mean, var))
+    centered = _binary(np.subtract, x, mean)
+    scaled = _binary(np.multiply, scale, centered)
+    result = _binary(np.divide, scaled, np.sqrt(var + epsilon))
+    return _binary(np.add, result, bias).astype(x.dtype)
+
+
+@functools.cache
+def _half_table() -> Any:
+    """Every float16 value as float32, by bit pattern: ``table[h.view(uint16)]`` is
+    ``h.astype(float32)``, about twice as fast."""
+    import numpy as np
+
+    return np.arange(1 << 16, dtype=np.uint32).astype(np.uint16).view(np.float16).astype(np.float32)
+
+
+def _widen(a: Any) -> Any:
+    """``a`` as float32: exact, as numpy's own conversion (float16 through the table)."""
+    import numpy as np
+
+    a = np.asarray(a)
+    if a.dtype == np.float16:
+        return _half_table().take(a.view(np.uint16))
+    return a
+
+
+def _binary(ufunc: Any, a: Any, b: Any) -> Any:
+    """``ufunc(a, b)`` for arrays: numpy's result, values and memory layout, faster where
+    float16 is involved.
+
+    Where numpy computes in float16 (both operands float16), its loop converts each pair
+    to float32, applies the float32 operation and rounds to float16 (``npy_half`` loops;
+    a native float16 instruction, where numpy has one, rounds the exact result the same
+    way, since float32 holds more than twice float16's precision). Where float16 meets
+    float32, numpy converts the float16 operand exactly and computes in float32. Both are
+    done here on whole arrays, into an output that numpy's own iterator allocates as the
+    ufunc would: the layout matters downstream, where reductions sum in memory order.
+    Every other combination is numpy's own."""
+    import numpy as np
+
+    a, b = np.asarray(a), np.asarray(b)
+    half, single = np.dtype(np.float16), np.dtype(np.float32)
+    dtype = np.result_type(a, b)
+    if (
+        half not in (a.dtype, b.dtype)
+        or not {a.dtype, b.dtype} <= {half, single}
+        or (a.ndim == 0 and b.ndim == 0)
+    ):
+        return ufunc(a, b)
+    out = np.nditer(
+        [a, b, None],
+        op_flags=[["readonly"], ["readonly"], ["writeonly", "allocate"]],
+        op_dtypes=[None, None, dtype],
+        order="K",
+    ).operands[2]
+    if dtype == half:
+        np.copyto(out, ufunc(_widen(a), _widen(b)), casting="same_kind")
+    else:
+        ufunc(_widen(a), _widen(b), out=out)
+    return out
+
+
+def float16_arithmetic() -> tuple[type, ...]:
+    """``Add``, ``Sub``, ``Mul`` and ``Div`` whose float16 case goes through ``_binary``
+    (the result numpy's float16 loop gives, bytes included); other dtypes are onnx's."""
+    import numpy as np
+    from onnx.reference.ops.op_add import Add
+    from onnx.reference.ops.op_div import Div
+    from onnx.reference.ops.op_mul import Mul
+    from onnx.reference.ops.op_sub import Sub
+
+    def kernel(base: type, ufunc: Any) -> type:
+        def _run(self: Any, a: Any, b: Any) -> tuple[Any, ...]:
+            if a.dtype == np.float16 and b.dtype == np.float16:
+                return self._check_and_fix_outputs((_binary(ufunc, a, b),))
+            return base._run(self, a, b)  # type: ignore[attr-defined, no-any-return]
+
+        namespace = {"__module__": __name__, "op_domain": "", "_run": _run}
+        return type(base.__name__, (base,), namespace)
+
+    return (
+        kernel(Add, np.add),
+        kernel(Sub, np.subtract),
+        kernel(Mul, np.multiply),
+        kernel(Div, np.divide),
+    )
 
 
 def conv() -> type:
@@ -162,7 +264,7 @@ def _conv(
     positions = batch * int(np.prod(out_shape))  # the im2col matrix's columns
     # float16 sums in float32 (``_sums``): the input converted once, not each window copy
     in_float32 = _sums_win(x.dtype, w.dtype, w.shape[0] * positions)
-    source = x.astype(np.float32) if in_float32 else x
+    source = _widen(x) if in_float32 else x
     padded = np.pad(
         source, [(0, 0), (0, 0), *((pads[i], pads[i + spatial]) for i in range(spatial))]
     )
@@ -176,18 +278,15 @@ def _conv(
     columns = columns.reshape(group, per_group, positions)
     weights = w.reshape(group, rows, per_group)
     if in_float32:
-        product = _sums(weights.astype(np.float32), columns).astype(np.float16)
+        product = _sums(_widen(weights), columns).astype(np.float16)
     else:
         product = weights @ columns
     product = product.reshape(group, rows, batch, *out_shape)
     product = product.transpose(2, 0, 1, *range(3, product.ndim))
     product = product.reshape(batch, w.shape[0], *out_shape)
     if b is not None:
-        if b.size == 1:
-            product = product + b
-        else:
-            product += b.reshape(1, -1, *([1] * spatial))
-    return product.astype(x.dtype)
+        product = _binary(np.add, product, b if b.size == 1 else b.reshape(1, -1, *([1] * spatial)))
+    return product.astype(x.dtype, copy=False)
 
 
 def _sums_win(left: Any, right: Any, outputs: int) -> bool:

@@ -1,7 +1,8 @@
-"""The ``onnxref`` runner's ``Conv`` and ``MaxPool`` give onnx's own kernels' results
-byte for byte (infinities and signed zeros included; NaN where onnx has NaN), on
-generated attributes, both float dtypes, and values with NaN, infinities and zeros of
-both signs mixed in; and where they hand over to onnx's kernels, the result is onnx's."""
+"""The ``onnxref`` runner's ``Conv``, ``MaxPool``, float16 arithmetic and float16
+``BatchNormalization`` give onnx's own kernels' results byte for byte (infinities and
+signed zeros included; NaN where onnx has NaN), in numpy's memory layout, on generated
+attributes, both float dtypes, and values with NaN, infinities and zeros of both signs
+mixed in; and where they hand over to onnx's kernels, the result is onnx's."""
 
 from __future__ import annotations
 
@@ -15,7 +16,13 @@ from hypothesis import strategies as st
 from onnx import helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
 
-from pytest_polygraphy.runners.onnxref_ops import conv, max_pool
+from pytest_polygraphy.runners.onnxref_ops import (
+    _binary,
+    batch_normalization,
+    conv,
+    float16_arithmetic,
+    max_pool,
+)
 
 DTYPES = {np.float32: onnx.TensorProto.FLOAT, np.float16: onnx.TensorProto.FLOAT16}
 
@@ -52,6 +59,13 @@ def _assert_same_bytes(theirs: list[Any], ours: list[Any]) -> None:
             assert np.array_equal(np.isnan(a), np.isnan(b)), "NaN at other places"
             a, b = np.where(np.isnan(a), 0, a), np.where(np.isnan(b), 0, b)
         assert a.tobytes() == b.tobytes(), f"max abs difference {np.max(np.abs(a - b))}"
+
+
+def _layout(a: Any) -> tuple[int, ...]:
+    """The strides of the axes longer than 1: where the elements lie in memory, which
+    decides the order in which a later reduction adds them."""
+    a = np.asarray(a)
+    return tuple(stride for stride, size in zip(a.strides, a.shape, strict=True) if size > 1)
 
 
 def _values(draw: Any, shape: tuple[int, ...], dtype: Any, special: bool) -> np.ndarray:
@@ -216,3 +230,176 @@ def test_float16_matmul_is_numpy_matmul(
         ours = _sums(a.astype(np.float32), b.astype(np.float32)).astype(np.float16)
     assert np.isinf(expected).any() or special
     _assert_same_bytes([expected], [ours])
+
+
+@st.composite
+def binary_cases(draw: Any) -> tuple[Any, Any]:
+    """Two operands that broadcast together, of float16, float32 or int32, in C order,
+    reversed axis order or strided views, NaN, infinities and signed zeros mixed in."""
+    rank = draw(st.integers(0, 4))
+    shape = [draw(st.integers(1, 5)) for _ in range(rank)]
+    operands = []
+    for _ in range(2):
+        own = [size if draw(st.booleans()) else 1 for size in shape]
+        own = own[draw(st.integers(0, rank)) :] if draw(st.booleans()) else own
+        dtype = draw(st.sampled_from([np.float16, np.float16, np.float32, np.int32]))
+        if dtype == np.int32:
+            values: Any = np.arange(int(np.prod(own)), dtype=np.int32).reshape(own) + 1
+        else:
+            scale = dtype(draw(st.sampled_from([1, 1000, 40000])))
+            with np.errstate(over="ignore"):
+                values = _values(draw, tuple(own), dtype, draw(st.booleans())) * scale
+        layout = draw(st.sampled_from(["C", "reversed", "strided"]))
+        if layout == "reversed" and values.ndim > 1:
+            values = np.ascontiguousarray(values.T).T
+        elif layout == "strided" and values.ndim > 0:
+            values = np.repeat(values, 2, axis=-1)[..., ::2]
+        operands.append(values)
+    return operands[0], operands[1]
+
+
+@settings(max_examples=400, deadline=None)
+@given(binary_cases(), st.sampled_from([np.add, np.subtract, np.multiply, np.divide]))
+def test_binary_is_numpy_values_and_layout(case: tuple[Any, Any], ufunc: Any) -> None:
+    """``_binary`` gives numpy's dtype, bytes and memory layout for every dtype mix and
+    layout (float16 overflow to infinity, and 0/0, included)."""
+    a, b = case
+    with np.errstate(all="ignore"):
+        expected = ufunc(a, b)
+        ours = _binary(ufunc, a, b)
+    _assert_same_bytes([expected], [ours])
+    assert _layout(ours) == _layout(expected)
+
+
+@st.composite
+def float16_arithmetic_cases(draw: Any) -> tuple[Any, np.ndarray]:
+    op = draw(st.sampled_from(["Add", "Sub", "Mul", "Div"]))
+    shape = [draw(st.integers(1, 4)) for _ in range(draw(st.integers(1, 4)))]
+    transposed = shape[::-1]
+    other = [size if draw(st.booleans()) else 1 for size in transposed]
+    other = other[draw(st.integers(0, len(other) - 1)) :]
+    special = draw(st.booleans())
+    scale = np.float16(draw(st.sampled_from([1, 300])))
+    x = _values(draw, tuple(shape), np.float16, special) * scale
+    y = _values(draw, tuple(other), np.float16, special)
+    # a Transpose first, so that the operator meets a non-contiguous view, as in real graphs
+    operands = ["t", "y"] if draw(st.booleans()) else ["y", "t"]
+    graph = helper.make_graph(
+        [
+            helper.make_node("Transpose", ["x"], ["t"], perm=list(reversed(range(len(shape))))),
+            helper.make_node(op, operands, ["z"]),
+            helper.make_node("ReduceSum", ["z"], ["s"], keepdims=1),
+        ],
+        "arithmetic",
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT16, shape)],
+        [
+            helper.make_tensor_value_info("z", onnx.TensorProto.FLOAT16, None),
+            helper.make_tensor_value_info("s", onnx.TensorProto.FLOAT16, None),
+        ],
+        [numpy_helper.from_array(y, "y")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 8
+    return model, x
+
+
+@settings(max_examples=300, deadline=None)
+@given(float16_arithmetic_cases())
+def test_float16_arithmetic_is_onnx_byte_for_byte(case: tuple[Any, np.ndarray]) -> None:
+    """Add, Sub, Mul and Div in float16, on a transposed view and followed by a reduction
+    (which adds in memory order): onnx's bytes, for the operator's output and the sum."""
+    model, x = case
+    with np.errstate(all="ignore"):
+        theirs = ReferenceEvaluator(model).run(None, {"x": x})
+        ours = ReferenceEvaluator(model, new_ops=list(float16_arithmetic())).run(None, {"x": x})
+    _assert_same_bytes(theirs, ours)
+
+
+@st.composite
+def batch_normalization_cases(draw: Any) -> tuple[Any, np.ndarray]:
+    spatial = draw(st.integers(0, 3))
+    channels = draw(st.integers(1, 4))
+    shape = (draw(st.integers(1, 2)), channels, *[draw(st.integers(1, 5)) for _ in range(spatial)])
+    special = draw(st.booleans())
+    x = _values(draw, shape, np.float16, special) * np.float16(draw(st.sampled_from([1, 500])))
+    scale, bias, mean = (_values(draw, (channels,), np.float16, special) for _ in range(3))
+    var = np.abs(_values(draw, (channels,), np.float16, special))
+    attributes: dict[str, Any] = {}
+    if draw(st.booleans()):
+        attributes["epsilon"] = draw(st.sampled_from([1e-5, 1e-3, 0.0]))
+    if draw(st.booleans()):
+        attributes["momentum"] = 0.9  # paddle2onnx writes it; inference all the same
+    opset = draw(st.sampled_from([9, 14, 15]))
+    node = helper.make_node("BatchNormalization", ["x", "s", "b", "m", "v"], ["y"], **attributes)
+    graph = helper.make_graph(
+        [node],
+        "bn",
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT16, list(shape))],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT16, None)],
+        [
+            numpy_helper.from_array(v, n)
+            for n, v in (("s", scale), ("b", bias), ("m", mean), ("v", var))
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 8
+    return model, x
+
+
+@settings(max_examples=300, deadline=None)
+@given(batch_normalization_cases())
+def test_float16_batch_normalization_is_the_specification_byte_for_byte(
+    case: tuple[Any, np.ndarray],
+) -> None:
+    """Inference-mode BatchNormalization in float16 gives the bytes of onnx's inference
+    kernel, ``_batchnorm_test_mode``, with the attribute's float32 epsilon (the previous
+    implementation's computation, which the project's class corrects onnx to use)."""
+    from onnx.reference.ops.op_batch_normalization import _batchnorm_test_mode
+
+    model, x = case
+    node = model.graph.node[0]
+    epsilon = next((a.f for a in node.attribute if a.name == "epsilon"), 1e-5)
+    s, b, m, v = (numpy_helper.to_array(t) for t in model.graph.initializer)
+    with np.errstate(all="ignore"):
+        expected = _batchnorm_test_mode(x, s, b, m, v, epsilon=np.float32(epsilon))
+        (ours,) = ReferenceEvaluator(model, new_ops=[batch_normalization()]).run(None, {"x": x})
+    _assert_same_bytes([expected], [ours])
+    assert _layout(ours) == _layout(expected)
+
+
+def test_the_runner_runs_float16_arithmetic_and_frees_its_evaluator_at_once() -> None:
+    """The runner's evaluator holds the project's float16 ``Add``/``Mul``; and once the
+    runner is deactivated, the evaluator is freed without the garbage collector (an
+    evaluator and its operators reference each other; left so, every dropped evaluator
+    waits for a full collection)."""
+    import gc
+    import weakref
+
+    from pytest_polygraphy.runners.onnxref import OnnxrefRunner
+
+    graph = helper.make_graph(
+        [
+            helper.make_node("Add", ["x", "c"], ["a"]),
+            helper.make_node("Mul", ["a", "c"], ["y"]),
+        ],
+        "arithmetic",
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT16, [2, 3])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT16, [2, 3])],
+        [numpy_helper.from_array(np.full([3], 1.5, np.float16), "c")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 8
+    x = np.arange(6, dtype=np.float16).reshape(2, 3)
+    runner = OnnxrefRunner(model)
+    runner.activate()
+    expected = (x + np.float16(1.5)) * np.float16(1.5)
+    assert runner.infer({"x": x})["y"].tobytes() == expected.tobytes()
+    modules = {type(op).__module__ for op in runner._evaluator.rt_nodes_}
+    assert modules == {"pytest_polygraphy.runners.onnxref_ops"}
+    evaluator = weakref.ref(runner._evaluator)
+    gc.disable()
+    try:
+        runner.deactivate()
+        assert evaluator() is None
+    finally:
+        gc.enable()
