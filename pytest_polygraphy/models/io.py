@@ -17,6 +17,7 @@ from typing import BinaryIO
 import onnx
 from google.protobuf.message import DecodeError
 from onnx import external_data_helper
+from onnx.serialization import registry
 
 from pytest_polygraphy.errors import ModelError
 from pytest_polygraphy.files import write_bytes_atomically
@@ -26,6 +27,14 @@ from pytest_polygraphy.files import write_bytes_atomically
 PROTOBUF_LIMIT = 2**31 - 2**26
 
 _HASH_VERSION = b"pytest-polygraphy model hash v1\n"
+#: How a serialized external tensor names its file: an ``external_data`` entry (a
+#: StringStringEntryProto) whose key, field 1, is ``"location"``, which onnx requires of every
+#: tensor stored outside the protobuf. Protobuf writers put fields in number order, so the
+#: bytes of a model with external tensors hold this run of 10 bytes, and weights almost
+#: never do by chance (the 2-byte ``data_location = EXTERNAL`` field does, in every model
+#: of a few megabytes). Loading and saving skip the walk over every tensor without it:
+#: that walk costs more than parsing a model of many small constants.
+_EXTERNAL_DATA_KEY = b"\x0a\x08location"
 _READ_CHUNK = 1 << 24
 
 
@@ -93,7 +102,13 @@ def load_model(
     if not os.path.isfile(path):
         raise ModelError(f"model path {path!r} is not a file")
     try:
-        proto = onnx.load(path, load_external_data=False)
+        with open(path, "rb") as stream:
+            data = stream.read()
+    except OSError as err:
+        raise ModelError(f"cannot read model file {path!r}: {err}") from err
+    file_format = registry.get_format_from_file_extension(os.path.splitext(path)[1]) or "protobuf"
+    try:
+        proto = onnx.load_model_from_string(data, format=file_format)
     except (DecodeError, RuntimeError, ValueError) as err:
         raise ModelError(f"model file {path!r} is not a valid ONNX protobuf: {err}") from err
     if not proto.HasField("graph"):
@@ -104,7 +119,7 @@ def load_model(
             f"{proto.ir_version}) without one, as a truncated download or copy does; export or "
             "download the model again"
         )
-    if load_external_data:
+    if load_external_data and (file_format != "protobuf" or _EXTERNAL_DATA_KEY in data):
         base_dir = os.path.dirname(os.path.abspath(path))
         for tensor in iter_tensors(proto):
             if external_data_helper.uses_external_data(tensor):
@@ -135,7 +150,12 @@ def save_model(
     inference still sees small constants such as Reshape targets. The model passed in is
     not changed. ``durable=False``: not synced to disk (``files.write_atomically``).
     """
-    missing = _unloaded_external_tensors(model)
+    if external_data is None:
+        external_data = model.ByteSize() > PROTOBUF_LIMIT
+    data = None if external_data else model.SerializeToString()
+    missing = (
+        _unloaded_external_tensors(model) if data is None or _EXTERNAL_DATA_KEY in data else []
+    )
     if missing:
         raise ModelError(
             f"cannot save to {os.fspath(path)!r}: tensors {missing[:5]} refer to external data "
@@ -144,10 +164,8 @@ def save_model(
     path = os.path.abspath(os.fspath(path))
     folder, name = os.path.split(path)
     os.makedirs(folder, exist_ok=True)
-    if external_data is None:
-        external_data = model.ByteSize() > PROTOBUF_LIMIT
-    if not external_data:
-        write_bytes_atomically(path, model.SerializeToString(), durable=durable)
+    if data is not None:
+        write_bytes_atomically(path, data, durable=durable)
         return
     copy = onnx.ModelProto()
     copy.CopyFrom(model)  # onnx.save_model converts tensors to external data in place

@@ -35,6 +35,19 @@ def test_external_data_is_loaded_relative_to_the_model(tmp_path: Path, monkeypat
     )
 
 
+def test_external_data_of_a_text_format_model_is_loaded(tmp_path: Path) -> None:
+    """Where the file is not binary protobuf (onnx picks the format by extension), the
+    quick test for external tensors on the file's bytes does not apply: every tensor is
+    looked at, and the data is read."""
+    binary = builders.external_data_model(tmp_path)
+    text = tmp_path / "model.txtpb"
+    onnx.save(onnx.load(binary, load_external_data=False), text)
+    assert b"EXTERNAL" in text.read_bytes()
+    loaded = {i.name: numpy_helper.to_array(i) for i in load_model(text).graph.initializer}
+    for init in builders.matmul_softmax().graph.initializer:
+        np.testing.assert_array_equal(loaded[init.name], numpy_helper.to_array(init))
+
+
 def test_a_model_proto_is_returned_as_is() -> None:
     model = builders.conv_chain()
     assert load_model(model) is model
