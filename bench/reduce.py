@@ -1,6 +1,7 @@
 """Benchmark: ``pytest --polygraphy-reduce`` against Polygraphy 0.53.6 ``debug reduce``.
 
-    python bench/reduce.py [--cases chain real] [--chain-nodes 245] [--work DIR] [--repeats 3]
+    python bench/reduce.py [--cases chain real engine] [--chain-nodes 245] [--work DIR]
+                           [--repeats 3]
 
 Two models, each with one planted fp16 overflow, ``Exp(Mul(t, s))`` followed by ``Log``
 (in the real model then ``t + 0 * that``, so that the fp32 model computes what it
@@ -43,6 +44,13 @@ the check defines a minimal one (``onnxref_runner``), with the same operators.
   example says, a ``--mode linear`` pass when bisect left more than one node. Checks are
   counted by the check itself (one line per run in a counter file). Wall time is the sum
   of the steps.
+
+``engine``: the reduce engine alone, without pytest: ``ReduceSession`` on a 1000-node chain
+(the goal's largest N) and on the planted real model, with a check that only looks whether
+the variant holds the planted node, so that the session's wall time less the check's and
+the reference values' is the engine's own (cuts, variant models, hashes, journal, search,
+``minimal_failing/``); the goal is 10 ms per check. It also counts the reference runs (one
+per session).
 
 Polygraphy is never a dependency of the project: it is pip-installed into
 ``bench/.venv-polygraphy`` (with numpy, onnx, onnx-graphsurgeon, which ``debug reduce``
@@ -595,6 +603,132 @@ def prepare(name: str, work: Path, chain_nodes: int) -> tuple[Case, tuple[int, .
     return case, shape, input_name
 
 
+@dataclass
+class EngineRun:
+    """One reduce session run by the engine alone: its check only looks for the planted
+    node, so what is left of the wall time is the engine's own work."""
+
+    name: str
+    candidates: int = 0
+    checks: int = 0
+    reference_runs: int = 0
+    wall_s: float = 0.0
+    check_s: float = 0.0
+    reference_s: float = 0.0
+    nodes: list[str] = field(default_factory=list)
+
+    @property
+    def overhead_ms(self) -> float:
+        """The engine's time per check: cuts, variant models, hashes, journal, the search,
+        and writing and re-reading ``minimal_failing/``."""
+        own = self.wall_s - self.check_s - self.reference_s
+        return 1e3 * own / max(self.checks, 1)
+
+
+def engine_overhead(name: str, model: Any, shape: tuple[int, ...], folder: Path) -> EngineRun:
+    """``ReduceSession.run()`` (no pytest) with a check that says bad exactly when the
+    variant holds the planted node, and the reference values from the reference evaluator
+    with the project's operators; the check's and the reference's time are measured apart.
+    """
+    import numpy as np
+    from onnx.reference import ReferenceEvaluator
+
+    from pytest_polygraphy.debug import CheckOutcome, ReduceOptions, ReduceSession, Verdict
+    from pytest_polygraphy.runners.onnxref_ops import reference_ops
+
+    run = EngineRun(name)
+    ops = list(reference_ops())
+
+    def check(variant: Any) -> Any:
+        start = time.perf_counter()
+        held = variant is None or any(n.name == PLANTED for n in variant.model.graph.node)
+        run.check_s += time.perf_counter() - start
+        if held:
+            return CheckOutcome(Verdict.BAD, "the planted node is in", {"out": (1.0, 1.0)})
+        return CheckOutcome(Verdict.GOOD, "the planted node is out")
+
+    def reference(marked: Any, feeds: Any) -> Any:
+        start = time.perf_counter()
+        run.reference_runs += 1
+        evaluator = ReferenceEvaluator(marked, new_ops=ops)
+        names = [o.name for o in marked.graph.output]
+        with np.errstate(all="ignore"):
+            for feed in feeds:
+                yield dict(zip(names, evaluator.run(None, feed), strict=True))
+        run.reference_s += time.perf_counter() - start
+
+    feeds = [{model.graph.input[0].name: input_array(shape)}]
+    shutil.rmtree(folder, ignore_errors=True)
+    session = ReduceSession(
+        name,
+        model,
+        feeds,
+        check=check,
+        run_reference=reference,
+        folder=folder,
+        options=ReduceOptions(),
+        confirmed=CheckOutcome(Verdict.BAD, "the test's own run"),
+    )
+    start = time.perf_counter()
+    result = session.run()
+    run.wall_s = time.perf_counter() - start
+    run.checks = result.checks
+    run.nodes = [f"{node} ({op})" for node, op in result.nodes]
+    run.candidates = int(re.search(r"of (\d+) nodes", result.summary).group(1))
+    return run
+
+
+def engine_table(runs: list[EngineRun]) -> str:
+    header = (
+        "model",
+        "N",
+        "checks",
+        "reference runs",
+        "session s",
+        "in checks s",
+        "reference s",
+        "engine ms per check",
+        "ended at planted",
+    )
+    rows = [header]
+    for run in runs:
+        rows.append(
+            (
+                run.name,
+                str(run.candidates),
+                str(run.checks),
+                str(run.reference_runs),
+                f"{run.wall_s:.3f}",
+                f"{run.check_s:.3f}",
+                f"{run.reference_s:.3f}",
+                f"{run.overhead_ms:.1f}",
+                ended_at_planted(run.nodes),
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def run_engine_cases(work: Path) -> list[EngineRun]:
+    """The engine alone on a 1000-node chain (the goal's largest N) and on the planted
+    PaddleOCR model."""
+    import onnx
+
+    runs = []
+    chain = chain_model(1000)
+    runs.append(engine_overhead("chain-1000", chain, (1, 64), work / "engine" / "chain"))
+    real = work / "real" / "model.onnx"
+    if real.exists():  # the real case's planted copy
+        model = onnx.load(str(real))
+    else:
+        source, _ = pick_real_model()
+        model, _ = plant_real(source, fixed_shape(onnx.load(str(source))))
+    runs.append(engine_overhead("real", model, fixed_shape(model), work / "engine" / "real"))
+    return runs
+
+
 def ended_at_planted(nodes: list[str]) -> str:
     return "yes" if len(nodes) == 1 and nodes[0].startswith(f"{PLANTED} ") else "NO"
 
@@ -662,7 +796,8 @@ def details(case: Case) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cases", nargs="+", choices=["chain", "real"], default=["chain", "real"])
+    every = ["chain", "real", "engine"]
+    parser.add_argument("--cases", nargs="+", choices=every, default=every)
     parser.add_argument("--chain-nodes", type=int, default=245, help="nodes of the chain")
     parser.add_argument("--work", type=Path, help="work folder (default: a temporary one)")
     parser.add_argument(
@@ -685,9 +820,12 @@ def main() -> None:
     work = args.work or Path(tempfile.mkdtemp(prefix="reduce-bench-"))
     work = work.resolve()
     print(f"work folder: {work}", file=sys.stderr)
-    polygraphy_python()
+    if set(args.cases) - {"engine"}:
+        polygraphy_python()
     cases = []
     for name in args.cases:
+        if name == "engine":
+            continue
         case, shape, input_name = prepare(name, work, args.chain_nodes)
         ours_walls: list[float] = []
         polygraphy_walls: list[float] = []
@@ -707,10 +845,17 @@ def main() -> None:
         " (ours without hypothesis's pytest plugin, as in the default install); wall times: "
         f"median of {args.repeats} interleaved runs of each side\n"
     )
-    print(table(cases))
-    print()
-    for case in cases:
-        print(details(case))
+    if cases:
+        print(table(cases))
+        print()
+        for case in cases:
+            print(details(case))
+    if "engine" in args.cases:
+        print(
+            "\nthe reduce engine alone (no pytest; a check that only looks for the planted "
+            "node): its own time per check, the goal being 10 ms for N <= 1000\n"
+        )
+        print(engine_table(run_engine_cases(work)))
     print(f"\nlogs and models: {work}")
 
 
