@@ -1,5 +1,6 @@
-"""What the debug-session benchmarks (``reduce.py``, ``precision.py``) share: the real
-PaddleOCR models, seeded inputs, and timing a tool's command in a clean environment.
+"""What the benchmarks share: the real PaddleOCR models, seeded inputs, timing a tool's
+command in a clean environment (the debug-session benchmarks, ``reduce.py`` and
+``precision.py``), and the result tables (those two and ``compare.py``).
 
 Not a benchmark itself; the scripts import it from their own folder.
 """
@@ -109,3 +110,12 @@ def exact_chain(
         previous = out
     nodes.append(helper.make_node("Identity", [previous], ["y"], "output"))
     return nodes
+
+
+def render_table(rows: list[tuple[str, ...]]) -> str:
+    """``rows`` (the header first) as left-aligned columns two spaces apart, a rule of
+    dashes under the header, trailing spaces trimmed."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(line.rstrip() for line in lines)

@@ -28,6 +28,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from benchkit import render_table
+
 HERE = Path(__file__).resolve().parent
 POLYGRAPHY_VENV = HERE / ".venv-polygraphy"
 POLYGRAPHY_VERSION = "0.53.6"
@@ -173,10 +175,7 @@ def table(results: list[dict[str, Any]]) -> str:
                 relative,
             )
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    return render_table(rows)
 
 
 def main() -> None:

@@ -72,7 +72,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchkit import OCR_WHEEL, exact_chain, input_array, ocr_models, timed, tool_env
+from benchkit import (
+    OCR_WHEEL,
+    exact_chain,
+    input_array,
+    ocr_models,
+    render_table,
+    timed,
+    tool_env,
+)
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -541,13 +549,6 @@ def bound(k: int, n: int) -> int:
     return k * ((math.ceil(math.log2(n)) if n > 1 else 0) + 1) + 1
 
 
-def render(rows: list[tuple[str, ...]]) -> str:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(line.rstrip() for line in lines)
-
-
 def ours_table(cases: list[Case]) -> str:
     rows = [
         (
@@ -580,7 +581,7 @@ def ours_table(cases: list[Case]) -> str:
                 ours.exact or "-",
             )
         )
-    return render(rows)
+    return render_table(rows)
 
 
 def side_table(cases: list[Case]) -> str:
@@ -630,7 +631,7 @@ def side_table(cases: list[Case]) -> str:
                     f"{conv.passes_own} (its model); {conv.passes_ours} (its list, our converter)",
                 )
             )
-    return render(rows)
+    return render_table(rows)
 
 
 def details(case: Case) -> str:

@@ -74,7 +74,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchkit import MODELS, exact_chain, input_array, ocr_models, timed, tool_env
+from benchkit import (
+    MODELS,
+    exact_chain,
+    input_array,
+    ocr_models,
+    render_table,
+    timed,
+    tool_env,
+)
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -705,10 +713,7 @@ def engine_table(runs: list[EngineRun]) -> str:
                 ended_at_planted(run.nodes),
             )
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    return render_table(rows)
 
 
 def run_engine_cases(work: Path) -> list[EngineRun]:
@@ -764,10 +769,7 @@ def table(cases: list[Case]) -> str:
                 ended_at_planted(case.polygraphy.nodes),
             )
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    return render_table(rows)
 
 
 def details(case: Case) -> str:
