@@ -23,6 +23,7 @@ import dataclasses
 import functools
 import os
 import warnings
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -317,7 +318,7 @@ class _Converter:
             converted, issue = _fp16_constant(node, target)
             self.issues.extend([issue] if issue is not None else [])
             return converted
-        data, issue = _cached_fp16_constant(source, target)
+        data, issue = _CONSTANTS.converted(source, target)
         self.issues.extend([issue] if issue is not None else [])
         converted = onnx.NodeProto()
         converted.ParseFromString(data)
@@ -374,7 +375,8 @@ class _Converter:
 
 #: Constant nodes up to this size (serialized) have their float16 version cached: a debug
 #: session converts every variant of one model, and models such as paddle2onnx exports
-#: hold hundreds of small Constants each variant converts again.
+#: hold hundreds of small Constants (300 to 400 in PaddleOCR's, 0.6 to 0.75 MB in all)
+#: that each variant converts again.
 _CACHED_CONSTANT_BYTES = 1 << 16
 
 
@@ -395,14 +397,37 @@ def _fp16_constant(
     return onnx.helper.make_node("Constant", [], [target], name=name, value=tensor), issue
 
 
-@functools.lru_cache(maxsize=1024)
-def _cached_fp16_constant(source: bytes, target: str) -> tuple[bytes, Fp16RangeIssue | None]:
-    """``_fp16_constant`` of the serialized node ``source``, serialized: the same bytes for
-    the same node, however many conversions ask."""
-    node = onnx.NodeProto()
-    node.ParseFromString(source)
-    converted, issue = _fp16_constant(node, target)
-    return converted.SerializeToString(deterministic=True), issue
+class _ConstantCache:
+    """Converted Constant nodes by their serialized bytes and target name, least recently
+    used first out, bounded by the bytes held (keys and values) rather than by a count,
+    so that a model of many small constants never evicts its own."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.held = 0
+        self.entries: OrderedDict[tuple[bytes, str], tuple[bytes, Fp16RangeIssue | None]]
+        self.entries = OrderedDict()
+
+    def converted(self, source: bytes, target: str) -> tuple[bytes, Fp16RangeIssue | None]:
+        """``_fp16_constant`` of the serialized node ``source``, serialized."""
+        key = (source, target)
+        found = self.entries.get(key)
+        if found is not None:
+            self.entries.move_to_end(key)
+            return found
+        node = onnx.NodeProto()
+        node.ParseFromString(source)
+        converted, issue = _fp16_constant(node, target)
+        found = (converted.SerializeToString(deterministic=True), issue)
+        self.entries[key] = found
+        self.held += len(source) + len(found[0])
+        while self.held > self.limit:
+            (old_source, _), (old_value, _) = self.entries.popitem(last=False)
+            self.held -= len(old_source) + len(old_value)
+        return found
+
+
+_CONSTANTS = _ConstantCache(32 << 20)
 
 
 def _with_readers(issue: Fp16RangeIssue, model: onnx.ModelProto) -> Fp16RangeIssue:

@@ -337,3 +337,26 @@ def test_only_converts_the_named_nodes_and_casts_at_their_borders() -> None:
             assert FLOAT16 not in types, node  # every other node stays as it was
     with pytest.raises(ModelError, match=r"only names nodes .* 'matmu' \(closest: 'matmul'"):
         convert_to_fp16(model, only=["matmu"])
+
+
+def test_the_constant_cache_is_bounded_by_bytes() -> None:
+    """The cache of converted Constants holds at most its byte limit, dropping the least
+    recently used first, and a dropped entry converts again to the same bytes."""
+    from pytest_polygraphy.models.fp16 import _ConstantCache
+
+    def source(i: int) -> bytes:
+        value = numpy_helper.from_array(np.full(64, i, np.float32))
+        node = helper.make_node("Constant", [], [f"c{i}"], name=f"n{i}", value=value)
+        return node.SerializeToString()
+
+    cache = _ConstantCache(limit=1500)
+    first = cache.converted(source(0), "c0")
+    for i in range(1, 6):
+        cache.converted(source(i), f"c{i}")
+        assert cache.held <= 1500
+    assert (source(0), "c0") not in cache.entries and (source(5), "c5") in cache.entries
+    assert cache.converted(source(0), "c0") == first
+    converted = onnx.NodeProto()
+    converted.ParseFromString(first[0])
+    values = numpy_helper.to_array(converted.attribute[0].t)
+    assert values.dtype == np.float16 and values[0] == 0 and first[1] is None
