@@ -6,11 +6,12 @@
   specification, ONNX Runtime and TensorRT normalize with the running statistics unless
   the node asks for its training outputs. (Found by ``--polygraphy-reduce`` on PaddleOCR's
   direction classifier: 0.09 off at its first BatchNormalization, 0.039 at the output.)
-- ``Conv``, ``MaxPool``, and float16 ``Add``/``Sub``/``Mul``/``Div`` and inference
-  ``BatchNormalization`` compute exactly what onnx's kernels compute, faster: the same
-  arrays, byte for byte (``tests/runners/test_onnxref_ops.py`` checks it against onnx's
-  own kernels), because every floating-point operation is the same one on the same
-  operands in the same order; only the order of the loops around them changes. onnx's
+- ``Conv``, ``MaxPool`` and, in float16, ``Add``/``Sub``/``Mul``/``Div`` and that
+  ``BatchNormalization``'s inference compute exactly what onnx's kernels compute, faster:
+  the same arrays, byte for byte and in the same memory layout
+  (``tests/runners/test_onnxref_ops.py`` checks it against onnx's own kernels and numpy),
+  because every floating-point operation is the same one on the same operands in the
+  same order; only the order of the loops around them changes. onnx's
   ``Conv`` builds its im2col matrix by fancy indexing with index arrays as large as the
   matrix and multiplies float16 matrices in numpy's one-element-at-a-time loop, and its
   strided ``MaxPool`` loops in Python over every output element; together they were
@@ -89,9 +90,10 @@ def batch_normalization() -> type:
 
 def _batchnorm_inference(x: Any, scale: Any, bias: Any, mean: Any, var: Any, epsilon: Any) -> Any:
     """onnx's ``_batchnorm_test_mode`` for a float16 ``x``: ``scale * (x - mean) /
-    sqrt(var + epsilon) + bias`` with numpy's dtypes at every step (``epsilon`` is a float32
-    scalar from the attribute, so the square root and what follows it are float32), each
-    full-size step through ``_binary``."""
+    sqrt(var + epsilon) + bias``, each full-size step through ``_binary``. The per-channel
+    ``sqrt(var + epsilon)`` is numpy's own, so ``epsilon``'s type sets its dtype as in
+    onnx's kernel (the evaluator passes the attribute, or its schema default, as a float32
+    scalar, which makes it and every later step float32)."""
     import numpy as np
 
     per_channel = (-1, *([1] * (x.ndim - 2)))
