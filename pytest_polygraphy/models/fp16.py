@@ -313,12 +313,11 @@ class _Converter:
     def constant_node(self, name: str, target: str) -> onnx.NodeProto:
         """A Constant node producing ``target``: the float16 version of Constant ``name``."""
         node = self.constant_nodes[name]
-        source = node.SerializeToString(deterministic=True)
-        if len(source) > _CACHED_CONSTANT_BYTES:
+        if node.ByteSize() > _CACHED_CONSTANT_BYTES:
             converted, issue = _fp16_constant(node, target)
             self.issues.extend([issue] if issue is not None else [])
             return converted
-        data, issue = _CONSTANTS.converted(source, target)
+        data, issue = _CONSTANTS.converted(node.SerializeToString(deterministic=True), target)
         self.issues.extend([issue] if issue is not None else [])
         converted = onnx.NodeProto()
         converted.ParseFromString(data)
