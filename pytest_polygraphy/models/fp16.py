@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
+import threading
 import warnings
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -399,30 +400,35 @@ def _fp16_constant(
 class _ConstantCache:
     """Converted Constant nodes by their serialized bytes and target name, least recently
     used first out, bounded by the bytes held (keys and values) rather than by a count,
-    so that a model of many small constants never evicts its own."""
+    so that a model of many small constants never evicts its own. Thread-safe: a test may
+    convert models from several threads."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.held = 0
         self.entries: OrderedDict[tuple[bytes, str], tuple[bytes, Fp16RangeIssue | None]]
         self.entries = OrderedDict()
+        self.lock = threading.Lock()
 
     def converted(self, source: bytes, target: str) -> tuple[bytes, Fp16RangeIssue | None]:
         """``_fp16_constant`` of the serialized node ``source``, serialized."""
         key = (source, target)
-        found = self.entries.get(key)
-        if found is not None:
-            self.entries.move_to_end(key)
-            return found
+        with self.lock:
+            found = self.entries.get(key)
+            if found is not None:
+                self.entries.move_to_end(key)
+                return found
         node = onnx.NodeProto()
         node.ParseFromString(source)
         converted, issue = _fp16_constant(node, target)
         found = (converted.SerializeToString(deterministic=True), issue)
-        self.entries[key] = found
-        self.held += len(source) + len(found[0])
-        while self.held > self.limit:
-            (old_source, _), (old_value, _) = self.entries.popitem(last=False)
-            self.held -= len(old_source) + len(old_value)
+        with self.lock:
+            if key not in self.entries:
+                self.entries[key] = found
+                self.held += len(source) + len(found[0])
+            while self.held > self.limit:
+                (old_source, _), (old_value, _) = self.entries.popitem(last=False)
+                self.held -= len(old_source) + len(old_value)
         return found
 
 

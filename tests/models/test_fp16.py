@@ -360,3 +360,28 @@ def test_the_constant_cache_is_bounded_by_bytes() -> None:
     converted.ParseFromString(first[0])
     values = numpy_helper.to_array(converted.attribute[0].t)
     assert values.dtype == np.float16 and values[0] == 0 and first[1] is None
+
+
+def test_conversions_from_several_threads_agree(monkeypatch) -> None:
+    """Threads converting at once through a cache small enough to evict all the time get
+    the same model a lone conversion gives (the cache is shared by the process)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from pytest_polygraphy.models import fp16
+
+    nodes, previous = [], "x"
+    for i in range(40):
+        value = numpy_helper.from_array(np.full(8, i + 1, np.float32))
+        nodes.append(helper.make_node("Constant", [], [f"c{i}"], name=f"c{i}", value=value))
+        nodes.append(helper.make_node("Mul", [previous, f"c{i}"], [f"m{i}"], name=f"m{i}"))
+        previous = f"m{i}"
+    nodes.append(helper.make_node("Identity", [previous], ["y"], name="out"))
+    model = builders.make_model(
+        nodes, [builders.float_input("x", [8])], [builders.float_input("y", [8])], []
+    )
+    expected = convert_to_fp16(model).SerializeToString()
+    monkeypatch.setattr(fp16, "_CONSTANTS", fp16._ConstantCache(limit=2000))
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda _: convert_to_fp16(model).SerializeToString(), range(32)))
+    assert all(result == expected for result in results)
+    assert fp16._CONSTANTS.held <= 2000
