@@ -8,8 +8,9 @@ precision settings. Names are imported on first use, so that importing one light
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from pytest_polygraphy.lazy import lazy_getattr
 
 if TYPE_CHECKING:
     from pytest_polygraphy.debug.precision import PrecisionOptions, PrecisionSession
@@ -19,18 +20,18 @@ if TYPE_CHECKING:
     from pytest_polygraphy.debug.session import CheckOutcome, SessionResult, Variant
 
 _EXPORTS = {
-    "CheckOutcome": "session",
-    "SessionResult": "session",
-    "Variant": "session",
-    "Verdict": "search",
-    "SearchResult": "search",
-    "reduce_block": "search",
-    "peel": "search",
-    "ReduceOptions": "reduce",
-    "ReduceSession": "reduce",
-    "PrecisionOptions": "precision",
-    "PrecisionSession": "precision",
-    "RepeatSession": "repeat",
+    "CheckOutcome": ".session",
+    "SessionResult": ".session",
+    "Variant": ".session",
+    "Verdict": ".search",
+    "SearchResult": ".search",
+    "reduce_block": ".search",
+    "peel": ".search",
+    "ReduceOptions": ".reduce",
+    "ReduceSession": ".reduce",
+    "PrecisionOptions": ".precision",
+    "PrecisionSession": ".precision",
+    "RepeatSession": ".repeat",
 }
 
 __all__ = [
@@ -49,8 +50,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    module = importlib.import_module(f"{__name__}.{_EXPORTS[name]}")
-    return getattr(module, name)
+__getattr__ = lazy_getattr(__name__, _EXPORTS)

@@ -9,8 +9,9 @@ activated.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from pytest_polygraphy.lazy import lazy_getattr
 
 # eager: the module ``run`` and the function ``run`` share a name, and the function must win
 from pytest_polygraphy.runners.run import (
@@ -40,22 +41,22 @@ if TYPE_CHECKING:
     )
 
 _EXPORTS = {
-    "BaseRunner": "base",
-    "Runner": "base",
-    "RunnerNotActiveError": "base",
-    "CudaError": "cuda",
-    "cuda_available": "cuda",
-    "cuda_unavailable_reason": "cuda",
-    "GoldenRunner": "golden",
-    "OnnxrefRunner": "onnxref",
-    "PROVIDER_NAMES": "onnxrt",
-    "OnnxrtRunner": "onnxrt",
-    "resolve_provider": "onnxrt",
-    "TrtEngineRunner": "trt",
-    "TrtRunner": "trt",
-    "import_tensorrt": "trt_module",
-    "tensorrt_available": "trt_module",
-    "tensorrt_unavailable_reason": "trt_module",
+    "BaseRunner": ".base",
+    "Runner": ".base",
+    "RunnerNotActiveError": ".base",
+    "CudaError": ".cuda",
+    "cuda_available": ".cuda",
+    "cuda_unavailable_reason": ".cuda",
+    "GoldenRunner": ".golden",
+    "OnnxrefRunner": ".onnxref",
+    "PROVIDER_NAMES": ".onnxrt",
+    "OnnxrtRunner": ".onnxrt",
+    "resolve_provider": ".onnxrt",
+    "TrtEngineRunner": ".trt",
+    "TrtRunner": ".trt",
+    "import_tensorrt": ".trt_module",
+    "tensorrt_available": ".trt_module",
+    "tensorrt_unavailable_reason": ".trt_module",
 }
 
 __all__ = [
@@ -84,8 +85,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    module = importlib.import_module(f"{__name__}.{_EXPORTS[name]}")
-    return getattr(module, name)
+__getattr__ = lazy_getattr(__name__, _EXPORTS)
