@@ -196,28 +196,30 @@ def model_hash(model: onnx.ModelProto | str | os.PathLike[str]) -> str:
     """
     data_hash = hashlib.sha256()
     if isinstance(model, onnx.ModelProto):
-        missing = _unloaded_external_tensors(model)
-        if missing:
-            raise ModelError(
-                f"cannot hash the model: tensors {missing[:5]} refer to external data that was "
-                "never loaded; pass the model's path or load it with load_model(path)"
-            )
         # (tensor, raw bytes, data_location or None when unset) to put back afterwards
         detached: list[tuple[onnx.TensorProto, bytes, int | None]] = []
+        missing: list[str] = []  # tensors whose external data was never loaded
         try:
             for tensor in iter_tensors(model):
-                _update_with_bytes(data_hash, tensor.raw_data)
                 location = tensor.data_location if tensor.HasField("data_location") else None
+                if location == onnx.TensorProto.EXTERNAL:
+                    missing.append(tensor.name)
+                _update_with_bytes(data_hash, tensor.raw_data)
                 detached.append((tensor, tensor.raw_data, location))
                 tensor.ClearField("raw_data")
                 tensor.ClearField("data_location")
-            structure = model.SerializeToString(deterministic=True)
+            structure = b"" if missing else model.SerializeToString(deterministic=True)
         finally:
             for tensor, raw, location in detached:
                 if raw:
                     tensor.raw_data = raw
                 if location is not None:
                     tensor.data_location = location
+        if missing:
+            raise ModelError(
+                f"cannot hash the model: tensors {missing[:5]} refer to external data that was "
+                "never loaded; pass the model's path or load it with load_model(path)"
+            )
     else:
         path = os.fspath(model)
         proto = load_model(path, load_external_data=False)
