@@ -682,7 +682,7 @@ def engine_overhead(name: str, model: Any, shape: tuple[int, ...], folder: Path)
     run.wall_s = time.perf_counter() - start
     run.checks = result.checks
     run.nodes = [f"{node} ({op})" for node, op in result.nodes]
-    run.candidates = int(re.search(r"of (\d+) nodes", result.summary).group(1))
+    run.candidates = len(session.index.candidates)
     return run
 
 
