@@ -16,13 +16,11 @@ user_properties, read by ``report.ReportPlugin``).
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from pytest_polygraphy.plugin.html_report import matplotlib_installed
 from pytest_polygraphy.plugin.table import format_number
 
 #: Bytes of both sides' arrays of one batch; the first batch is BATCH_START tensors.
@@ -264,35 +262,3 @@ def _spread(rows: Sequence[Any], count: int) -> list[Any]:
         return list(rows)
     picks = sorted({round(i * (len(rows) - 1) / (count - 1)) for i in range(count)})
     return [rows[i] for i in picks]
-
-
-def growth_chart(path: Sequence[Mapping[str, Any]], atol: float | None) -> bytes | None:
-    """A small PNG of the max absolute error along the path (log scale), or None without
-    matplotlib or without errors to draw."""
-    points = [
-        (i, float(row["max_absdiff"]))
-        for i, row in enumerate(path)
-        if isinstance(row.get("max_absdiff"), int | float) and math.isfinite(row["max_absdiff"])
-    ]
-    if not matplotlib_installed() or len(points) < 2:
-        return None
-    import io
-
-    from matplotlib.figure import Figure
-    from matplotlib.ticker import MaxNLocator
-
-    figure = Figure(figsize=(6.5, 2.6), dpi=90, layout="constrained")
-    axes = figure.subplots()
-    xs, ys = zip(*points, strict=True)
-    floor = min((y for y in ys if y > 0), default=1e-12) / 10
-    axes.plot(xs, [max(y, floor) for y in ys], marker="o", markersize=3, color="#4c72b0")
-    if atol is not None and math.isfinite(atol) and atol > 0:
-        axes.axhline(atol, color="#c44e52", linestyle="--", label=f"atol={atol:g}")
-        axes.legend(loc="upper left", fontsize="small")
-    axes.set_yscale("log")
-    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
-    axes.set_xlabel("step along the path (first divergence = 0)")
-    axes.set_ylabel("max |actual - expected|")
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    return buffer.getvalue()

@@ -356,11 +356,37 @@ def _tests_table(tests: Sequence[Mapping[str, Any]]) -> str:
     )
 
 
+def growth_chart(path: Sequence[Mapping[str, Any]], atol: float | None) -> bytes | None:
+    """A small PNG of the max absolute error along the path (log scale), or None without
+    matplotlib or without errors to draw."""
+    points = [
+        (i, float(row["max_absdiff"]))
+        for i, row in enumerate(path)
+        if isinstance(row.get("max_absdiff"), int | float) and math.isfinite(row["max_absdiff"])
+    ]
+    if not matplotlib_installed() or len(points) < 2:
+        return None
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
+    figure = Figure(figsize=(6.5, 2.6), dpi=90, layout="constrained")
+    axes = figure.subplots()
+    xs, ys = zip(*points, strict=True)
+    floor = min((y for y in ys if y > 0), default=1e-12) / 10
+    axes.plot(xs, [max(y, floor) for y in ys], marker="o", markersize=3, color="#4c72b0")
+    if atol is not None and math.isfinite(atol) and atol > 0:
+        axes.axhline(atol, color="#c44e52", linestyle="--", label=f"atol={atol:g}")
+        axes.legend(loc="upper left", fontsize="small")
+    axes.set_yscale("log")
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes.set_xlabel("step along the path (first divergence = 0)")
+    axes.set_ylabel("max |actual - expected|")
+    return _png(figure)
+
+
 def _divergence_sections(divergences: Sequence[Mapping[str, Any]], draw: bool) -> str:
     """First divergence per test and backend: the summary, the growth chart along the
     path to the failing output, and (folded) the table of every compared tensor."""
-    from pytest_polygraphy.plugin.divergence import growth_chart
-
     if not divergences:
         return ""
     parts = ["<h2>First divergence (--polygraphy-mark-all)</h2>"]

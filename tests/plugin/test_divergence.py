@@ -162,14 +162,3 @@ def test_mark_all_on_onnx_runtime_against_the_reference(project: pytest.Pytester
     result.assert_outcomes(failed=1)
     assert "onnxrt[fp16] vs onnxref, iteration 0:" in failure(result)
     assert "first divergence: tensor '" in failure(result)
-
-
-def test_growth_chart_is_drawn_or_skipped_without_matplotlib(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    path = [{"max_absdiff": v} for v in (1e-3, 1e-2, 1e-1)]
-    if divergence.matplotlib_installed():
-        png = divergence.growth_chart(path, 1e-3)
-        assert png is not None and png.startswith(b"\x89PNG")
-    monkeypatch.setattr(divergence, "matplotlib_installed", lambda: False)
-    assert divergence.growth_chart(path, 1e-3) is None

@@ -344,3 +344,14 @@ def test_heatmaps_of_tiny_outputs_have_whole_index_ticks(
     for ticks in (heatmap.get_xticks(), heatmap.get_yticks()):
         visible = [t for t in ticks if -0.5 <= t <= max(shape) - 0.5]
         assert visible and all(float(t).is_integer() for t in visible)
+
+
+def test_growth_chart_is_drawn_or_skipped_without_matplotlib(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    path = [{"max_absdiff": v} for v in (1e-3, 1e-2, 1e-1)]
+    if html_report.matplotlib_installed():
+        png = html_report.growth_chart(path, 1e-3)
+        assert png is not None and png.startswith(b"\x89PNG")
+    monkeypatch.setattr(html_report, "matplotlib_installed", lambda: False)
+    assert html_report.growth_chart(path, 1e-3) is None
