@@ -30,6 +30,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import re
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -480,11 +481,16 @@ class ItemCheck:
         return layers
 
     def _feeds(self, context: DebugContext) -> Any:
+        """The test's inputs, from its own data loader settings. Binding them to the model
+        repeats the test's own warning about dynamic dims it had to choose, which the test
+        already gave: that one is not given twice."""
         from pytest_polygraphy.models import input_metadata
 
         loader = dataclasses.replace(context.settings, feeds=None).data_loader()
         if hasattr(loader, "bind"):
-            return loader.bind(input_metadata(context.model))
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", r"input .* has dynamic shape", UserWarning)
+                return loader.bind(input_metadata(context.model))
         return loader
 
     def _reference_runner(self, context: DebugContext) -> Any:

@@ -282,3 +282,15 @@ def test_fail_on_narrows_what_counts_as_the_failure(tmp_path: Path) -> None:
     assert "does not match --polygraphy-fail-on" in result["summary"]
     run = run_pytest(tmp_path, "chain.onnx", *ARGS, "--polygraphy-fail-on", "Inf")
     assert session(run, "chain.onnx::accuracy[fp16]")["nodes"] == PLANTED
+
+
+def test_a_dynamic_dim_is_warned_about_once(tmp_path: Path) -> None:
+    """The session binds the test's inputs to the model again; the warning about the
+    dynamic dim it had to choose is the test's, given once, not once more by the session."""
+    model = models.chain()
+    for value in (*model.graph.input, *model.graph.output):
+        value.type.tensor_type.shape.dim[0].dim_param = "batch"
+    onnx.save(model, tmp_path / "chain.onnx")
+    run = run_pytest(tmp_path, "chain.onnx", *ARGS)
+    assert session(run, "chain.onnx::accuracy[fp16]")["nodes"] == PLANTED
+    assert run.output.count("input 'x' has dynamic shape [batch,16]") == 1, run.output
