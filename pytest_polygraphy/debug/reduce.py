@@ -13,9 +13,10 @@ still fail: this proves the test takes its model and inputs from the session, an
 the same computation on the same inputs, confirms the test's own failure), search
 (``search.reduce_block``), then write ``minimal_failing/`` (an ONNX test-case folder that
 reproduces the failure on its own, re-checked after writing) and ``min_good.onnx`` (the
-good variant nearest to the answer, when one was checked). When the rebuilt model does not
-fail, the unchanged test is re-run (up to 3 runs in all) to tell a nondeterministic or
-unreproducible failure from one lost by cutting.
+good variant nearest to the answer, when one was checked). The summary notes when the
+reference's own values at the answer are not finite, and where the reference first made
+them. When the rebuilt model does not fail, the unchanged test is re-run (up to 3 runs in
+all) to tell a nondeterministic or unreproducible failure from one lost by cutting.
 
 Every check goes through the journal, so re-running the same session resumes it with no
 check repeated (``journal``).
@@ -258,6 +259,9 @@ class ReduceSession(DebugSession):
                 lines.append(milder)
         elif outcome.detail:
             lines.append(f"failure: {outcome.detail}")
+        reference_note = self._non_finite_reference(cut)
+        if reference_note is not None:
+            lines.append(reference_note)
         lines.append(
             f"minimal_failing/ {'reproduces' if reproduces else 'does NOT reproduce'} the "
             f"failure on its own ({recheck.verdict.value})"
@@ -277,12 +281,86 @@ class ReduceSession(DebugSession):
             reproduces=reproduces,
         )
 
+    def _non_finite_reference(self, cut: Cut) -> str | None:
+        """A note when the reference's own values at the answer hold NaN or Inf: then the
+        expected side is what is non-finite, and the answer is where that first shows
+        through the test, not necessarily where it starts. Fed in through the cut's
+        inputs, it names the node where the reference first computes a non-finite value
+        from finite ones (or says the test's inputs hold it); made inside the cut, it says
+        so."""
+        fed = _non_finite_counts(self.values, cut.inputs)
+        if fed:
+            origin = self._first_non_finite()
+            return (
+                f"note: the reference's own values fed to this subgraph are not finite "
+                f"({fed}): the failure comes in with them; {origin}"
+            )
+        made = _non_finite_counts(self.values, cut.outputs)
+        if made:
+            return (
+                f"note: the reference itself computes non-finite values in this subgraph "
+                f"({made}): the expected side of the comparison is what is not finite"
+            )
+        return None
+
+    def _first_non_finite(self) -> str:
+        """Where the reference's values first stop being finite, in topological order: the
+        node, its non-finite outputs, and the shapes of what it read (an empty tensor, for
+        one, averages to NaN)."""
+        index, values = self.index, self.values
+        inputs = _non_finite_counts(values, index.graph_inputs)
+        if inputs:
+            return f"the test's inputs hold them ({inputs})"
+        known = values.names()
+        for i in index.candidates:
+            node = index.nodes[i]
+            outputs = [name for name in node.output if name in known]
+            if not _non_finite_counts(values, outputs):
+                continue
+            bad = [name for name in outputs if _non_finite_counts(values, [name])]
+            read = [
+                f"{name!r} {values.get(0, name).dtype} {list(values.get(0, name).shape)}"
+                for name in dict.fromkeys(index.reads[i])
+                if name in known
+            ]
+            return (
+                f"the reference first computes them at node {index.names[i]} ({node.op_type}), "
+                f"output {', '.join(map(repr, bad))}"
+                + (f", from {', '.join(read)}" if read else "")
+            )
+        return "they come from the model's constants"
+
     def _nearest_good(self, nodes: Nodes) -> Nodes | None:
         goods = [n for n, o in self._outcomes.items() if o.verdict is Verdict.GOOD and n]
         if not goods:
             return None
         mine = set(nodes)
         return min(goods, key=lambda other: (len(mine ^ set(other)), -len(other)))
+
+
+def _non_finite_counts(values: Intermediates, names: Iterable[str]) -> str:
+    """``'t': 3 NaN, 1 Inf (sample 0)`` for each of ``names`` whose reference values hold
+    NaN or Inf, in the first sample that does; empty when all are finite."""
+    import numpy as np
+
+    known = values.names()
+    parts = []
+    for name in names:
+        if name not in known:
+            continue
+        for sample in range(len(values)):
+            array = values.get(sample, name)
+            if array.dtype.kind not in "fc":
+                break
+            nan = int(np.count_nonzero(np.isnan(array)))
+            inf = int(np.count_nonzero(np.isinf(array)))
+            if nan or inf:
+                counts = ", ".join(
+                    f"{count} {what}" for count, what in ((nan, "NaN"), (inf, "Inf")) if count
+                )
+                parts.append(f"{name!r}: {counts} (sample {sample})")
+                break
+    return "; ".join(parts)
 
 
 def _worst(failures: Mapping[str, tuple[float | None, float | None]]) -> float | None:

@@ -224,3 +224,19 @@ def int8_outlier(path: Path | None = None) -> onnx.ModelProto:
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 16])
     return _save(_model(nodes, [x], [y], inits), path)
+
+
+def nan_making(path: Path | None = None) -> onnx.ModelProto:
+    """``x - 2`` then ``Sqrt`` (node ``nan_maker``): NaN for any ``x`` below 2, in the
+    reference too; then ``Abs``, ``Neg`` (node ``late``) and ``Abs`` carry the NaN on."""
+    nodes = [
+        helper.make_node("Sub", ["x", "two"], ["d"], name="shift"),
+        helper.make_node("Sqrt", ["d"], ["r"], name="nan_maker"),
+        helper.make_node("Abs", ["r"], ["a"], name="carry"),
+        helper.make_node("Neg", ["a"], ["n"], name="late"),
+        helper.make_node("Abs", ["n"], ["y"], name="out"),
+    ]
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 16])
+    two = numpy_helper.from_array(np.array(2.0, np.float32), "two")
+    return _save(_model(nodes, [x], [y], [two], name="nan"), path)

@@ -172,3 +172,48 @@ def test_flaky_passes_never_make_an_answer(tmp_path: Path) -> None:
         unsure = result.status in ("nondeterministic", "failure lost when cut")
         failing_alone = ([("planted_exp", "Exp")], [("log24", "Log")])
         assert unsure or result.nodes in failing_alone, (every, result.summary)
+
+
+class NodeCheck(Fp16Check):
+    """Bad exactly when the variant holds the node named ``culprit`` (a backend that fails
+    there, or that cannot run the nodes before it alone)."""
+
+    def __init__(self, model: onnx.ModelProto, feeds: list[dict], culprit: str):
+        super().__init__(model, feeds)
+        self.culprit = culprit
+
+    def __call__(self, variant: Variant | None) -> CheckOutcome:
+        model = self.model if variant is None or variant.model is None else variant.model
+        if self.culprit in {node.name for node in model.graph.node}:
+            return CheckOutcome(Verdict.BAD, "mismatch", {"y": (float("nan"), None)})
+        return CheckOutcome(Verdict.GOOD, "passed")
+
+
+def test_non_finite_reference_values_fed_in_are_traced_to_their_node(tmp_path: Path) -> None:
+    """The answer is fed NaN by the reference itself: the summary says so and names the
+    node where the reference first makes it, with the shapes that node read."""
+    check = NodeCheck(models.nan_making(), [{"x": np.zeros((1, 16), np.float32)}], "late")
+    result = _session(tmp_path, check).run()
+    assert result.nodes == [("late", "Neg")], result.summary
+    assert (
+        "note: the reference's own values fed to this subgraph are not finite ('a': 16 NaN "
+        "(sample 0)): the failure comes in with them; the reference first computes them at "
+        "node nan_maker (Sqrt), output 'r', from 'd' float32 [1, 16]"
+    ) in result.summary
+
+
+def test_non_finite_reference_values_made_inside_are_said(tmp_path: Path) -> None:
+    check = NodeCheck(models.nan_making(), [{"x": np.zeros((1, 16), np.float32)}], "nan_maker")
+    result = _session(tmp_path, check).run()
+    assert result.nodes == [("nan_maker", "Sqrt")], result.summary
+    assert "the reference itself computes non-finite values in this subgraph ('r': 16 NaN" in (
+        result.summary
+    )
+    assert "fed to this subgraph" not in result.summary
+
+
+def test_finite_reference_values_get_no_note(tmp_path: Path) -> None:
+    check = NodeCheck(models.nan_making(), [{"x": np.full((1, 16), 3.0, np.float32)}], "late")
+    result = _session(tmp_path, check).run()
+    assert result.nodes == [("late", "Neg")], result.summary
+    assert "not finite" not in result.summary and "non-finite" not in result.summary
