@@ -7,6 +7,8 @@ tensor, what was expected and what was given.
 
 from __future__ import annotations
 
+import contextlib
+
 
 class PolygraphyError(Exception):
     """Base class of every error raised on purpose by pytest-polygraphy."""
@@ -53,3 +55,26 @@ class InferenceError(PolygraphyError, RuntimeError):
         self.model = model
         self.feed_shapes = feed_shapes
         self.node = node
+
+
+_PREPARING_RUNNER = "_pytest_polygraphy_preparing_runner"
+
+
+def note_preparing_runner(error: BaseException) -> None:
+    """Mark ``error`` as raised while a runner was made ready for its model (a precision
+    conversion, an ONNX Runtime session, a TensorRT build): it comes from the model
+    itself, before any input was fed."""
+    with contextlib.suppress(AttributeError):  # an exception type without a __dict__
+        setattr(error, _PREPARING_RUNNER, True)
+
+
+def raised_preparing_runner(error: BaseException | None) -> bool:
+    """Whether ``error``, or an exception it was raised from or while handling, was noted
+    by ``note_preparing_runner``."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        if getattr(error, _PREPARING_RUNNER, False):
+            return True
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return False

@@ -181,7 +181,31 @@ class ReduceSession(DebugSession):
         )
         if len(search.nodes) > 1:
             self._confirm_minimal(search.nodes)
+        self._check_without(search.nodes)
         return self._finish(search.nodes, search.accumulated, search.good)
+
+    def _check_without(self, nodes: Nodes) -> None:
+        """When no variant passed, every cut kept failing: that is also what a failure
+        that does not depend on the model looks like, and the search then ends at its
+        first node. The model without the answer's nodes is checked once: when it passes,
+        the answer is where the failure comes from; when it fails too, the summary says
+        so (``_finish``). Not with ``keep_inputs``/``keep_outputs``, whose answers must
+        hold the model's inputs or outputs."""
+        options = self.options
+        rest = self._rest(nodes)
+        if options.keep_inputs or options.keep_outputs or not rest:
+            return
+        if self._good_seen():
+            return
+        if rest not in self._outcomes:
+            self.check_nodes(rest)
+
+    def _good_seen(self) -> bool:
+        return any(o.verdict is Verdict.GOOD for o in self._outcomes.values())
+
+    def _rest(self, nodes: Nodes) -> Nodes:
+        chosen = set(nodes)
+        return tuple(c for c in range(len(self.index.candidates)) if c not in chosen)
 
     def _confirm_minimal(self, nodes: Nodes) -> None:
         """A result of several nodes rests on each of them passing when left out: those
@@ -259,6 +283,13 @@ class ReduceSession(DebugSession):
                 lines.append(milder)
         elif outcome.detail:
             lines.append(f"failure: {outcome.detail}")
+        rest = self._outcomes.get(self._rest(nodes))
+        if rest is not None and rest.verdict is Verdict.BAD and not self._good_seen():
+            lines.append(
+                "note: no variant passed, and the model without these nodes fails the same "
+                "way too: the failure may not come from these nodes at all (a test that "
+                "fails whatever its model), or the model holds more than one failing part"
+            )
         reference_note = self._non_finite_reference(cut)
         if reference_note is not None:
             lines.append(reference_note)

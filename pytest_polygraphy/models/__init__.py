@@ -15,6 +15,7 @@ from pytest_polygraphy.models.metadata import (
     np_to_onnx_dtype,
     onnx_to_np_dtype,
     output_metadata,
+    output_names,
 )
 from pytest_polygraphy.models.shapes import infer_shapes
 from pytest_polygraphy.models.subgraph import extract_subgraph
@@ -34,6 +35,7 @@ __all__ = [
     "np_to_onnx_dtype",
     "onnx_to_np_dtype",
     "output_metadata",
+    "output_names",
     "quantize_int8",
     "save_model",
 ]

@@ -99,6 +99,12 @@ def input_metadata(model: onnx.ModelProto | str | os.PathLike[str]) -> TensorMet
     )
 
 
+def output_names(model: onnx.ModelProto | str | os.PathLike[str]) -> list[str]:
+    """The names of the model's outputs, in graph order, typed or not."""
+    graph, _ = _graph_of(model)
+    return [value.name for value in graph.output]
+
+
 def output_metadata(model: onnx.ModelProto | str | os.PathLike[str]) -> TensorMetadata:
     """Names, dtypes and dims of the model's outputs, in graph order.
 

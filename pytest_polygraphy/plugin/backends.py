@@ -34,7 +34,7 @@ from typing import Any
 
 import pytest
 
-from pytest_polygraphy.errors import BackendUnavailableError, ModelError
+from pytest_polygraphy.errors import BackendUnavailableError, ModelError, note_preparing_runner
 from pytest_polygraphy.plugin.options import PolygraphyOptions, get_options
 from pytest_polygraphy.plugin.runsyntax import MARK_ALL
 from pytest_polygraphy.plugin.settings import AccuracySettings
@@ -136,6 +136,9 @@ class RunnerCache:
             runner.activate()
         except BackendUnavailableError as err:
             self._unavailable[model_id, key] = err
+            raise
+        except Exception as err:
+            note_preparing_runner(err)
             raise
         self._models.setdefault(model_id, {})[key] = runner
         self._models.move_to_end(model_id)

@@ -38,6 +38,7 @@ from typing import Any
 
 import pytest
 
+from pytest_polygraphy.errors import raised_preparing_runner
 from pytest_polygraphy.plugin.options import PolygraphyOptions, get_options
 from pytest_polygraphy.plugin.records import (
     DEBUG_CHECK_RUNNING,
@@ -548,16 +549,22 @@ class ItemCheck:
                 return CheckOutcome(Verdict.INVALID, f"error in {report.when}: {_first(report)}")
             if report.skipped:
                 return CheckOutcome(Verdict.INVALID, f"skipped: {_first(report)}")
-        if active is not None and active.feeds is not None and not active.feeds.used:
-            return CheckOutcome(
-                Verdict.INVALID,
-                "the test did not take the variant's inputs: it makes its own inputs instead "
-                "of using data_loader (or accuracy), so it cannot be reduced",
-            )
         call = next((r for r in reports if r.when == "call"), None)
+        excinfo = item.stash.get(EXCINFO_KEY, None)
+        if active is not None and active.feeds is not None and not active.feeds.used:
+            # Failing while its runner was made ready for the variant's model (a precision
+            # conversion, a session, an engine build), the test failed before any input
+            # mattered: that failure is the model's, and classified as any other.
+            preparing = excinfo is not None and raised_preparing_runner(excinfo.value)
+            if call is None or call.passed or not preparing:
+                return CheckOutcome(
+                    Verdict.INVALID,
+                    "the test did not take the variant's inputs: it makes its own inputs "
+                    "instead of using data_loader (or accuracy), so it cannot be reduced",
+                )
         if call is None or call.passed:
             return CheckOutcome(Verdict.GOOD, "passed")
-        signature = _signature(call, item.stash.get(EXCINFO_KEY, None), records)
+        signature = _signature(call, excinfo, records)
         if signature.kind != self.original.kind:
             return CheckOutcome(
                 Verdict.INVALID,

@@ -13,7 +13,12 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from pytest_polygraphy.errors import InferenceError, ModelError, PolygraphyError
+from pytest_polygraphy.errors import (
+    InferenceError,
+    ModelError,
+    PolygraphyError,
+    note_preparing_runner,
+)
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -86,10 +91,15 @@ class BaseRunner:
         return self._active
 
     def activate(self) -> None:
-        """Acquire the backend (session, engine, buffers). Errors surface here."""
+        """Acquire the backend (session, engine, buffers). Errors surface here, noted as
+        raised preparing the runner (``errors.raised_preparing_runner``)."""
         if self._active:
             return
-        self._activate()
+        try:
+            self._activate()
+        except Exception as err:
+            note_preparing_runner(err)
+            raise
         self._active = True
 
     def deactivate(self) -> None:
@@ -264,11 +274,20 @@ class OnnxModelRunner(BaseRunner):
 
     def activate(self) -> None:
         """Refuses a model without outputs before the backend is asked: it would produce
-        nothing, so nothing could be compared (ModelError naming the model)."""
-        if not self.is_active and not len(self.output_metadata):
+        nothing, so nothing could be compared (ModelError naming the model). Outputs
+        without type information count: ``mark_outputs`` writes them behind custom-domain
+        nodes, whose types ONNX Runtime and TensorRT find themselves."""
+        if not self.is_active and not self._declared_outputs():
             raise ModelError(
                 f"model {model_display_name(self.model)} has no outputs (runner "
                 f"{self.name!r}): running it produces nothing to compare; mark the tensors to "
                 "check as graph outputs (models.mark_outputs, or --polygraphy-mark-all)"
             )
         super().activate()
+
+    def _declared_outputs(self) -> int:
+        if self._output_metadata is not None:
+            return len(self._output_metadata)
+        from pytest_polygraphy.models import output_names
+
+        return len(output_names(self.model))

@@ -240,3 +240,22 @@ def nan_making(path: Path | None = None) -> onnx.ModelProto:
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 16])
     two = numpy_helper.from_array(np.array(2.0, np.float32), "two")
     return _save(_model(nodes, [x], [y], [two], name="nan"), path)
+
+
+def with_custom_op(path: Path | None = None) -> onnx.ModelProto:
+    """``Abs``, then ONNX Runtime's ``com.microsoft::Gelu`` (node ``gelu``), then ``Abs``
+    (``n2``), ``Neg``, ``Abs``. onnx's shape inference has no schema for ``Gelu``, so its
+    output has no known dtype and the fp16 conversion of any model holding ``gelu`` with
+    a reader of its output fails, before any input is fed."""
+    nodes = [
+        helper.make_node("Abs", ["x"], ["a"], name="n0"),
+        helper.make_node("Gelu", ["a"], ["g"], name="gelu", domain="com.microsoft"),
+        helper.make_node("Abs", ["g"], ["b"], name="n2"),
+        helper.make_node("Neg", ["b"], ["c"], name="n3"),
+        helper.make_node("Abs", ["c"], ["y"], name="out"),
+    ]
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 16])
+    model = _model(nodes, [x], [y], name="custom")
+    model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+    return _save(model, path)

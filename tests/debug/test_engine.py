@@ -4,6 +4,7 @@ rules, test-case folders, and a whole session driven by a plain-Python check."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ import onnxruntime as ort
 
 from pytest_polygraphy.debug import CheckOutcome, ReduceOptions, ReduceSession, Variant, Verdict
 from pytest_polygraphy.debug.artifacts import read_test_case, write_test_case
+from pytest_polygraphy.debug.blocks import GraphIndex
 from pytest_polygraphy.debug.intermediates import Intermediates
 from pytest_polygraphy.debug.journal import Journal, JournalEntry, read_journal
 from pytest_polygraphy.models import convert_to_fp16
@@ -217,3 +219,31 @@ def test_finite_reference_values_get_no_note(tmp_path: Path) -> None:
     result = _session(tmp_path, check).run()
     assert result.nodes == [("late", "Neg")], result.summary
     assert "not finite" not in result.summary and "non-finite" not in result.summary
+
+
+class AlwaysBad(Fp16Check):
+    """A test that fails the same way whatever its model."""
+
+    def __call__(self, variant: Variant | None) -> CheckOutcome:
+        return CheckOutcome(Verdict.BAD, "fails regardless")
+
+
+def test_a_failure_that_does_not_depend_on_the_model_is_said(tmp_path: Path) -> None:
+    """Every cut fails, so the search ends at the first node; the model without it fails
+    too, and the summary says the answer may not be where the failure comes from."""
+    check = AlwaysBad(models.chain(), [{"x": np.full((1, 16), 0.9, np.float32)}])
+    result = _session(tmp_path, check).run()
+    assert "no variant passed, and the model without these nodes fails the same way" in (
+        result.summary
+    )
+
+
+def test_a_culprit_at_the_first_node_is_confirmed_by_the_rest_passing(tmp_path: Path) -> None:
+    model = models.chain()
+    check = NodeCheck(model, [{"x": np.full((1, 16), 0.9, np.float32)}], "n0")
+    result = _session(tmp_path, check).run()
+    assert [name for name, _ in result.nodes] == ["n0"], result.summary
+    assert "no variant passed" not in result.summary
+    n = len(GraphIndex(model).candidates)
+    assert result.checks <= math.ceil(math.log2(n)) + 3, result.summary
+    assert (tmp_path / "session" / "min_good.onnx").exists()

@@ -294,3 +294,62 @@ def test_a_dynamic_dim_is_warned_about_once(tmp_path: Path) -> None:
     run = run_pytest(tmp_path, "chain.onnx", *ARGS)
     assert session(run, "chain.onnx::accuracy[fp16]")["nodes"] == PLANTED
     assert run.output.count("input 'x' has dynamic shape [batch,16]") == 1, run.output
+
+
+def test_a_failure_preparing_the_runner_is_reduced(tmp_path: Path) -> None:
+    """The fp16 conversion fails before any input is fed (a custom-domain node whose
+    output onnx cannot type): that failure is the model's, so the session bisects it like
+    any other, down to the custom node and the node that reads its untyped output."""
+    models.with_custom_op(path=tmp_path / "custom.onnx")
+    args = ["--onnxrt", "--polygraphy-precisions", "fp16", "--polygraphy-reduce"]
+    run = run_pytest(tmp_path, "custom.onnx", *args)
+    nodeid = "custom.onnx::accuracy[fp16]"
+    assert run.outcome(nodeid) == "failed"
+    assert "ModelError: cannot convert to fp16" in run.message(nodeid)
+    result = session(run, nodeid)
+    assert result["status"] == "reduced", result["summary"]
+    assert result["nodes"] == [["gelu", "Gelu"], ["n2", "Abs"]], result["summary"]
+    assert "failure: ModelError: cannot convert to fp16" in result["summary"]
+    assert "makes its own inputs" not in result["summary"]
+    assert result["reproduces"] is True
+
+
+FAILING_BUILD_CONFTEST = '''
+"""A stand-in for TensorRT's runner (TensorRT is not installable here): ONNX Runtime,
+except that a model holding an Exp fails to build, as a layer TensorRT has no
+implementation for would. Orchestration only: nothing here is a TensorRT result."""
+import pytest_polygraphy.runners.trt as trt
+from pytest_polygraphy.errors import ModelError
+from pytest_polygraphy.models import load_model
+from pytest_polygraphy.runners.onnxrt import OnnxrtRunner
+
+
+class FakeTrtRunnerForOrchestration(OnnxrtRunner):
+    def __init__(self, model, precision="fp32", profiles=None, **kwargs):
+        super().__init__(model, name="trt" if precision == "fp32" else f"trt[{precision}]")
+
+    def _activate(self):
+        exps = [n.name for n in load_model(self.model).graph.node if n.op_type == "Exp"]
+        if exps:
+            raise ModelError(f"could not build an engine: no implementation for {exps[0]} (Exp)")
+        super()._activate()
+
+
+trt.TrtRunner = FakeTrtRunnerForOrchestration
+'''
+
+
+def test_a_failing_engine_build_is_reduced_to_its_layer(tmp_path: Path) -> None:
+    """Polygraphy's other use of ``debug reduce``: a model TensorRT cannot build. The
+    runner fails while it builds, before any input; the session ends at the layer."""
+    models.chain(path=tmp_path / "chain.onnx")
+    (tmp_path / "conftest.py").write_text(FAILING_BUILD_CONFTEST)
+    args = ["--trt", "--onnxref", "--polygraphy-skip-unavailable", "--polygraphy-reduce"]
+    run = run_pytest(tmp_path, "chain.onnx", *args)
+    nodeid = "chain.onnx::accuracy[fp32]"
+    assert run.outcome(nodeid) == "failed", run.output
+    result = session(run, nodeid)
+    assert result["status"] == "reduced", result["summary"]
+    assert result["nodes"] == PLANTED, result["summary"]
+    assert "could not build an engine: no implementation for planted_exp" in result["summary"]
+    assert result["checks"] <= math.ceil(math.log2(candidates(models.chain()))) + 3

@@ -305,6 +305,30 @@ def test_a_model_without_outputs_or_graph_is_refused_at_activation(runner_type: 
         runner_type(onnx.ModelProto(ir_version=9)).activate()
 
 
+def test_an_output_without_type_information_runs_on_onnx_runtime() -> None:
+    """``mark_outputs`` marks a tensor behind a custom-domain node without a dtype, as
+    Polygraphy does; ONNX Runtime types it itself, so the runner activates and returns it,
+    and errors raised while activating are noted as the model's (before any input)."""
+    import warnings
+
+    from pytest_polygraphy.errors import ModelError, raised_preparing_runner
+    from pytest_polygraphy.models import mark_outputs
+    from tests.debug import models
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        marked = mark_outputs(models.with_custom_op(), ["g", "y"])
+    assert marked.graph.output[0].type.WhichOneof("value") is None
+    feed = {"x": np.full((1, 16), 0.5, np.float32)}
+    with OnnxrtRunner(marked) as runner:
+        got = runner.infer(feed)
+    assert list(got) == ["g", "y"] and got["g"].dtype == np.float32
+    with pytest.raises(ModelError, match="cannot convert to fp16") as raised:
+        OnnxrtRunner(marked, precision="fp16").activate()
+    assert raised_preparing_runner(raised.value)
+    assert not raised_preparing_runner(ValueError("elsewhere"))
+
+
 def test_comparing_no_output_is_an_error_not_a_pass() -> None:
     results = RunResults()
     results.add("a", {"y": np.ones(2)})
