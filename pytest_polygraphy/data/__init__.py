@@ -7,7 +7,7 @@ Hypothesis strategies live in :mod:`pytest_polygraphy.data.strategies` (re-expor
 from __future__ import annotations
 
 from pytest_polygraphy.data.formats import load_inputs, save_inputs
-from pytest_polygraphy.data.loader import BoundDataLoader, DataLoader
+from pytest_polygraphy.data.loader import BoundDataLoader, DataLoader, LoadedFeeds
 from pytest_polygraphy.data.results import (
     IterationResult,
     RunResults,
@@ -21,6 +21,7 @@ __all__ = [
     "BoundDataLoader",
     "DataLoader",
     "IterationResult",
+    "LoadedFeeds",
     "RunResults",
     "ScriptLoader",
     "load_inputs",

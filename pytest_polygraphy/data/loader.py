@@ -121,6 +121,17 @@ class DataLoader:
         return _InputPlan(meta.name, meta.dtype, shape, kind, (low, high))
 
 
+class LoadedFeeds(list[Feed]):
+    """Feeds given as they are (loaded with ``--polygraphy-load-inputs``, or a debug
+    session's variant): a list that also has ``DataLoader``'s ``bind``, so that a test
+    written against the ``data_loader`` fixture (``data_loader.bind(runner.input_metadata)``)
+    runs with either. ``bind`` returns the feeds themselves: they are already concrete,
+    and the runner checks each against the model when it runs it."""
+
+    def bind(self, metadata: TensorMetadata) -> LoadedFeeds:
+        return self
+
+
 class BoundDataLoader(Sequence[Feed]):
     """The feeds of a :class:`DataLoader` for one model: ``len()`` is the iteration count,
     indexing generates iteration ``k`` afresh (same values every time), iteration repeats."""

@@ -82,8 +82,23 @@ class Golden:
             if self.update:
                 golden.write(iterations, golden_info(comparer, backend, self.settings.precision))
                 return
+            variant = self._variant_reference(iterations)
         except PolygraphyError as err:
             fail(str(err))
+        if variant is not None:
+            reference, expected = variant
+            for index, (actual, values) in enumerate(zip(iterations, expected, strict=True)):
+                comparer.compare(
+                    actual,
+                    values,
+                    actual_name=backend or "outputs",
+                    reference_name=reference,
+                    iteration=index,
+                    actual_side=backend or "the outputs given to golden.check()",
+                    expected_side=f"{reference} at fp32 on the debug session's variant",
+                )
+            comparer.fail_if_any(f"{nodeid} (a debug session's variant) vs {reference}")
+            return
         saved = read_golden(request.config, golden, nodeid)
         if len(saved) != len(iterations):
             fail(
@@ -101,6 +116,35 @@ class Golden:
                 expected_side=f"golden file {golden.path}",
             )
         comparer.fail_if_any(f"{nodeid} vs golden file {golden.path}")
+
+    def _variant_reference(self, iterations: list[Any]) -> tuple[str, list[Any]] | None:
+        """In a debug session's re-run with a model variant: the reference backend's
+        outputs at fp32 on the variant and its inputs, which the outputs are compared with
+        in place of the golden file (it holds only the whole model's outputs; see
+        ``debug.variant_settings``). None outside such a re-run."""
+        from pytest_polygraphy.plugin.backends import FULL_PRECISION
+        from pytest_polygraphy.plugin.debug import active_variant
+
+        request = self._request
+        variant = active_variant(request.node)
+        if variant is None or variant.model is None:
+            return None
+        reference = self.settings.reference
+        if reference in (None, "golden") or variant.feeds is None:
+            fail(
+                "a debug session's variant of a golden test is compared with a backend at "
+                "fp32, since the golden file holds only the whole model's outputs: select "
+                "one (--onnxrt, --onnxref or --trt)"
+            )
+        model = request.getfixturevalue("model")
+        runner = runner_cache(request.config).get(reference, model, FULL_PRECISION, self.settings)
+        expected = [runner.infer(feed) for feed in variant.feeds]
+        if len(expected) != len(iterations):
+            fail(
+                f"the debug session's variant has {len(expected)} input sample(s), the test "
+                f"gave golden.check() {len(iterations)} iteration(s)"
+            )
+        return reference, expected
 
 
 class Accuracy:

@@ -49,13 +49,17 @@ from pytest_polygraphy.plugin.table import records_of
 
 
 class VariantFeeds(list):  # type: ignore[type-arg]
-    """The variant's feeds; remembers whether the test iterated over them."""
+    """The variant's feeds; remembers whether the test iterated over them. Like
+    ``data.LoadedFeeds`` (not imported here: it imports numpy), ``bind`` returns them."""
 
     used = False
 
     def __iter__(self) -> Iterator[Any]:
         self.used = True
         return super().__iter__()
+
+    def bind(self, metadata: Any) -> VariantFeeds:
+        return self
 
 
 @dataclass

@@ -165,8 +165,9 @@ def polygraphy_settings(request: pytest.FixtureRequest) -> AccuracySettings:
 @pytest.fixture
 def data_loader(input_shapes: ShapeSet | None, polygraphy_settings: AccuracySettings) -> Any:
     """The test's inputs: a ``DataLoader`` (seed, iterations, value ranges, input shapes
-    from the options and markers), or the list of feeds loaded by
-    ``--polygraphy-load-inputs``. Either works with ``runners.run``::
+    from the options and markers), or the feeds loaded by ``--polygraphy-load-inputs``
+    (``data.LoadedFeeds``, a list). Both have ``bind(runner.input_metadata)`` and both
+    work with ``runners.run``::
 
         from pytest_polygraphy.runners.run import compare, run
 

@@ -151,7 +151,9 @@ class AccuracySettings(RunOptions):
             feeds = load_feeds(sources)
             if self.input_shapes:
                 check_loaded_shapes(feeds, self.input_shapes, sources)
-            return feeds
+            from pytest_polygraphy.data import LoadedFeeds
+
+            return LoadedFeeds(feeds)
         from pytest_polygraphy.data import DataLoader
 
         val_range: Any = dict(self.val_range) or None

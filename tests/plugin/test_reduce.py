@@ -353,3 +353,35 @@ def test_a_failing_engine_build_is_reduced_to_its_layer(tmp_path: Path) -> None:
     assert result["nodes"] == PLANTED, result["summary"]
     assert "could not build an engine: no implementation for planted_exp" in result["summary"]
     assert result["checks"] <= math.ceil(math.log2(candidates(models.chain()))) + 3
+
+
+GOLDEN_TEST = """
+import pytest
+
+
+@pytest.mark.model("chain.onnx")
+def test_golden(onnxref_runner, data_loader, golden):
+    feeds = data_loader.bind(onnxref_runner.input_metadata)
+    golden.check([onnxref_runner.infer(feed) for feed in feeds])
+"""
+
+
+def test_a_hand_written_golden_test_compares_each_variant_with_the_reference(
+    tmp_path: Path,
+) -> None:
+    """The golden file holds the whole model's outputs only: a variant's outputs are
+    compared with the reference backend at fp32 on the variant instead, so the session
+    finds the planted node (comparing a cut with the golden file would blame whatever
+    node writes the output ``y``)."""
+    models.chain(path=tmp_path / "chain.onnx")
+    (tmp_path / "test_golden.py").write_text(GOLDEN_TEST)
+    args = ["--onnxref", "--polygraphy-precisions", "fp16"]
+    small = ["--polygraphy-val-range", "x:[0,0.1]"]  # no overflow when the file is written
+    written = run_pytest(tmp_path, "test_golden.py", *args, *small, "--polygraphy-update-golden")
+    assert written.outcome("test_golden.py::test_golden[fp16]") == "passed", written.output
+    run = run_pytest(tmp_path, "test_golden.py", *args, "--polygraphy-reduce")
+    nodeid = "test_golden.py::test_golden[fp16]"
+    assert "vs golden file" in run.message(nodeid)
+    result = session(run, nodeid)
+    assert result["status"] == "reduced" and result["nodes"] == PLANTED, result["summary"]
+    assert result["reproduces"] is True

@@ -175,6 +175,31 @@ def test_a_data_loader_script_gives_the_inputs(
         np.testing.assert_allclose(got["y"], twin(feed)["y"], rtol=1e-6)
 
 
+def test_loaded_inputs_bind_like_a_data_loader(pytester: pytest.Pytester, project: Path) -> None:
+    """The README's fixture pattern, ``data_loader.bind(runner.input_metadata)``, also runs
+    when the inputs are loaded (``data_loader`` is then the loaded feeds): the test gets
+    exactly the script's feeds."""
+    pytester.makepyfile(
+        test_bound="""
+import numpy as np
+import pytest
+
+
+@pytest.mark.model("m.onnx")
+def test_bound(onnxrt_runner, data_loader):
+    feeds = list(data_loader.bind(onnxrt_runner.input_metadata))
+    np.save("seen.npy", np.stack([feed["x"] for feed in feeds]))
+    assert all(onnxrt_runner.infer(feed) for feed in feeds)
+"""
+    )
+    result = pytester.runpytest(
+        "test_bound.py", "--onnxrt", "--polygraphy-data-loader-script", "loader.py"
+    )
+    result.assert_outcomes(passed=1)
+    seen = np.load(project / "seen.npy")
+    np.testing.assert_array_equal(seen, np.stack([feed["x"] for feed in FEEDS]))
+
+
 def test_a_data_loader_script_from_the_ini_and_a_sidecar(
     pytester: pytest.Pytester, project: Path
 ) -> None:
