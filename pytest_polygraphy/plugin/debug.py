@@ -110,10 +110,11 @@ def remember(
 
 
 def variant_settings(node: pytest.Item, settings: Any, options: PolygraphyOptions) -> Any:
-    """``settings`` for a debug re-run: the variant's feeds and shapes (a golden test with
-    a model variant is compared with its first selected backend at fp32: the golden file
-    holds only the whole model's outputs) and its nodes kept in fp32, added to the test's
-    own. Unchanged outside a debug re-run."""
+    """``settings`` for a debug re-run: the variant's feeds and shapes (a golden test, or
+    one compared with ``--polygraphy-load-outputs``, is compared with its first selected
+    backend at fp32 when the model is a variant: the file holds only the whole model's
+    outputs, for the whole model's inputs) and its nodes kept in fp32, added to the
+    test's own. Unchanged outside a debug re-run."""
     variant = active_variant(node)
     if variant is None:
         return settings
@@ -131,7 +132,11 @@ def variant_settings(node: pytest.Item, settings: Any, options: PolygraphyOption
     if reference == "golden" and options.backends:
         reference = options.backends[0]
     return dataclasses.replace(
-        settings, feeds=variant.feeds, input_shapes=shapes or None, reference=reference
+        settings,
+        feeds=variant.feeds,
+        input_shapes=shapes or None,
+        reference=reference,
+        load_outputs=None,
     )
 
 

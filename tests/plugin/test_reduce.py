@@ -385,3 +385,21 @@ def test_a_hand_written_golden_test_compares_each_variant_with_the_reference(
     result = session(run, nodeid)
     assert result["status"] == "reduced" and result["nodes"] == PLANTED, result["summary"]
     assert result["reproduces"] is True
+
+
+def test_loaded_outputs_give_way_to_the_reference_in_a_variant(tmp_path: Path) -> None:
+    """``--polygraphy-load-outputs`` holds the whole model's outputs for the whole model's
+    inputs: a variant is compared with the first selected backend at fp32 instead, so the
+    session finds the planted node, not the node that writes ``y``."""
+    models.chain(path=tmp_path / "chain.onnx")
+    saved = run_pytest(
+        tmp_path, "chain.onnx", "--onnxref", "--onnxrt",
+        "--polygraphy-val-range", "x:[0,0.1]", "--polygraphy-save-outputs", "out",
+    )  # fmt: skip
+    assert saved.outcome("chain.onnx::accuracy[fp32]") == "passed", saved.output
+    outputs = str(tmp_path / "out" / "chain.onnx.accuracy[fp32].outputs.npz")
+    run = run_pytest(tmp_path, "chain.onnx", *ARGS, "--polygraphy-load-outputs", outputs)
+    nodeid = "chain.onnx::accuracy[fp16]"
+    assert run.outcome(nodeid) == "failed", run.output
+    result = session(run, nodeid)
+    assert result["status"] == "reduced" and result["nodes"] == PLANTED, result["summary"]
