@@ -71,6 +71,8 @@ class ActiveVariant:
     feeds: VariantFeeds | None = None
     keep_fp32: tuple[str, ...] | None = None
     keep_fp16: tuple[str, ...] | None = None
+    #: The variant model's tensors (graph inputs and node outputs), when it has a model.
+    tensors: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -131,12 +133,22 @@ def variant_settings(node: pytest.Item, settings: Any, options: PolygraphyOption
     reference = settings.reference
     if reference == "golden" and options.backends:
         reference = options.backends[0]
+    selection: dict[str, Any] = {}
+    if variant.model is not None:
+        # Output names select among the whole model's outputs; a cut compares its own.
+        # Exclusions still hold for the tensors the variant has.
+        if settings.outputs and settings.outputs != "mark-all":
+            selection["outputs"] = ()
+        selection["exclude_outputs"] = tuple(
+            name for name in settings.exclude_outputs if name in variant.tensors
+        )
     return dataclasses.replace(
         settings,
         feeds=variant.feeds,
         input_shapes=shapes or None,
         reference=reference,
         load_outputs=None,
+        **selection,
     )
 
 
@@ -534,7 +546,11 @@ class ItemCheck:
                 if not path.exists():
                     save_model(variant.model, path, durable=False)  # recomputed if lost
             feeds = None if variant.feeds is None else VariantFeeds(variant.feeds)
-            active = ActiveVariant(path, feeds, variant.keep_fp32, variant.keep_fp16)
+            tensors: frozenset[str] = frozenset()
+            if variant.model is not None:
+                graph = variant.model.graph
+                tensors = frozenset([*(value.name for value in graph.input), *_node_outputs(graph)])
+            active = ActiveVariant(path, feeds, variant.keep_fp32, variant.keep_fp16, tensors)
             item.stash[VARIANT_KEY] = active
         try:
             reports, properties = rerun(item, self.config)
@@ -636,6 +652,10 @@ def _first_line(text: str, default: str) -> str:
 
 def _first(report: pytest.TestReport) -> str:
     return _first_line(report.longreprtext, report.outcome)
+
+
+def _node_outputs(graph: Any) -> list[str]:
+    return [name for node in graph.node for name in node.output if name]
 
 
 def _output_names(model: Any) -> set[str]:

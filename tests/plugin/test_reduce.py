@@ -403,3 +403,26 @@ def test_loaded_outputs_give_way_to_the_reference_in_a_variant(tmp_path: Path) -
     assert run.outcome(nodeid) == "failed", run.output
     result = session(run, nodeid)
     assert result["status"] == "reduced" and result["nodes"] == PLANTED, result["summary"]
+
+
+@pytest.mark.parametrize(
+    "selection",
+    [
+        ["--polygraphy-outputs", "y"],
+        ["--polygraphy-mark-all", "--polygraphy-exclude-outputs", "t5"],
+    ],
+    ids=["outputs", "exclude"],
+)
+def test_an_output_selection_leaves_a_cut_its_own_outputs(
+    tmp_path: Path, selection: list[str]
+) -> None:
+    """Output names select among the whole model's tensors: a cut without them compares
+    its own outputs (exclusions still hold where it has the tensor), instead of every cut
+    without ``y`` or ``t5`` being invalid and the answer being the run of nodes up to
+    ``y``."""
+    models.chain(path=tmp_path / "chain.onnx")
+    run = run_pytest(tmp_path, "chain.onnx", *ARGS, *selection)
+    result = session(run, "chain.onnx::accuracy[fp16]")
+    assert result["status"] == "reduced" and result["nodes"] == PLANTED, result["summary"]
+    n = candidates(models.chain())
+    assert result["checks"] <= math.ceil(math.log2(n)) + 3, result["summary"]
