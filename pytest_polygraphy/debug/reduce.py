@@ -319,45 +319,46 @@ class ReduceSession(DebugSession):
         inputs, it names the node where the reference first computes a non-finite value
         from finite ones (or says the test's inputs hold it); made inside the cut, it says
         so."""
-        fed = _non_finite_counts(self.values, cut.inputs)
+        known = self.values.names()
+        fed = _non_finite(self.values, cut.inputs, known)
         if fed:
-            origin = self._first_non_finite()
             return (
                 f"note: the reference's own values fed to this subgraph are not finite "
-                f"({fed}): the failure comes in with them; {origin}"
+                f"({_describe_non_finite(fed)}): the failure comes in with them; "
+                f"{self._first_non_finite(known)}"
             )
-        made = _non_finite_counts(self.values, cut.outputs)
+        made = _non_finite(self.values, cut.outputs, known)
         if made:
             return (
                 f"note: the reference itself computes non-finite values in this subgraph "
-                f"({made}): the expected side of the comparison is what is not finite"
+                f"({_describe_non_finite(made)}): the expected side of the comparison is "
+                "what is not finite"
             )
         return None
 
-    def _first_non_finite(self) -> str:
+    def _first_non_finite(self, known: set[str]) -> str:
         """Where the reference's values first stop being finite, in topological order: the
-        node, its non-finite outputs, and the shapes of what it read (an empty tensor, for
-        one, averages to NaN)."""
+        node, its non-finite outputs, and the shapes of what it read in that sample (an
+        empty tensor, for one, averages to NaN)."""
         index, values = self.index, self.values
-        inputs = _non_finite_counts(values, index.graph_inputs)
+        inputs = _non_finite(values, index.graph_inputs, known)
         if inputs:
-            return f"the test's inputs hold them ({inputs})"
-        known = values.names()
+            return f"the test's inputs hold them ({_describe_non_finite(inputs)})"
         for i in index.candidates:
             node = index.nodes[i]
-            outputs = [name for name in node.output if name in known]
-            if not _non_finite_counts(values, outputs):
+            found = _non_finite(values, node.output, known)
+            if not found:
                 continue
-            bad = [name for name in outputs if _non_finite_counts(values, [name])]
+            sample = found[0][1]
             read = [
-                f"{name!r} {values.get(0, name).dtype} {list(values.get(0, name).shape)}"
+                f"{name!r} {values.get(sample, name).dtype} {list(values.get(sample, name).shape)}"
                 for name in dict.fromkeys(index.reads[i])
                 if name in known
             ]
+            where = ", ".join(repr(name) for name, *_ in found)
             return (
                 f"the reference first computes them at node {index.names[i]} ({node.op_type}), "
-                f"output {', '.join(map(repr, bad))}"
-                + (f", from {', '.join(read)}" if read else "")
+                f"output {where}" + (f", from {', '.join(read)}" if read else "")
             )
         return "they come from the model's constants"
 
@@ -369,13 +370,14 @@ class ReduceSession(DebugSession):
         return min(goods, key=lambda other: (len(mine ^ set(other)), -len(other)))
 
 
-def _non_finite_counts(values: Intermediates, names: Iterable[str]) -> str:
-    """``'t': 3 NaN, 1 Inf (sample 0)`` for each of ``names`` whose reference values hold
-    NaN or Inf, in the first sample that does; empty when all are finite."""
+def _non_finite(
+    values: Intermediates, names: Iterable[str], known: set[str]
+) -> list[tuple[str, int, int, int]]:
+    """``(name, sample, NaN count, Inf count)`` for each of ``names`` whose reference
+    values hold NaN or Inf, in the first sample that does."""
     import numpy as np
 
-    known = values.names()
-    parts = []
+    found = []
     for name in names:
         if name not in known:
             continue
@@ -386,11 +388,17 @@ def _non_finite_counts(values: Intermediates, names: Iterable[str]) -> str:
             nan = int(np.count_nonzero(np.isnan(array)))
             inf = int(np.count_nonzero(np.isinf(array)))
             if nan or inf:
-                counts = ", ".join(
-                    f"{count} {what}" for count, what in ((nan, "NaN"), (inf, "Inf")) if count
-                )
-                parts.append(f"{name!r}: {counts} (sample {sample})")
+                found.append((name, sample, nan, inf))
                 break
+    return found
+
+
+def _describe_non_finite(found: Iterable[tuple[str, int, int, int]]) -> str:
+    """``'t': 3 NaN, 1 Inf (sample 0); ...``"""
+    parts = []
+    for name, sample, nan, inf in found:
+        counts = ", ".join(f"{n} {what}" for n, what in ((nan, "NaN"), (inf, "Inf")) if n)
+        parts.append(f"{name!r}: {counts} (sample {sample})")
     return "; ".join(parts)
 
 
