@@ -248,7 +248,8 @@ class DebugPlugin:
             if on
         ]
         for kind in kinds:
-            result = checker.run_reduce() if kind == "reduce" else checker.run_precision()
+            run = checker.run_reduce if kind == "reduce" else checker.run_precision
+            result = _guarded(kind, folder_for(options, self.config, item.nodeid), run)
             call.sections.append((f"polygraphy {kind}", result["summary"]))
             call.user_properties.append((DEBUG_PROPERTY, result))
 
@@ -277,7 +278,7 @@ class DebugPlugin:
                 if kind == "build"
                 else (lambda i: ()),
             )
-            result = session.run().to_dict()
+            result = _guarded(kind, folder.parent, lambda s=session: s.run().to_dict())
             call.sections.append((f"polygraphy {kind}", result["summary"]))
             call.user_properties.append((DEBUG_PROPERTY, result))
 
@@ -337,6 +338,31 @@ class DebugPlugin:
 
 def _refused(kind: str, status: str, why: str) -> dict[str, Any]:
     return {"session": kind, "status": status, "summary": why}
+
+
+def _guarded(kind: str, folder: Path, run: Any) -> dict[str, Any]:
+    """``run()``'s session result, or an ``error`` result when the session raised: a bad
+    setting (``PolygraphyError``) says why; anything else is a fault of the session, with
+    its traceback written to ``<folder>/<kind>/error.txt``. Either way the test keeps its
+    own outcome and the rest of the run goes on."""
+    from pytest_polygraphy.errors import PolygraphyError
+
+    try:
+        return run()  # type: ignore[no-any-return]
+    except PolygraphyError as err:
+        return _refused(kind, "error", f"cannot {kind}: {type(err).__name__}: {err}")
+    except Exception as err:
+        import traceback
+
+        path = folder / kind / "error.txt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(traceback.format_exception(err)), encoding="utf-8")
+        return _refused(
+            kind,
+            "error",
+            f"the {kind} session failed: {type(err).__name__}: {err} (traceback in {path}; "
+            "please report it)",
+        )
 
 
 class ItemCheck:

@@ -426,3 +426,46 @@ def test_an_output_selection_leaves_a_cut_its_own_outputs(
     assert result["status"] == "reduced" and result["nodes"] == PLANTED, result["summary"]
     n = candidates(models.chain())
     assert result["checks"] <= math.ceil(math.log2(n)) + 3, result["summary"]
+
+
+BROKEN_SESSION_CONFTEST = """
+import pytest_polygraphy.debug.reduce as reduce
+
+
+def broken(self):
+    raise RuntimeError("a fault in the session")
+
+
+reduce.ReduceSession._run = broken
+"""
+
+
+def test_a_session_that_raises_fails_alone(tmp_path: Path) -> None:
+    """A bad setting that the session meets again says why; a fault of the session itself
+    is reported with its traceback saved. Neither stops the run: each test still gets its
+    own outcome and its session's result."""
+    models.chain(path=tmp_path / "chain.onnx")
+    models.branchy(path=tmp_path / "branchy.onnx")
+    shapes = ["--polygraphy-input-shapes", "x:[1,16]", "nope:[1]"]
+    run = run_pytest(tmp_path, "chain.onnx", "branchy.onnx", *ARGS, *shapes)
+    assert "INTERNALERROR" not in run.output
+    for name in ("chain", "branchy"):
+        nodeid = f"{name}.onnx::accuracy[fp16-x=1x16,nope=1]"
+        assert run.outcome(nodeid) == "failed"
+        result = session(run, nodeid)
+        assert result["status"] == "error", result["summary"]
+        assert "cannot reduce: InputError: input_shapes names 'nope'" in result["summary"]
+
+    (tmp_path / "conftest.py").write_text(BROKEN_SESSION_CONFTEST)
+    run = run_pytest(tmp_path, "chain.onnx", "branchy.onnx", *ARGS)
+    assert "INTERNALERROR" not in run.output
+    for name in ("chain", "branchy"):
+        nodeid = f"{name}.onnx::accuracy[fp16]"
+        assert run.outcome(nodeid) == "failed"
+        result = session(run, nodeid)
+        assert result["status"] == "error", result["summary"]
+        assert (
+            "the reduce session failed: RuntimeError: a fault in the session" in (result["summary"])
+        )
+    errors = list((tmp_path / "polygraphy-debug").glob("*/reduce/error.txt"))
+    assert len(errors) == 2 and "RuntimeError" in errors[0].read_text()
