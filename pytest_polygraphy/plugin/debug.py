@@ -173,10 +173,12 @@ class Signature:
     kind: str
     failures: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
     text: str = ""
+    #: The exception's own first line where the report starts with a traceback instead.
+    headline: str = ""
 
     @property
     def first_line(self) -> str:
-        return _first_line(self.text, self.kind)
+        return self.headline or _first_line(self.text, self.kind)
 
 
 _ERROR_PREFIX = re.compile(r"^\s*(?:E\s+)?(\w+(?:Error|Exception)):")
@@ -193,11 +195,15 @@ def _signature(
     text = call.longreprtext
     if failures:
         return Signature("accuracy failure", failures, text)
-    name = type(excinfo.value).__name__ if excinfo is not None else "failure"
-    if excinfo is not None and isinstance(excinfo.value, pytest.fail.Exception):
+    if excinfo is None:
+        return Signature("failure", {}, text)
+    if isinstance(excinfo.value, pytest.fail.Exception):
         match = _ERROR_PREFIX.match(str(excinfo.value.msg or ""))
-        name = match.group(1) if match else "failure"
-    return Signature(name, {}, text)
+        return Signature(match.group(1) if match else "failure", {}, text)
+    # A plain exception's report starts with the test's source and arguments: its own
+    # line ("AssertionError: assert ...") is what says how it failed.
+    headline = _first_line(excinfo.exconly(), "")
+    return Signature(type(excinfo.value).__name__, {}, text, headline)
 
 
 class DebugPlugin:

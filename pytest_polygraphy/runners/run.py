@@ -95,6 +95,10 @@ class RunStream:
     def runner_names(self) -> list[str]:
         return [r.name for r in self.runners]
 
+    def __repr__(self) -> str:
+        state = "consumed" if self._consumed else "not run yet"
+        return f"<RunStream of {', '.join(self.runner_names)} ({state})>"
+
     def __iter__(self) -> Iterator[IterationOutputs]:
         if self._consumed:
             raise RuntimeError(
@@ -186,7 +190,7 @@ class IterationComparison:
         }
 
 
-@dataclass
+@dataclass(repr=False)
 class RunComparison:
     """All iterations compared; ``bool()`` is the overall verdict.
 
@@ -235,6 +239,17 @@ class RunComparison:
             "passed": bool(self),
             "iterations": [it.to_dict() for it in self.iterations],
         }
+
+    def __repr__(self) -> str:
+        """One line, as ``assert compare(...)`` shows it: the sides, and what failed."""
+        sides = f"{', '.join(self.runners)} vs {self.reference}"
+        count = f"{len(self.iterations)} iteration(s)"
+        failed = self.failures()
+        if not failed:
+            return f"<RunComparison {sides}: {count}, passed>"
+        shown = ", ".join(f"{runner} {name!r} (iteration {i})" for i, runner, name in failed[:3])
+        more = f" and {len(failed) - 3} more" if len(failed) > 3 else ""
+        return f"<RunComparison {sides}: {count}, failed: {shown}{more}>"
 
     def report(self) -> str:
         """A short human-readable summary, with the compare function's report of every

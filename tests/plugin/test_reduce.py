@@ -469,3 +469,28 @@ def test_a_session_that_raises_fails_alone(tmp_path: Path) -> None:
         )
     errors = list((tmp_path / "polygraphy-debug").glob("*/reduce/error.txt"))
     assert len(errors) == 2 and "RuntimeError" in errors[0].read_text()
+
+
+ASSERTING_TEST = """
+import pytest
+from pytest_polygraphy.runners.run import compare, run
+
+
+@pytest.mark.model("chain.onnx")
+def test_runners(runners, data_loader, compare_func):
+    assert compare(run(runners, data_loader), compare_func)
+"""
+
+
+def test_a_plain_assert_is_summarized_by_its_own_line(tmp_path: Path) -> None:
+    """A plain ``assert`` fails with a report that starts with the test's arguments; the
+    summary's ``failure:`` line is the assertion's own line, naming what failed."""
+    models.chain(path=tmp_path / "chain.onnx")
+    (tmp_path / "test_assert.py").write_text(ASSERTING_TEST)
+    run = run_pytest(tmp_path, "test_assert.py", *ARGS)
+    result = session(run, "test_assert.py::test_runners[fp16]")
+    assert result["nodes"] == PLANTED, result["summary"]
+    assert (
+        "failure: AssertionError: assert <RunComparison onnxref[fp16] vs onnxref: "
+        "1 iteration(s), failed: onnxref[fp16] 't23' (iteration 0)>"
+    ) in result["summary"]

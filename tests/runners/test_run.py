@@ -111,6 +111,22 @@ def test_collected_results_compare_the_same_as_the_stream() -> None:
     assert compare(results, CompareFunc.simple(rtol=1e-6, atol=1e-7)).passed is False
 
 
+def test_a_comparison_and_a_stream_show_what_failed_in_one_line() -> None:
+    """``assert compare(run(...))`` prints their reprs: the sides and the failing outputs,
+    not every field of every result."""
+    results = RunResults()
+    results.add("ref", {"y": np.zeros(3, np.float32), "z": np.zeros(2, np.float32)})
+    results.add("b", {"y": np.ones(3, np.float32), "z": np.zeros(2, np.float32)})
+    failed = compare(results, CompareFunc.simple(rtol=1e-3, atol=1e-3))
+    assert repr(failed) == "<RunComparison b vs ref: 1 iteration(s), failed: b 'y' (iteration 0)>"
+    passed = compare(results, CompareFunc.simple(rtol=0, atol=2))
+    assert repr(passed) == "<RunComparison b vs ref: 1 iteration(s), passed>"
+    stream = run([OnnxrtRunner(matmul_softmax(), name="a")], DataLoader())
+    assert repr(stream) == "<RunStream of a (not run yet)>"
+    list(stream)
+    assert repr(stream) == "<RunStream of a (consumed)>"
+
+
 def test_the_stream_is_lazy_and_single_pass() -> None:
     runner = OnnxrtRunner(matmul_softmax())
     stream = run([runner], DataLoader(iterations=2))
