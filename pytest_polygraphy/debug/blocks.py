@@ -14,7 +14,9 @@ of them produces and that are not initializers: each is a graph input or the out
 earlier node, fed with its value from the reference run (``intermediates``). Its outputs
 are the tensors its candidates produce that a node outside reads, or that are graph
 outputs. If/Loop/Scan nodes are atomic: the names their bodies read from the outer scope
-are inputs too. Optional inputs left empty (``Clip(x, "", max)``) stay empty.
+are inputs too. Optional inputs left empty (``Clip(x, "", max)``) stay empty. Values that
+shape inference types as sequences, maps or optionals are ``non_tensors``: the reference
+run does not keep them, and a cut through one cannot be fed or compared.
 """
 
 from __future__ import annotations
@@ -119,6 +121,8 @@ class GraphIndex:
                 self.is_candidate[i] = True
         #: Node indices of the candidates, in topological order.
         self.candidates = steering
+        #: Values typed as sequences, maps or optionals (``through_non_tensors``).
+        self.non_tensors = _non_tensor_values(model)
 
     def labels(self, candidates: Iterable[int]) -> list[tuple[str, str]]:
         """``(name or stable id, op type)`` of candidates."""
@@ -129,11 +133,19 @@ class GraphIndex:
 
     def needed_values(self) -> list[str]:
         """Tensors whose reference values a cut may need: graph inputs and every
-        candidate's outputs (a cut may fall after any candidate)."""
+        candidate's outputs (a cut may fall after any candidate), tensors only."""
         names = list(self.graph_inputs)
         for i in self.candidates:
             names.extend(name for name in self.nodes[i].output if name)
-        return [name for name in dict.fromkeys(names) if name not in self.initializers]
+        return [
+            name
+            for name in dict.fromkeys(names)
+            if name not in self.initializers and name not in self.non_tensors
+        ]
+
+    def through_non_tensors(self, cut: Cut) -> list[str]:
+        """The cut's inputs and outputs that are not tensors: such a cut cannot be run."""
+        return [name for name in (*cut.inputs, *cut.outputs) if name in self.non_tensors]
 
     def cut(self, candidates: Sequence[int]) -> Cut:
         """The cut holding ``candidates`` (see the module docstring)."""
@@ -203,6 +215,26 @@ class GraphIndex:
         for name in cut.outputs:
             graph.output.append(_value_info(name, samples, "output"))
         return model
+
+
+def _non_tensor_values(model: onnx.ModelProto) -> frozenset[str]:
+    """The main graph's values that shape inference types as something other than a
+    tensor; empty when it cannot infer (the model's own errors show in the test)."""
+    import warnings
+
+    from pytest_polygraphy.models.shapes import infer_shapes, value_infos
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            known = value_infos(infer_shapes(model))
+    except ModelError:
+        return frozenset()
+    return frozenset(
+        name
+        for name, value in known.items()
+        if value.type.WhichOneof("value") not in (None, "tensor_type")
+    )
 
 
 def _value_info(name: str, samples: Mapping[str, np.ndarray], what: str) -> onnx.ValueInfoProto:

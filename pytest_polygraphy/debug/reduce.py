@@ -232,6 +232,16 @@ class ReduceSession(DebugSession):
         from pytest_polygraphy.data.formats import feeds_fingerprint
         from pytest_polygraphy.models import model_hash
 
+        through = self.index.through_non_tensors(self.index.cut(nodes))
+        if through:
+            outcome = CheckOutcome(
+                Verdict.INVALID,
+                f"not run: the cut goes through {', '.join(map(repr, through))}, not tensors "
+                "(sequences, maps or optionals), which cannot be fed or compared",
+            )
+            self.log(f"{_describe(nodes)}: invalid ({outcome.detail})")
+            self._outcomes[nodes] = outcome
+            return outcome
         _, model, feeds = self._variant(nodes)
         digest = model_hash(model)
         key = digest + ":" + feeds_fingerprint(feeds)

@@ -18,7 +18,8 @@ returns a 1-minimal bad set:
 - **linear** shrinks from both ends one node at a time and stops at the first node whose
   removal loses the failure.
 - Finally, a result of more than one node is checked without each of its nodes; a
-  removal that still fails is taken, until no single removal does (1-minimal).
+  removal that still fails is taken, until no single removal does (1-minimal). Where a
+  removal was ``INVALID``, each remaining node is also checked alone.
 
 ``INVALID`` (the variant could not run, or failed differently) is never taken as bad.
 """
@@ -190,16 +191,27 @@ def _smallest_bad_end(run: _Recorder, lo: int, hi: int) -> int:
 
 
 def _one_minimal(run: _Recorder, nodes: Nodes) -> Nodes:
-    """Drop single nodes while the rest still fails, until no single removal fails."""
+    """Drop single nodes while the rest still fails, until no single removal fails.
+
+    When a removal could not be checked (``INVALID``: the rest cannot run on its own),
+    that says nothing about the smaller sets inside it, so each node of the result is
+    then also checked alone: one that fails alone is the answer."""
     changed = len(nodes) > 1
+    unsure = False
     while changed and len(nodes) > 1:
         changed = False
         for node in nodes:
             rest = tuple(other for other in nodes if other != node)
-            if run(rest) is Verdict.BAD:
+            verdict = run(rest)
+            if verdict is Verdict.BAD:
                 nodes = rest
                 changed = True
                 break
+            unsure = unsure or verdict is Verdict.INVALID
+    if unsure and len(nodes) > 1:
+        for node in nodes:
+            if run((node,)) is Verdict.BAD:
+                return (node,)
     return nodes
 
 

@@ -259,3 +259,28 @@ def with_custom_op(path: Path | None = None) -> onnx.ModelProto:
     model = _model(nodes, [x], [y], name="custom")
     model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
     return _save(model, path)
+
+
+def with_sequence(path: Path | None = None) -> onnx.ModelProto:
+    """``x[1,16]`` through exact ops, split into a sequence of uneven parts (4 and 12
+    columns), its first part taken out (``SequenceAt``), then the planted overflow
+    ``Exp(20 * part)`` and ``Log``. The sequence ``seq`` is not a tensor: no cut can be
+    fed with it or compare it."""
+    nodes = [
+        helper.make_node("Abs", ["x"], ["a0"], name="n0"),
+        helper.make_node("Neg", ["a0"], ["a1"], name="n1"),
+        helper.make_node("Abs", ["a1"], ["a2"], name="n2"),
+        helper.make_node("SplitToSequence", ["a2", "sizes"], ["seq"], name="split", axis=1),
+        helper.make_node("SequenceAt", ["seq", "zero"], ["part"], name="at"),
+    ]
+    planted, weights = _overflow("planted", "part", "e")
+    nodes += planted
+    nodes.append(helper.make_node("Log", ["e"], ["y"], name="log"))
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])
+    inits = [
+        *weights,
+        numpy_helper.from_array(np.array([4, 12], np.int64), "sizes"),
+        numpy_helper.from_array(np.array(0, np.int64), "zero"),
+    ]
+    return _save(_model(nodes, [x], [y], inits, name="sequence"), path)

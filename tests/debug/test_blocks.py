@@ -62,6 +62,16 @@ def test_constant_and_shape_nodes_never_steer() -> None:
     assert names == {"a_bias", "bias_reshape"}  # the constant comes along with its reader
 
 
+def test_sequences_are_not_kept_and_no_cut_goes_through_them() -> None:
+    index = GraphIndex(models.with_sequence())
+    assert index.non_tensors == {"seq"}
+    assert "seq" not in index.needed_values() and "part" in index.needed_values()
+    position = {index.nodes[i].name: c for c, i in enumerate(index.candidates)}
+    assert index.through_non_tensors(index.cut([position["split"]])) == ["seq"]
+    assert index.through_non_tensors(index.cut([position["at"]])) == ["seq"]
+    assert index.through_non_tensors(index.cut([position["split"], position["at"]])) == []
+
+
 def test_if_nodes_are_atomic_and_their_outer_scope_names_are_fed() -> None:
     index = GraphIndex(models.with_if())
     position = next(c for c, i in enumerate(index.candidates) if index.nodes[i].op_type == "If")

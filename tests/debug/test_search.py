@@ -71,6 +71,23 @@ def test_invalid_is_never_taken_as_bad() -> None:
     assert result.nodes == (7,)
 
 
+def test_a_node_failing_alone_is_found_behind_removals_that_cannot_run() -> None:
+    """Node 6 fails alone, but a set holding one of nodes 3 and 4 without the other cannot
+    run, as a cut through the sequence between them cannot: both halves of the first
+    bisection are INVALID, the search shrinks to ``{3, 4, 6}``, and removing 3 or 4 from
+    it is INVALID too, which says nothing about ``{6}``: the singles are checked."""
+
+    def check(nodes: Nodes) -> Verdict:
+        chosen = set(nodes)
+        if (3 in chosen) != (4 in chosen):
+            return Verdict.INVALID
+        return Verdict.BAD if 6 in chosen else Verdict.GOOD
+
+    result = reduce_block(9, check)
+    assert result.nodes == (6,)
+    assert not result.accumulated
+
+
 def test_keep_start_and_keep_end_keep_the_ends() -> None:
     assert reduce_block(50, contains_any({30}), keep_start=True).nodes == tuple(range(31))
     assert reduce_block(50, contains_any({30}), keep_end=True).nodes == tuple(range(30, 50))

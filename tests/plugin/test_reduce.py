@@ -494,3 +494,16 @@ def test_a_plain_assert_is_summarized_by_its_own_line(tmp_path: Path) -> None:
         "failure: AssertionError: assert <RunComparison onnxref[fp16] vs onnxref: "
         "1 iteration(s), failed: onnxref[fp16] 't23' (iteration 0)>"
     ) in result["summary"]
+
+
+def test_a_sequence_is_never_a_cut_point(tmp_path: Path) -> None:
+    """The reference run keeps tensors only (a sequence of uneven parts made it fail), and
+    cuts through the sequence are invalid without being run; the planted node, fed with
+    a tensor, is found."""
+    models.with_sequence(path=tmp_path / "sequence.onnx")
+    args = [*ARGS, "--polygraphy-val-range", "x:[0.8,1]"]
+    run = run_pytest(tmp_path, "sequence.onnx", *args)
+    result = session(run, "sequence.onnx::accuracy[fp16]")
+    assert result["status"] == "reduced" and result["nodes"] == PLANTED, result["summary"]
+    progress = next((tmp_path / "polygraphy-debug").glob("*/reduce/progress.log")).read_text()
+    assert "not run: the cut goes through 'seq'" in progress
