@@ -44,6 +44,17 @@ from pytest_polygraphy.debug.session import (
     Variant,
 )
 
+#: Ops whose outputs are input values moved, selected, copied or negated: exact at any
+#: precision, so an answer made only of them carries the error of what it was fed.
+EXACT_OPS = frozenset(
+    {
+        "Identity", "Reshape", "Transpose", "Squeeze", "Unsqueeze", "Flatten", "Pad",
+        "Slice", "Gather", "GatherElements", "GatherND", "Concat", "Split", "Expand",
+        "Tile", "DepthToSpace", "SpaceToDepth", "Dropout", "MaxPool", "Relu", "Abs",
+        "Neg", "Max", "Min", "ReduceMax", "ReduceMin", "Where",
+    }
+)  # fmt: skip
+
 
 @dataclass(frozen=True)
 class ReduceOptions:
@@ -303,6 +314,13 @@ class ReduceSession(DebugSession):
         reference_note = self._non_finite_reference(cut)
         if reference_note is not None:
             lines.append(reference_note)
+        if all(op in EXACT_OPS for _, op in labels):
+            lines.append(
+                "note: these nodes only move, select or copy values and round nothing: "
+                "their error is what the values fed to them already carry (at a reduced "
+                "precision, the rounding of those values on the way in). A tolerance "
+                "tighter than that rounding fails wherever a cut falls"
+            )
         lines.append(
             f"minimal_failing/ {'reproduces' if reproduces else 'does NOT reproduce'} the "
             f"failure on its own ({recheck.verdict.value})"

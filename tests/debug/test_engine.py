@@ -139,6 +139,7 @@ def test_a_session_without_pytest_finds_the_planted_node(tmp_path: Path) -> None
     result = _session(tmp_path, check).run()
     assert result.status == "reduced" and result.nodes == [("planted_exp", "Exp")]
     assert result.reproduces is True
+    assert "round nothing" not in result.summary  # an Exp computes
     lines = (tmp_path / "session" / "journal.jsonl").read_text().splitlines()
     assert sum(json.loads(line)["event"] == "end" for line in lines) == result.checks
 
@@ -247,3 +248,12 @@ def test_a_culprit_at_the_first_node_is_confirmed_by_the_rest_passing(tmp_path: 
     n = len(GraphIndex(model).candidates)
     assert result.checks <= math.ceil(math.log2(n)) + 3, result.summary
     assert (tmp_path / "session" / "min_good.onnx").exists()
+
+
+def test_an_answer_of_exact_ops_says_its_error_came_in_with_its_inputs(tmp_path: Path) -> None:
+    """A Neg computes nothing that rounds: when it is the answer (here a test that fails
+    wherever a cut falls on it), the summary says the error is what it was fed."""
+    check = NodeCheck(models.chain(), [{"x": np.full((1, 16), 0.9, np.float32)}], "n0")
+    result = _session(tmp_path, check).run()
+    assert result.nodes == [("n0", "Neg")], result.summary
+    assert "these nodes only move, select or copy values and round nothing" in result.summary
