@@ -190,7 +190,8 @@ class ReduceSession(DebugSession):
             keep_end=self.options.keep_outputs,
             known={whole: Verdict.BAD},
         )
-        if len(search.nodes) > 1:
+        keeping = self.options.keep_inputs or self.options.keep_outputs
+        if len(search.nodes) > 1 and not keeping:
             self._confirm_minimal(search.nodes)
         self._check_without(search.nodes)
         return self._finish(search.nodes, search.accumulated, search.good)
@@ -220,7 +221,9 @@ class ReduceSession(DebugSession):
 
     def _confirm_minimal(self, nodes: Nodes) -> None:
         """A result of several nodes rests on each of them passing when left out: those
-        verdicts are checked once more, so that a flaky pass never makes the answer."""
+        verdicts are checked once more, so that a flaky pass never makes the answer. (Not
+        under ``keep_inputs``/``keep_outputs``: that answer is the smallest block holding
+        the model's inputs or outputs, which rests on its ends, not on single removals.)"""
         for node in nodes:
             rest = tuple(other for other in nodes if other != node)
             before = self._outcomes.get(rest)

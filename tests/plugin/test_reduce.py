@@ -507,3 +507,20 @@ def test_a_sequence_is_never_a_cut_point(tmp_path: Path) -> None:
     assert result["status"] == "reduced" and result["nodes"] == PLANTED, result["summary"]
     progress = next((tmp_path / "polygraphy-debug").glob("*/reduce/progress.log")).read_text()
     assert "not run: the cut goes through 'seq'" in progress
+
+
+@pytest.mark.parametrize("keep", ["inputs", "outputs"])
+def test_keeping_the_inputs_or_outputs_bisects_one_end(tmp_path: Path, keep: str) -> None:
+    """The answer is the smallest block holding the model's inputs (or outputs), found by
+    bisecting its other end: about log2 N checks, none spent on removing single nodes
+    from a block that is not meant to be 1-minimal."""
+    models.chain(path=tmp_path / "chain.onnx")
+    run = run_pytest(tmp_path, "chain.onnx", *ARGS, f"--polygraphy-no-reduce-{keep}")
+    result = session(run, "chain.onnx::accuracy[fp16]")
+    names = [name for name, _ in result["nodes"]]
+    if keep == "inputs":
+        assert names[0] == "n0" and names[-1] == "planted_exp", result["summary"]
+    else:
+        assert names[-1] == "output" and names[0] in ("planted_exp", "log24"), result["summary"]
+    n = candidates(models.chain())
+    assert result["checks"] <= math.ceil(math.log2(n)) + 3, result["summary"]
