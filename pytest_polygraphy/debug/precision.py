@@ -40,7 +40,13 @@ import onnx
 
 from pytest_polygraphy.debug.blocks import GraphIndex
 from pytest_polygraphy.debug.search import Nodes, Verdict, peel
-from pytest_polygraphy.debug.session import Check, DebugSession, SessionResult, Variant
+from pytest_polygraphy.debug.session import (
+    Check,
+    CheckOutcome,
+    DebugSession,
+    SessionResult,
+    Variant,
+)
 from pytest_polygraphy.errors import PolygraphyError
 
 CAST_OPS = frozenset({"Cast", "CastLike"})
@@ -146,11 +152,14 @@ class PrecisionSession(DebugSession):
         return tuple(self.names[i] for i in nodes)
 
     def check_kept(self, nodes: Nodes) -> Verdict:
+        return self._check_kept(nodes).verdict
+
+    def _check_kept(self, nodes: Nodes) -> CheckOutcome:
         names = self._keep(nodes)
         what = _describe(names)
         to = "" if self.options.to == "float32" else f"{self.options.to}:"
         key = f"keep:{to}{self.model_key}:{json.dumps(sorted(names))}"
-        return self.run_check(key, self._variant(names), what).verdict
+        return self.run_check(key, self._variant(names), what)
 
     def _run(self) -> SessionResult:
         from pytest_polygraphy.models import load_model, model_hash
@@ -183,11 +192,14 @@ class PrecisionSession(DebugSession):
         step = math.ceil(math.log2(n)) + 1 if n > 1 else 1
         self.bound = 1 + step
         everything = tuple(range(n))
-        if self.check_kept(everything) is not Verdict.GOOD:
+        kept_all = self._check_kept(everything)
+        if kept_all.verdict is not Verdict.GOOD:
+            why = f" ({kept_all.detail})" if kept_all.detail else ""
             return self._result(
                 "not a precision problem",
                 f"not a precision problem: with all {n} float compute nodes kept in {self._in} "
-                f"the test still fails, so no set of nodes kept in {self._in} makes it pass",
+                f"the test still fails{why}, so no set of nodes kept in {self._in} makes it "
+                "pass",
             )
         budget = None if self.options.max_checks is None else self.options.max_checks - 1
         result = peel(

@@ -102,6 +102,10 @@ def test_a_failure_that_is_not_about_precision_is_said_to_be(case) -> None:
     _, run = case
     result = session(run, "test_hand.py::test_not_about_precision[fp16]")
     assert result["status"] == "not a precision problem", result["summary"]
+    assert (
+        "still fails (AssertionError: this test fails whatever the precision)"
+        in (result["summary"])
+    )
 
 
 def test_the_passing_fp16_model_is_saved(case) -> None:
