@@ -435,20 +435,26 @@ class _ConstantCache:
 _CONSTANTS = _ConstantCache(32 << 20)
 
 
-def _with_readers(issue: Fp16RangeIssue, model: onnx.ModelProto) -> Fp16RangeIssue:
-    """The issue with the nodes that read its constant, directly or through a Constant."""
-    names = {issue.tensor}
-    names |= {
-        n.output[0]
-        for n in model.graph.node
-        if n.op_type == "Constant" and n.output and n.name == issue.tensor
-    }
-    readers = tuple(
-        node_id(i, node)
-        for i, node in enumerate(model.graph.node)
-        if node.op_type != "Constant" and names & set(node.input)
-    )
-    return dataclasses.replace(issue, readers=readers)
+def _with_readers(issues: Sequence[Fp16RangeIssue], model: onnx.ModelProto) -> list[Fp16RangeIssue]:
+    """The issues, each with the nodes that read its constant, directly or through a
+    Constant named after it, in node order: one pass over the nodes for all of them."""
+    nodes = model.graph.node
+    aliases: dict[str, set[str]] = {issue.tensor: {issue.tensor} for issue in issues}
+    for node in nodes:
+        if node.op_type == "Constant" and node.output and node.name in aliases:
+            aliases[node.name].add(node.output[0])
+    owners: dict[str, set[str]] = {}
+    for tensor, names in aliases.items():
+        for name in names:
+            owners.setdefault(name, set()).add(tensor)
+    readers: dict[str, list[str]] = {tensor: [] for tensor in aliases}
+    for i, node in enumerate(nodes):
+        if node.op_type == "Constant":
+            continue
+        read = set().union(*(owners.get(name, ()) for name in node.input))
+        for tensor in read:
+            readers[tensor].append(node_id(i, node))
+    return [dataclasses.replace(issue, readers=tuple(readers[issue.tensor])) for issue in issues]
 
 
 def convert_to_fp16(
@@ -478,7 +484,7 @@ def convert_to_fp16(
             source = with_stable_names(source)
     converter = _Converter(source, block_list, only)
     result = converter.convert()
-    converter.issues = [_with_readers(issue, source) for issue in converter.issues]
+    converter.issues = _with_readers(converter.issues, source)
     if converter.issues:
         listing = "\n  ".join(str(issue) for issue in converter.issues)
         message = f"float16 conversion: constants outside the float16 range:\n  {listing}"
