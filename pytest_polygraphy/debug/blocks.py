@@ -239,14 +239,14 @@ def _non_tensor_values(model: onnx.ModelProto) -> frozenset[str]:
     inference runs only where some op could make one (most models have none)."""
     import warnings
 
-    from pytest_polygraphy.models.shapes import infer_shapes, value_infos
+    from pytest_polygraphy.models.shapes import inferred_value_infos
 
     if not _may_hold_non_tensors(model):
         return frozenset()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            known = value_infos(infer_shapes(model))
+            known = inferred_value_infos(model)
     except ModelError:
         return frozenset()
     return frozenset(

@@ -85,12 +85,11 @@ BELOW_FP16 = ("bf16", "int8", "fp8")
 
 def float_candidates(model: onnx.ModelProto, already: tuple[str, ...] = ()) -> list[str]:
     """The names (or stable ids) of the nodes worth keeping in fp32, in topological order."""
-    from pytest_polygraphy.models import infer_shapes
-    from pytest_polygraphy.models.shapes import elem_type_of, value_infos
+    from pytest_polygraphy.models.shapes import elem_type_of, inferred_value_infos
 
     index = GraphIndex(model)
     try:
-        known = value_infos(infer_shapes(model))
+        known = inferred_value_infos(model)
     except PolygraphyError:  # without inference every output counts as float
         known = {}
     found = []

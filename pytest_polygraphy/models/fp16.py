@@ -36,7 +36,7 @@ from onnx import numpy_helper
 from pytest_polygraphy.errors import ModelError
 from pytest_polygraphy.models import io
 from pytest_polygraphy.models.nodes import check_node_names, node_id, with_stable_names
-from pytest_polygraphy.models.shapes import elem_type_of, infer_shapes, value_infos
+from pytest_polygraphy.models.shapes import elem_type_of, inferred_value_infos
 from pytest_polygraphy.models.subgraph import node_subgraphs, outer_scope_names
 
 FLOAT = onnx.TensorProto.FLOAT
@@ -150,7 +150,7 @@ class _Converter:
         self.opset = next(
             (op.version for op in model.opset_import if op.domain in _DEFAULT_DOMAINS), 1
         )
-        self.known = value_infos(infer_shapes(model))
+        self.known = inferred_value_infos(model)
         self.issues: list[Fp16RangeIssue] = []
         self.extra_initializers: list[onnx.TensorProto] = []
         # (original name, element type) -> name of the tensor holding that version

@@ -11,7 +11,7 @@ import onnx
 
 from pytest_polygraphy.errors import ModelError
 from pytest_polygraphy.models import io
-from pytest_polygraphy.models.shapes import infer_shapes, value_infos
+from pytest_polygraphy.models.shapes import inferred_value_infos
 
 #: Pass as ``outputs`` to mark every tensor (the same value as Polygraphy's constant).
 MARK_ALL: Final = "mark-all"
@@ -95,7 +95,7 @@ def mark_outputs(
     if not names:
         raise ModelError("no outputs left to mark: every candidate tensor is excluded")
 
-    known = value_infos(infer_shapes(proto))
+    known = inferred_value_infos(proto)
     for value in proto.graph.output:
         known.setdefault(value.name, value)
     new_outputs: list[onnx.ValueInfoProto] = []

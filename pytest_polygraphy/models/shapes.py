@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import tempfile
 import warnings
+from typing import Any
 
 import onnx
 
@@ -28,25 +29,128 @@ def infer_shapes(model: onnx.ModelProto | str | os.PathLike[str]) -> onnx.ModelP
     ``ModelError``.
     """
     source = "the model" if isinstance(model, onnx.ModelProto) else repr(os.fspath(model))
-    proto = io.load_model(model)
+    return _inferred(io.load_model(model), source)
+
+
+def inferred_value_infos(
+    model: onnx.ModelProto | str | os.PathLike[str],
+) -> dict[str, onnx.ValueInfoProto]:
+    """``value_infos(infer_shapes(model))``, the same entries, without handing shape
+    inference the weights: it runs on a copy of the main graph whose large float tensors
+    (initializers and Constant values, ``_WEIGHT_ELEMENTS``) keep their type and dims
+    only, which is all it reads of them. A model of 10 MB of weights is then not
+    serialized, inferred and parsed back whole (PP-OCRv4 rec: 32 ms, then 3)."""
+    source = "the model" if isinstance(model, onnx.ModelProto) else repr(os.fspath(model))
+    return value_infos(_inferred(_without_weights(io.load_model(model)), source))
+
+
+#: Float tensors with more elements than this are weights. Shape inference reads the
+#: values of only a few inputs (Reshape's shape, Resize's scales, Slice's starts...),
+#: and those are integers or a handful of floats.
+_WEIGHT_ELEMENTS = 1024
+_FLOAT_TYPES = frozenset(
+    {
+        onnx.TensorProto.FLOAT,
+        onnx.TensorProto.FLOAT16,
+        onnx.TensorProto.DOUBLE,
+        onnx.TensorProto.BFLOAT16,
+    }
+)
+
+
+def _is_weight(tensor: onnx.TensorProto) -> bool:
+    if tensor.data_type not in _FLOAT_TYPES:
+        return False
+    count = 1
+    for dim in tensor.dims:
+        count *= dim
+    return count > _WEIGHT_ELEMENTS
+
+
+def _bare(tensor: onnx.TensorProto) -> onnx.TensorProto:
+    bare = onnx.TensorProto(name=tensor.name, data_type=tensor.data_type)
+    bare.dims.extend(tensor.dims)
+    return bare
+
+
+def _copy_fields(target: Any, source: Any, skip: tuple[str, ...]) -> None:
+    for field, value in source.ListFields():
+        if field.name in skip:
+            continue
+        current = getattr(target, field.name)
+        if hasattr(current, "extend"):  # a repeated field
+            current.extend(value)
+        elif hasattr(current, "CopyFrom"):  # a message
+            current.CopyFrom(value)
+        else:
+            setattr(target, field.name, value)
+
+
+def _without_weights(proto: onnx.ModelProto) -> onnx.ModelProto:
+    """``proto``, or a copy whose main graph's weights are bare (see
+    ``inferred_value_infos``); ``proto`` itself is not changed."""
+    graph = proto.graph
+
+    def heavy_constant(node: onnx.NodeProto) -> bool:
+        return node.op_type == "Constant" and any(
+            attr.HasField("t") and _is_weight(attr.t) for attr in node.attribute
+        )
+
+    if not any(_is_weight(init) for init in graph.initializer) and not any(
+        heavy_constant(node) for node in graph.node
+    ):
+        return proto
+    skeleton = onnx.ModelProto()
+    _copy_fields(skeleton, proto, ("graph",))
+    _copy_fields(skeleton.graph, graph, ("initializer", "node"))
+    skeleton.graph.initializer.extend(
+        _bare(init) if _is_weight(init) else init for init in graph.initializer
+    )
+    for node in graph.node:
+        if not heavy_constant(node):
+            skeleton.graph.node.append(node)
+            continue
+        copy = skeleton.graph.node.add()
+        _copy_fields(copy, node, ("attribute",))
+        for attr in node.attribute:
+            kept = copy.attribute.add()
+            if attr.HasField("t") and _is_weight(attr.t):
+                _copy_fields(kept, attr, ("t",))
+                kept.t.CopyFrom(_bare(attr.t))
+            else:
+                kept.CopyFrom(attr)
+    return skeleton
+
+
+def _inferred(proto: onnx.ModelProto, source: str) -> onnx.ModelProto:
+    data = _serialized(proto)  # once, for the strict run and the lenient one after it
     try:
         try:
-            return _infer(proto, strict=True)
+            return _infer(proto, data, strict=True)
         except onnx.shape_inference.InferenceError as err:
             warnings.warn(
                 f"shape inference found errors in {source}; the types of the tensors "
                 f"concerned stay unknown:\n{err}",
                 UserWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
-            return _infer(proto, strict=False)
+            return _infer(proto, data, strict=False)
     except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError) as err:
         raise ModelError(f"shape inference failed on {source}: {err}") from err
 
 
-def _infer(proto: onnx.ModelProto, *, strict: bool) -> onnx.ModelProto:
-    if proto.ByteSize() <= io.PROTOBUF_LIMIT:
-        return onnx.shape_inference.infer_shapes(proto, strict_mode=strict, data_prop=True)
+def _serialized(proto: onnx.ModelProto) -> bytes | None:
+    """The model's bytes, or None past protobuf's 2 GiB limit."""
+    try:
+        data = proto.SerializeToString()
+    except ValueError:  # too large for protobuf to write
+        return None
+    return data if len(data) <= io.PROTOBUF_LIMIT else None
+
+
+def _infer(proto: onnx.ModelProto, data: bytes | None, *, strict: bool) -> onnx.ModelProto:
+    if data is not None:
+        return onnx.shape_inference.infer_shapes(data, strict_mode=strict, data_prop=True)
     with tempfile.TemporaryDirectory(prefix="pytest_polygraphy_shapes_") as tmp:
         path = os.path.join(tmp, "model.onnx")
         inferred = os.path.join(tmp, "inferred.onnx")

@@ -420,10 +420,10 @@ def cpu_fp32_fallbacks(model: str | bytes, names: Sequence[str]) -> list[str]:
     the session's own model, saved, shows which nodes no longer see a float16 tensor."""
     import onnx
 
-    from pytest_polygraphy.models.shapes import elem_type_of, infer_shapes, value_infos
+    from pytest_polygraphy.models.shapes import elem_type_of, inferred_value_infos
 
     def float16_nodes(proto: onnx.ModelProto) -> set[str]:
-        known = value_infos(infer_shapes(proto))
+        known = inferred_value_infos(proto)
         known_types = {name: elem_type_of(value) for name, value in known.items()}
         known_types |= {init.name: init.data_type for init in proto.graph.initializer}
         return {
