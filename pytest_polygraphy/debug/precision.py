@@ -48,18 +48,11 @@ from pytest_polygraphy.debug.session import (
     Variant,
 )
 from pytest_polygraphy.errors import PolygraphyError
+from pytest_polygraphy.models.shapes import FLOAT_TYPES
 
 CAST_OPS = frozenset({"Cast", "CastLike"})
 #: Answers longer than this are listed in part; keep_fp32.json holds them whole.
 LISTED = 20
-FLOAT_TYPES = frozenset(
-    {
-        onnx.TensorProto.FLOAT,
-        onnx.TensorProto.FLOAT16,
-        onnx.TensorProto.BFLOAT16,
-        onnx.TensorProto.DOUBLE,
-    }
-)
 
 
 @dataclass(frozen=True)

@@ -48,7 +48,8 @@ def inferred_value_infos(
 #: values of only a few inputs (Reshape's shape, Resize's scales, Slice's starts...),
 #: and those are integers or a handful of floats.
 _WEIGHT_ELEMENTS = 1024
-_FLOAT_TYPES = frozenset(
+#: Element types of floating-point tensors.
+FLOAT_TYPES = frozenset(
     {
         onnx.TensorProto.FLOAT,
         onnx.TensorProto.FLOAT16,
@@ -59,7 +60,7 @@ _FLOAT_TYPES = frozenset(
 
 
 def _is_weight(tensor: onnx.TensorProto) -> bool:
-    if tensor.data_type not in _FLOAT_TYPES:
+    if tensor.data_type not in FLOAT_TYPES:
         return False
     count = 1
     for dim in tensor.dims:

@@ -446,27 +446,25 @@ def test_a_session_that_raises_fails_alone(tmp_path: Path) -> None:
     own outcome and its session's result."""
     models.chain(path=tmp_path / "chain.onnx")
     models.branchy(path=tmp_path / "branchy.onnx")
+
+    def each_failed_saying(run: Run, param: str, said: str) -> None:
+        assert "INTERNALERROR" not in run.output
+        for name in ("chain", "branchy"):
+            nodeid = f"{name}.onnx::accuracy[{param}]"
+            assert run.outcome(nodeid) == "failed"
+            result = session(run, nodeid)
+            assert result["status"] == "error" and said in result["summary"], result["summary"]
+
     shapes = ["--polygraphy-input-shapes", "x:[1,16]", "nope:[1]"]
     run = run_pytest(tmp_path, "chain.onnx", "branchy.onnx", *ARGS, *shapes)
-    assert "INTERNALERROR" not in run.output
-    for name in ("chain", "branchy"):
-        nodeid = f"{name}.onnx::accuracy[fp16-x=1x16,nope=1]"
-        assert run.outcome(nodeid) == "failed"
-        result = session(run, nodeid)
-        assert result["status"] == "error", result["summary"]
-        assert "cannot reduce: InputError: input_shapes names 'nope'" in result["summary"]
-
+    each_failed_saying(
+        run, "fp16-x=1x16,nope=1", "cannot reduce: InputError: input_shapes names 'nope'"
+    )
     (tmp_path / "conftest.py").write_text(BROKEN_SESSION_CONFTEST)
     run = run_pytest(tmp_path, "chain.onnx", "branchy.onnx", *ARGS)
-    assert "INTERNALERROR" not in run.output
-    for name in ("chain", "branchy"):
-        nodeid = f"{name}.onnx::accuracy[fp16]"
-        assert run.outcome(nodeid) == "failed"
-        result = session(run, nodeid)
-        assert result["status"] == "error", result["summary"]
-        assert (
-            "the reduce session failed: RuntimeError: a fault in the session" in (result["summary"])
-        )
+    each_failed_saying(
+        run, "fp16", "the reduce session failed: RuntimeError: a fault in the session"
+    )
     errors = list((tmp_path / "polygraphy-debug").glob("*/reduce/error.txt"))
     assert len(errors) == 2 and "RuntimeError" in errors[0].read_text()
 
