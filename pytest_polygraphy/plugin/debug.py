@@ -181,6 +181,7 @@ class Signature:
         return self.headline or _first_line(self.text, self.kind)
 
 
+_MISSING_GOLDEN = re.compile(r"^(?:\w+: )?golden file .* does not exist")
 _ERROR_PREFIX = re.compile(r"^\s*(?:E\s+)?(\w+(?:Error|Exception)):")
 
 
@@ -382,6 +383,17 @@ class ItemCheck:
         self.folder = folder_for(self.options, config, item.nodeid)
         records = records_of(item.user_properties)
         self.original = _signature(call, item.stash.get(EXCINFO_KEY, None), records)
+        #: What the original run compared with, when it was a file's outputs.
+        self.file_reference = next(
+            (
+                "its golden file"
+                if r.get("reference") == "golden"
+                else f"outputs loaded from a file ({r['reference']})"
+                for r in records
+                if r.get("reference") == "golden" or " from " in str(r.get("reference", ""))
+            ),
+            None,
+        )
         self.context = item.stash.get(CONTEXT_KEY, None)
         self.model_outputs: set[str] = set()
 
@@ -404,6 +416,14 @@ class ItemCheck:
                 kind,
                 f"cannot {kind}",
                 f"cannot {kind}: the model fixture returned an in-memory model, not a file",
+            )
+        if _MISSING_GOLDEN.match(self.original.first_line):
+            return _refused(
+                kind,
+                f"cannot {kind}",
+                f"cannot {kind}: the test fails because its golden file is missing "
+                f"({self.original.first_line.split(';')[0]}): there is nothing to compare "
+                "with yet; create it with --polygraphy-update-golden",
             )
         fail_on = self.options.fail_on
         if fail_on is not None and not re.search(fail_on, self.original.text):
@@ -447,7 +467,19 @@ class ItemCheck:
             log=self.log,
             confirmed=first,
         )
-        return session.run().to_dict()
+        result = session.run().to_dict()
+        if result["status"] == "failure lost when cut" and self.file_reference is not None:
+            backend = reference if reference != "golden" else self.options.backends[0]
+            *lines, last = result["summary"].split("\n")
+            lines.append(
+                f"note: the test compares with {self.file_reference}, which holds only the "
+                f"whole model's outputs, so its cuts are compared with {backend} at fp32 "
+                "instead, and the failure does not show between those: it is a difference "
+                "from the file (another backend, version or input), which cutting the model "
+                "cannot narrow down"
+            )
+            result["summary"] = "\n".join([*lines, last])
+        return result
 
     def run_precision(self) -> dict[str, Any]:
         from pytest_polygraphy.debug.precision import PrecisionOptions, PrecisionSession

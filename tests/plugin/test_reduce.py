@@ -522,3 +522,28 @@ def test_keeping_the_inputs_or_outputs_bisects_one_end(tmp_path: Path, keep: str
         assert names[-1] == "output" and names[0] in ("planted_exp", "log24"), result["summary"]
     n = candidates(models.chain())
     assert result["checks"] <= math.ceil(math.log2(n)) + 3, result["summary"]
+
+
+def test_a_golden_failure_the_reference_does_not_show_says_why(tmp_path: Path) -> None:
+    """On ONNX Runtime's CPU provider the planted Exp runs in fp32: the test fails against
+    its golden file (written from other inputs), but no cut fails against onnxrt at
+    fp32, and the summary says that cutting cannot narrow a difference from the file.
+    Without the golden file there is nothing to reduce, and the session says so."""
+    models.chain(path=tmp_path / "chain.onnx")
+    (tmp_path / "test_golden.py").write_text(GOLDEN_TEST.replace("onnxref_runner", "onnxrt_runner"))
+    args = ["--onnxrt", "--polygraphy-precisions", "fp16"]
+    nodeid = "test_golden.py::test_golden[fp16]"
+    missing = run_pytest(tmp_path, "test_golden.py", *args, "--polygraphy-reduce")
+    result = session(missing, nodeid)
+    assert result["status"] == "cannot reduce", result["summary"]
+    assert "its golden file is missing" in result["summary"]
+    small = ["--polygraphy-val-range", "x:[0,0.1]", "--polygraphy-update-golden"]
+    assert run_pytest(tmp_path, "test_golden.py", *args, *small).outcome(nodeid) == "passed"
+    run = run_pytest(tmp_path, "test_golden.py", *args, "--polygraphy-reduce")
+    assert run.outcome(nodeid) == "failed"
+    result = session(run, nodeid)
+    assert result["status"] == "failure lost when cut", result["summary"]
+    assert (
+        "compares with its golden file, which holds only the whole model's outputs"
+        in (result["summary"])
+    )
