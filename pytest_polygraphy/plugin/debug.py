@@ -31,7 +31,7 @@ import dataclasses
 import hashlib
 import re
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -347,7 +347,7 @@ def _refused(kind: str, status: str, why: str) -> dict[str, Any]:
     return {"session": kind, "status": status, "summary": why}
 
 
-def _guarded(kind: str, folder: Path, run: Any) -> dict[str, Any]:
+def _guarded(kind: str, folder: Path, run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     """``run()``'s session result, or an ``error`` result when the session raised: a bad
     setting (``PolygraphyError``) says why; anything else is a fault of the session, with
     its traceback written to ``<folder>/<kind>/error.txt``. Either way the test keeps its
@@ -355,7 +355,7 @@ def _guarded(kind: str, folder: Path, run: Any) -> dict[str, Any]:
     from pytest_polygraphy.errors import PolygraphyError
 
     try:
-        return run()  # type: ignore[no-any-return]
+        return run()
     except PolygraphyError as err:
         return _refused(kind, "error", f"cannot {kind}: {type(err).__name__}: {err}")
     except Exception as err:
