@@ -15,6 +15,11 @@ operator schema allows float16 at that position; the rest stays float32:
 Integer and bool tensors are never touched. Attributes that choose a float32 output type
 follow the node (``Cast(to=FLOAT)``, ``dtype=FLOAT``, ConstantOfShape's ``value``).
 Constant values outside float16's range are reported (see ``Fp16RangeWarning``).
+
+Types come from onnx's shape inference. Where it finds none (it has no schema for the
+custom-domain nodes an ONNX Runtime-optimized model holds, such as
+``com.microsoft::FusedConv``), they come from ONNX Runtime, when it is installed and
+knows those ops: it types every output of a model it loads (``_runtime_types``).
 """
 
 from __future__ import annotations
@@ -151,6 +156,14 @@ class _Converter:
             (op.version for op in model.opset_import if op.domain in _DEFAULT_DOMAINS), 1
         )
         self.known = inferred_value_infos(model)
+        untyped = [
+            name
+            for node in self.graph.node
+            for name in dict.fromkeys([*node.input, *node.output])
+            if name and name not in self.known
+        ]
+        if untyped:
+            self.known.update(_runtime_types(model, list(dict.fromkeys(untyped))))
         self.issues: list[Fp16RangeIssue] = []
         self.extra_initializers: list[onnx.TensorProto] = []
         # (original name, element type) -> name of the tensor holding that version
@@ -371,6 +384,44 @@ class _Converter:
                 value.type.tensor_type.elem_type = elem_type
             graph.value_info.append(value)
         return result
+
+
+#: ONNX Runtime's type strings (``tensor(float)``) as ONNX element types.
+_RUNTIME_TYPES = {
+    f"tensor({name.lower()})": value for name, value in onnx.TensorProto.DataType.items()
+}
+
+
+def _runtime_types(model: onnx.ModelProto, names: list[str]) -> dict[str, onnx.ValueInfoProto]:
+    """The element types ONNX Runtime gives ``names`` (tensors of ``model`` that shape
+    inference left untyped) when it loads the model with them marked as outputs, nothing
+    run; empty without ONNX Runtime or when it cannot load the model either."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return {}
+    from pytest_polygraphy.models.mark import mark_outputs
+
+    marked_names = [name for name in names if name not in {i.name for i in model.graph.input}]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            marked = mark_outputs(model, marked_names)
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        options.log_severity_level = 4
+        session = ort.InferenceSession(
+            marked.SerializeToString(), options, providers=["CPUExecutionProvider"]
+        )
+    except Exception:  # a model ONNX Runtime cannot load: the types stay unknown
+        return {}
+    return {
+        output.name: onnx.helper.make_tensor_value_info(
+            output.name, _RUNTIME_TYPES[output.type], None
+        )
+        for output in session.get_outputs()
+        if output.type in _RUNTIME_TYPES
+    }
 
 
 #: Constant nodes up to this size (serialized) have their float16 version cached: a debug

@@ -385,3 +385,37 @@ def test_conversions_from_several_threads_agree(monkeypatch) -> None:
         results = list(pool.map(lambda _: convert_to_fp16(model).SerializeToString(), range(32)))
     assert all(result == expected for result in results)
     assert fp16._CONSTANTS.held <= 2000
+
+
+def test_custom_domain_outputs_are_typed_by_onnx_runtime(monkeypatch) -> None:
+    """onnx's shape inference cannot type ``com.microsoft::Gelu``'s output; ONNX Runtime
+    can, so the model converts: the Gelu stays float32 between Casts, and its fp16 run on
+    ONNX Runtime is close to fp32. Without ONNX Runtime the conversion says which tensor
+    it could not type."""
+    import builtins
+
+    from tests.debug import models
+
+    model = models.with_custom_op()
+    converted = convert_to_fp16(model)
+    nodes = {node.name: node for node in converted.graph.node}
+    producers = {out: node for node in converted.graph.node for out in node.output}
+    feeding = producers[nodes["gelu"].input[0]]
+    assert feeding.op_type == "Cast" and feeding.attribute[0].i == TensorProto.FLOAT
+    reader = nodes["n2"]
+    assert producers[reader.input[0]].op_type == "Cast"  # back to float16 for the Abs
+    feed = {"x": np.linspace(-2, 2, 16, dtype=np.float32).reshape(1, 16)}
+    np.testing.assert_allclose(
+        run_ort(converted, feed)["y"], run_ort(model, feed)["y"], rtol=1e-2, atol=1e-2
+    )
+
+    real_import = builtins.__import__
+
+    def without_onnxruntime(name, *args, **kwargs):
+        if name == "onnxruntime":
+            raise ImportError("no onnxruntime here")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", without_onnxruntime)
+    with pytest.raises(ModelError, match=r"no type for tensor 'g' \(read or written by node"):
+        convert_to_fp16(model)

@@ -296,24 +296,6 @@ def test_a_dynamic_dim_is_warned_about_once(tmp_path: Path) -> None:
     assert run.output.count("input 'x' has dynamic shape [batch,16]") == 1, run.output
 
 
-def test_a_failure_preparing_the_runner_is_reduced(tmp_path: Path) -> None:
-    """The fp16 conversion fails before any input is fed (a custom-domain node whose
-    output onnx cannot type): that failure is the model's, so the session bisects it like
-    any other, down to the custom node and the node that reads its untyped output."""
-    models.with_custom_op(path=tmp_path / "custom.onnx")
-    args = ["--onnxrt", "--polygraphy-precisions", "fp16", "--polygraphy-reduce"]
-    run = run_pytest(tmp_path, "custom.onnx", *args)
-    nodeid = "custom.onnx::accuracy[fp16]"
-    assert run.outcome(nodeid) == "failed"
-    assert "ModelError: cannot convert to fp16" in run.message(nodeid)
-    result = session(run, nodeid)
-    assert result["status"] == "reduced", result["summary"]
-    assert result["nodes"] == [["gelu", "Gelu"], ["n2", "Abs"]], result["summary"]
-    assert "failure: ModelError: cannot convert to fp16" in result["summary"]
-    assert "makes its own inputs" not in result["summary"]
-    assert result["reproduces"] is True
-
-
 FAILING_BUILD_CONFTEST = '''
 """A stand-in for TensorRT's runner (TensorRT is not installable here): ONNX Runtime,
 except that a model holding an Exp fails to build, as a layer TensorRT has no

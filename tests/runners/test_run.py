@@ -327,6 +327,8 @@ def test_an_output_without_type_information_runs_on_onnx_runtime() -> None:
     and errors raised while activating are noted as the model's (before any input)."""
     import warnings
 
+    import onnx
+
     from pytest_polygraphy.errors import ModelError, raised_preparing_runner
     from pytest_polygraphy.models import mark_outputs
     from tests.debug import models
@@ -339,8 +341,13 @@ def test_an_output_without_type_information_runs_on_onnx_runtime() -> None:
     with OnnxrtRunner(marked) as runner:
         got = runner.infer(feed)
     assert list(got) == ["g", "y"] and got["g"].dtype == np.float32
-    with pytest.raises(ModelError, match="cannot convert to fp16") as raised:
-        OnnxrtRunner(marked, precision="fp16").activate()
+    mystery = onnx.helper.make_node("Mystery", ["x"], ["y"], domain="my.domain")
+    unknown = models.with_custom_op()
+    del unknown.graph.node[:]
+    unknown.graph.node.append(mystery)
+    unknown.opset_import.append(onnx.helper.make_opsetid("my.domain", 1))
+    with pytest.raises(ModelError, match="ONNX Runtime cannot load") as raised:
+        OnnxrtRunner(unknown).activate()
     assert raised_preparing_runner(raised.value)
     assert not raised_preparing_runner(ValueError("elsewhere"))
 
