@@ -232,8 +232,10 @@ class ReduceSession(DebugSession):
                 bad = sum(o.verdict is Verdict.BAD for o in (before, again))
                 self._flaky.append(f"{_describe(rest)}: nondeterministic ({bad} of 2 failed)")
 
-    def _variant(self, nodes: Nodes) -> tuple[Cut, onnx.ModelProto, list[dict[str, Any]]]:
-        cut = self.index.cut(nodes)
+    def _variant(
+        self, nodes: Nodes, cut: Cut | None = None
+    ) -> tuple[Cut, onnx.ModelProto, list[dict[str, Any]]]:
+        cut = cut or self.index.cut(nodes)
         names = [*cut.inputs, *cut.outputs]
         model = self.index.cut_model(cut, self.values.sample(0, names))
         relax_dims(model, self.values.shapes(names))
@@ -246,7 +248,8 @@ class ReduceSession(DebugSession):
         from pytest_polygraphy.data.formats import feeds_fingerprint
         from pytest_polygraphy.models import model_hash
 
-        through = self.index.through_non_tensors(self.index.cut(nodes))
+        cut = self.index.cut(nodes)
+        through = self.index.through_non_tensors(cut)
         if through:
             outcome = CheckOutcome(
                 Verdict.INVALID,
@@ -256,7 +259,7 @@ class ReduceSession(DebugSession):
             self.log(f"{_describe(nodes)}: invalid ({outcome.detail})")
             self._outcomes[nodes] = outcome
             return outcome
-        _, model, feeds = self._variant(nodes)
+        _, model, feeds = self._variant(nodes, cut)
         digest = model_hash(model)
         key = digest + ":" + feeds_fingerprint(feeds)
         variant = Variant(model=model, feeds=feeds, model_hash=digest)

@@ -156,14 +156,14 @@ class _Converter:
             (op.version for op in model.opset_import if op.domain in _DEFAULT_DOMAINS), 1
         )
         self.known = inferred_value_infos(model)
-        untyped = [
+        untyped = dict.fromkeys(
             name
             for node in self.graph.node
-            for name in dict.fromkeys([*node.input, *node.output])
+            for name in [*node.input, *node.output]
             if name and name not in self.known
-        ]
+        )
         if untyped:
-            self.known.update(_runtime_types(model, list(dict.fromkeys(untyped))))
+            self.known.update(_runtime_types(model, list(untyped)))
         self.issues: list[Fp16RangeIssue] = []
         self.extra_initializers: list[onnx.TensorProto] = []
         # (original name, element type) -> name of the tensor holding that version
@@ -402,7 +402,8 @@ def _runtime_types(model: onnx.ModelProto, names: list[str]) -> dict[str, onnx.V
         return {}
     from pytest_polygraphy.models.mark import mark_outputs
 
-    marked_names = [name for name in names if name not in {i.name for i in model.graph.input}]
+    inputs = {value.name for value in model.graph.input}
+    marked_names = [name for name in names if name not in inputs]
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

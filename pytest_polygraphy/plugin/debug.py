@@ -45,6 +45,7 @@ from pytest_polygraphy.plugin.records import (
     DEBUG_PROPERTY,
     TRT_PRECISIONS_PROPERTY,
 )
+from pytest_polygraphy.plugin.runsyntax import MARK_ALL
 from pytest_polygraphy.plugin.table import records_of
 
 
@@ -137,7 +138,7 @@ def variant_settings(node: pytest.Item, settings: Any, options: PolygraphyOption
     if variant.model is not None:
         # Output names select among the whole model's outputs; a cut compares its own.
         # Exclusions still hold for the tensors the variant has.
-        if settings.outputs and settings.outputs != "mark-all":
+        if settings.outputs and settings.outputs != MARK_ALL:
             selection["outputs"] = ()
         selection["exclude_outputs"] = tuple(
             name for name in settings.exclude_outputs if name in variant.tensors
