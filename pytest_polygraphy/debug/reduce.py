@@ -8,15 +8,20 @@ It knows ONNX and numpy, never pytest: the caller hands it
 - ``run_reference(model, feeds)``, the test's reference backend at fp32, which computes the
   real value of every tensor a cut may need, once, for every sample.
 
-Steps: compute the reference values, check the model rebuilt from its own nodes (it must
-still fail: this proves the test takes its model and inputs from the session, and, being
-the same computation on the same inputs, confirms the test's own failure), search
+Steps: confirm the failure, compute the reference values, search
 (``search.reduce_block``), then write ``minimal_failing/`` (an ONNX test-case folder that
 reproduces the failure on its own, re-checked after writing) and ``min_good.onnx`` (the
 good variant nearest to the answer, when one was checked). The summary notes when the
 reference's own values at the answer are not finite, and where the reference first made
-them. When the rebuilt model does not fail, the unchanged test is re-run (up to 3 runs in
-all) to tell a nondeterministic or unreproducible failure from one lost by cutting.
+them.
+
+Before the search, the unchanged test must fail the same way twice, counting its own run:
+one re-run, on the runners it left alive (up to 3 runs in all when they disagree: then
+it is reported nondeterministic, or not reproduced, and not reduced). A cut that fails the
+same way proves that the test takes its model and inputs from the session, so the model
+rebuilt from its own nodes is checked only when the search finds no smaller failing block.
+Being the same computation on the same inputs, it must still fail; when it does not, a
+third run of the unchanged test tells a nondeterministic failure from one lost by cutting.
 
 Every check goes through the journal, so re-running the same session resumes it with no
 check repeated (``journal``).
@@ -146,16 +151,11 @@ class ReduceSession(DebugSession):
         self.index = index = GraphIndex(model)
         n = len(index.candidates)
         self.bound = (math.ceil(math.log2(n)) if n > 1 else 0) + 3
-        # The test's own failing run is the first observation. The model rebuilt from its
-        # own nodes is the same computation on the same inputs, so when it fails the same
-        # way it is the second one, and the unchanged test need not run again; only when
-        # it does not fail do the unchanged re-runs tell "nondeterministic" or "not
-        # reproduced" from "failure lost when cut".
-        failed_once = self.first is not None and self.first.verdict is Verdict.BAD
-        if not failed_once or n == 0:
-            confirmed = self._confirm()
-            if confirmed is not None:
-                return confirmed
+        # Before any search, the unchanged test fails the same way twice, counting its own
+        # run (its runners are still alive: a re-run is the cheapest check there is).
+        confirmed = self._confirm()
+        if confirmed is not None:
+            return confirmed
         if n == 0:
             return self._result("error", "cannot reduce: the model has no compute nodes")
         marked = mark_outputs(model, index.needed_values())
@@ -168,28 +168,33 @@ class ReduceSession(DebugSession):
         )
         if len(self.values) == 0:
             return self._result("error", "cannot reduce: the test has no input samples")
-        whole = tuple(range(n))
-        outcome = self.check_nodes(whole)
-        if outcome.verdict is not Verdict.BAD:
-            # The rebuilt model passing contradicts the first run unless the unchanged
-            # test fails every time: 3 failing runs of 3.
-            confirmed = self._confirm(agreeing=3) if failed_once else None
-            if confirmed is not None:
-                return confirmed
-            return self._result(
-                "failure lost when cut",
-                "failure lost when cut: the model rebuilt from its own nodes, fed with the "
-                f"test's inputs, does not fail the same way ({outcome.verdict.value}: "
-                f"{outcome.detail})",
-            )
         search = reduce_block(
             n,
             lambda nodes: self.check_nodes(nodes).verdict,
             mode=self.options.mode,
             keep_start=self.options.keep_inputs,
             keep_end=self.options.keep_outputs,
-            known={whole: Verdict.BAD},
+            confirmed=False,
         )
+        if not search.reproduced:
+            # The rebuilt model passing contradicts the unchanged test's failures unless
+            # that fails every time: 3 failing runs of 3.
+            confirmed = self._confirm(agreeing=3)
+            if confirmed is not None:
+                return confirmed
+            if self._flaky:
+                return self._result(
+                    "nondeterministic",
+                    "nondeterministic: the test gave different verdicts for one variant: "
+                    + "; ".join(self._flaky),
+                )
+            outcome = self._outcomes[tuple(range(n))]
+            return self._result(
+                "failure lost when cut",
+                "failure lost when cut: no cut fails the same way, nor the model rebuilt "
+                "from its own nodes, fed with the test's inputs "
+                f"({outcome.verdict.value}: {outcome.detail})",
+            )
         keeping = self.options.keep_inputs or self.options.keep_outputs
         if len(search.nodes) > 1 and not keeping:
             self._confirm_minimal(search.nodes)
@@ -274,6 +279,8 @@ class ReduceSession(DebugSession):
         return outcome
 
     def _contradicts(self, nodes: Nodes, verdict: Verdict) -> bool:
+        if verdict is Verdict.GOOD and len(nodes) == len(self.index.candidates):
+            return True  # the rebuilt model computes what the unchanged test, which failed, does
         mine = set(nodes)
         for other, known in self._outcomes.items():
             if verdict is Verdict.BAD and known.verdict is Verdict.GOOD and mine < set(other):

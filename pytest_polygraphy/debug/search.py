@@ -5,8 +5,11 @@ check takes a sorted tuple of candidate indices and answers ``Verdict.GOOD``, ``
 ``INVALID``; it knows what the indices mean, this module does not. So every search here
 is unit-tested with oracles, no model needed.
 
-``reduce_block`` assumes the whole range ``[0, n)`` is bad (the caller confirmed it) and
-returns a 1-minimal bad set:
+``reduce_block`` is given that the whole range ``[0, n)`` is bad and returns a 1-minimal
+bad set. The caller may have seen the whole fail only outside the check (a test's own
+failing runs, before any variant): the search then checks the whole itself only when it
+ends up resting on it, with no smaller set found bad (no single culprit, or none that the
+search could remove); when the whole is not bad then, it stops with ``reproduced`` false.
 
 - **bisect** first assumes one culprit: it checks the left half of the current block and
   keeps it when bad, else moves to the right half without checking it (a block with no
@@ -55,6 +58,8 @@ class SearchResult:
     checks: int = 0
     #: The largest set checked and found good, when one was (``min_good``).
     good: Nodes | None = None
+    #: False when the whole range, checked, was not bad: nothing was searched.
+    reproduced: bool = True
     history: list[tuple[Nodes, Verdict]] = field(default_factory=list)
 
 
@@ -99,24 +104,31 @@ def reduce_block(
     keep_start: bool = False,
     keep_end: bool = False,
     known: dict[Nodes, Verdict] | None = None,
+    confirmed: bool = True,
 ) -> SearchResult:
     """A 1-minimal bad set of candidates ``0 .. n-1``, given that all of them are bad.
 
     ``keep_start`` keeps candidate 0 (the original inputs: ``--no-reduce-inputs``),
     ``keep_end`` keeps candidate ``n-1`` (the original outputs); both make the result a
-    contiguous block. ``known`` are verdicts already obtained (never asked again)."""
+    contiguous block. ``known`` are verdicts already obtained (never asked again).
+    ``confirmed=False``: the whole was seen failing, but not through ``check``; the search
+    confirms it on the way (see the module docstring)."""
     if n < 1:
         raise ValueError("nothing to search: no candidates")
     if mode not in ("bisect", "linear"):
         raise ValueError(f"mode must be 'bisect' or 'linear', not {mode!r}")
     run = _Recorder(check, known)
-    run.known.setdefault(block(0, n), Verdict.BAD)
+    whole = block(0, n)
+    if confirmed:
+        run.known.setdefault(whole, Verdict.BAD)
     lo, hi = 0, n
     if mode == "bisect":
         if not (keep_start or keep_end):
             lo, hi = _halve(run, lo, hi)
         if run(block(lo, hi)) is not Verdict.BAD:
             lo, hi = _last_bad_block(run, n)
+        if (lo, hi) == (0, n) and run(whole) is not Verdict.BAD:
+            return _not_reproduced(run)
         if hi - lo > 1:
             if not keep_start:
                 lo = _largest_bad_start(run, lo, hi)
@@ -129,6 +141,8 @@ def reduce_block(
         if not keep_end:
             while hi - 1 > lo and run(block(lo, hi - 1)) is Verdict.BAD:
                 hi -= 1
+        if (lo, hi) == (0, n) and run(whole) is not Verdict.BAD:
+            return _not_reproduced(run)
     nodes = block(lo, hi)
     if not (keep_start or keep_end):
         nodes = _one_minimal(run, nodes)
@@ -136,6 +150,11 @@ def reduce_block(
     result.nodes = nodes
     result.accumulated = len(nodes) > 1 and not (keep_start or keep_end)
     return result
+
+
+def _not_reproduced(run: _Recorder) -> SearchResult:
+    run.result.reproduced = False
+    return run.result
 
 
 def _halve(run: _Recorder, lo: int, hi: int) -> tuple[int, int]:

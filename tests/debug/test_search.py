@@ -119,6 +119,43 @@ def test_known_verdicts_are_not_asked_again() -> None:
     assert again.nodes == first.nodes and asked == [] and again.checks == 0
 
 
+def recording(check):
+    """``check``, and the list of the sets it is asked, in order."""
+    asked: list[Nodes] = []
+
+    def recorded(nodes: Nodes) -> Verdict:
+        asked.append(nodes)
+        return check(nodes)
+
+    return recorded, asked
+
+
+@pytest.mark.parametrize("mode", ["bisect", "linear"])
+def test_an_unconfirmed_whole_is_checked_only_when_the_search_rests_on_it(mode: str) -> None:
+    """``confirmed=False``: a failing cut confirms the whole, which is then never asked;
+    the whole is asked when no cut fails first (bisect: an error accumulated across the
+    halves), and when it passes, nothing is searched."""
+    n = 64
+    whole = tuple(range(n))
+    for culprit in (3, 40):
+        check, asked = recording(contains_any({culprit}))
+        result = reduce_block(n, check, mode=mode, confirmed=False)
+        assert result.reproduced and result.nodes == (culprit,)
+        assert whole not in asked
+        if mode == "bisect":
+            assert result.checks <= math.ceil(math.log2(n)) + 1
+    check, asked = recording(covers(30, 33))
+    result = reduce_block(n, check, mode=mode, confirmed=False)
+    assert result.reproduced and result.nodes == (30, 31, 32, 33)
+    assert (whole in asked) is (mode == "bisect")  # linear's first cut already fails
+    check, asked = recording(lambda nodes: Verdict.GOOD)
+    result = reduce_block(n, check, mode=mode, confirmed=False)
+    assert not result.reproduced and result.nodes == () and asked[-1] == whole
+    assert (
+        result.checks == len(asked) <= (math.ceil(math.log2(n)) + 2 if mode == "bisect" else 2 * n)
+    )
+
+
 def test_good_is_the_largest_passing_set() -> None:
     result = reduce_block(32, contains_any({20}))
     assert result.good is not None and 20 not in result.good
