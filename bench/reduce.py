@@ -45,6 +45,10 @@ the check defines a minimal one (``onnxref_runner``), with the same operators.
   counted by the check itself (one line per run in a counter file). Wall time is the sum
   of the steps.
 
+``--backend onnxrt --providers cuda`` runs both sides on ONNX Runtime's CUDA provider
+instead (on the GPU machine: ``bench/gpu/run_reduce_bench_gpu.sh``), where fp16 is real;
+``--polygraphy-site DIR`` takes Polygraphy from a folder (a machine with no registry).
+
 ``engine``: the reduce engine alone, without pytest: ``ReduceSession`` on a 1000-node chain
 (the goal's largest N) and on the planted real model, with a check that only looks whether
 the variant holds the planted node, so that the session's wall time less the check's and
@@ -95,6 +99,25 @@ PLANTED = "planted_exp"
 OURS_NONFINITE = r"actual has \d+ (NaN|Inf)"
 #: Polygraphy: Comparator.validate's log for the fp16 run.
 POLYGRAPHY_NONFINITE = r"(Inf|NaN) Detected"
+
+
+@dataclass(frozen=True)
+class Setup:
+    """What both sides run (``--backend``, ``--providers``) and where Polygraphy lives
+    (``--polygraphy-site``: a folder holding it, for a machine that reaches no package
+    registry; else ``bench/.venv-polygraphy``, created on first use)."""
+
+    backend: str = "onnxref"
+    provider: str = "cpu"
+    polygraphy_site: Path | None = None
+
+    def describe(self) -> str:
+        if self.backend == "onnxref":
+            return "onnx's reference evaluator"
+        return f"ONNX Runtime's {self.provider.upper()} provider"
+
+
+SETUP = Setup()
 
 
 # -- models -------------------------------------------------------------------------
@@ -278,7 +301,9 @@ def _reference_ops() -> Any:
     return module.reference_ops()
 
 
-def check_model(model_path: Path, inputs: Path, counter: Path) -> int:
+def check_model(
+    model_path: Path, inputs: Path, counter: Path, backend: str = "onnxref", provider: str = "cpu"
+) -> int:
     """Polygraphy's side of a check: fp16 vs fp32 of ``model_path`` on onnx's reference
     evaluator, compared by Polygraphy's ``Comparator`` and ``CompareFunc.simple``.
 
@@ -286,7 +311,7 @@ def check_model(model_path: Path, inputs: Path, counter: Path) -> int:
     crashes exits 3, which Polygraphy then counts as a pass, as ours never counts an
     invalid run as failing; the counter file says which runs crashed."""
     try:
-        status = _compare(model_path, inputs)
+        status = _compare(model_path, inputs, backend, provider)
     except Exception as err:  # any crash: reported, then exit status 3
         print(f"check crashed: {type(err).__name__}: {err}", file=sys.stderr)
         status = 3
@@ -295,7 +320,7 @@ def check_model(model_path: Path, inputs: Path, counter: Path) -> int:
     return status
 
 
-def _compare(model_path: Path, inputs: Path) -> int:
+def _compare(model_path: Path, inputs: Path, backend: str, provider: str) -> int:
     sys.path.insert(0, str(REPO))  # the project's convert_to_fp16 and operators (numpy + onnx)
     import onnx
     from polygraphy.comparator import Comparator, CompareFunc, RunResults
@@ -306,10 +331,16 @@ def _compare(model_path: Path, inputs: Path) -> int:
     model = onnx.load(str(model_path))
     (values,) = load_json(str(inputs))
     feed = {value.name: values[value.name] for value in model.graph.input}
-    runners = [
-        onnxref_runner(convert_to_fp16(model), "onnxref[fp16]"),
-        onnxref_runner(model, "onnxref"),
-    ]
+    fp16 = convert_to_fp16(model)
+    if backend == "onnxrt":
+        from polygraphy.backend.onnxrt import OnnxrtRunner, SessionFromOnnx
+
+        runners = [
+            OnnxrtRunner(SessionFromOnnx(m.SerializeToString(), providers=[provider]), name=name)
+            for m, name in ((fp16, "onnxrt[fp16]"), (model, "onnxrt"))
+        ]
+    else:
+        runners = [onnxref_runner(fp16, "onnxref[fp16]"), onnxref_runner(model, "onnxref")]
     results = Comparator.run(runners, data_loader=[feed])
     fp16 = RunResults([next(iter(results.items()))])
     Comparator.validate(fp16, check_inf=True, check_nan=True)  # logs "Inf Detected" etc.
@@ -323,9 +354,12 @@ def _compare(model_path: Path, inputs: Path) -> int:
 
 
 def polygraphy_python() -> Path:
-    """The benchmark environment's interpreter, created with Polygraphy on first use."""
+    """The benchmark environment's interpreter, created with Polygraphy on first use
+    (this interpreter when ``--polygraphy-site`` is given)."""
     from importlib import metadata
 
+    if SETUP.polygraphy_site is not None:
+        return Path(sys.executable)
     python = POLYGRAPHY_VENV / "bin" / "python"
     if not python.exists():
         print(f"creating {POLYGRAPHY_VENV} with polygraphy=={POLYGRAPHY_VERSION} ...", flush=True)
@@ -340,6 +374,29 @@ def polygraphy_python() -> Path:
         packages = [f"polygraphy=={POLYGRAPHY_VERSION}", "numpy", "onnx", "onnx-graphsurgeon", ort]
         subprocess.run([python, "-m", "pip", "install", "-q", *packages], check=True)
     return python
+
+
+def polygraphy_env(work: Path, **extra: str) -> dict[str, str]:
+    """Polygraphy's side's environment: ``--polygraphy-site`` first on the path."""
+    if SETUP.polygraphy_site is not None:
+        path = [str(SETUP.polygraphy_site), os.environ.get("PYTHONPATH", "")]
+        extra = {"PYTHONPATH": os.pathsep.join(filter(None, path)), **extra}
+    return tool_env(work, **extra)
+
+
+def backend_args() -> list[str]:
+    """The check's own options, passed on to each Polygraphy check process."""
+    return ["--backend", SETUP.backend, "--providers", SETUP.provider]
+
+
+def polygraphy_tool(python: Path) -> list[str]:
+    """The ``polygraphy`` command: the venv's script, or its entry point run by
+    ``python`` (a site folder has no scripts)."""
+    if SETUP.polygraphy_site is None:
+        return [str(python.parent / "polygraphy")]
+    entry = "import sys; from polygraphy.tools import main; sys.argv[0] = 'polygraphy'; "
+    entry += "sys.exit(main())"
+    return [str(python), "-c", entry]
 
 
 @dataclass
@@ -376,7 +433,9 @@ def run_ours(case: Case, work: Path) -> None:
     folder = work / "ours"
     shutil.rmtree(folder, ignore_errors=True)  # a fresh journal: nothing answered from it
     folder.mkdir(parents=True)
-    command = [sys.executable, "-m", "pytest", str(case.model), "--onnxref"]
+    command = [sys.executable, "-m", "pytest", str(case.model), f"--{SETUP.backend}"]
+    if SETUP.backend == "onnxrt":
+        command += ["--polygraphy-providers", SETUP.provider]
     command += ["--polygraphy-precisions", "fp16"]
     command += ["--polygraphy-load-inputs", str(case.inputs)]
     command += ["--polygraphy-rtol", str(RTOL), "--polygraphy-atol", str(ATOL)]
@@ -434,10 +493,10 @@ def run_polygraphy(case: Case, work: Path, shape: tuple[int, ...], input_name: s
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     python = polygraphy_python()
-    tool = str(python.parent / "polygraphy")
+    tool = polygraphy_tool(python)
     side = case.polygraphy
     model = case.model
-    env = tool_env(work.parent, PYTHONWARNINGS="ignore")
+    env = polygraphy_env(work.parent, PYTHONWARNINGS="ignore")
 
     def step(label: str, command: list[str]) -> None:
         log = folder / f"{len(side.steps)}-{label.replace(' ', '_')}.log"
@@ -458,10 +517,10 @@ def run_polygraphy(case: Case, work: Path, shape: tuple[int, ...], input_name: s
     for n, command in enumerate(
         [
             [str(python), "-c", "import onnx_graphsurgeon, polygraphy.backend.onnx"],
-            [tool, "run", str(model), "--onnxrt", "--load-inputs", str(case.inputs)],
-            [tool, "surgeon", "sanitize", "-h"],
-            [tool, "data", "merge", "-h"],
-            [tool, "debug", "reduce", "-h"],
+            [*tool, "run", str(model), "--onnxrt", "--load-inputs", str(case.inputs)],
+            [*tool, "surgeon", "sanitize", "-h"],
+            [*tool, "data", "merge", "-h"],
+            [*tool, "debug", "reduce", "-h"],
             [
                 str(python),
                 __file__,
@@ -471,6 +530,7 @@ def run_polygraphy(case: Case, work: Path, shape: tuple[int, ...], input_name: s
                 str(case.inputs),
                 "--counter",
                 str(warm / "checks.txt"),
+                *backend_args(),
             ],
         ]
     ):
@@ -482,7 +542,7 @@ def run_polygraphy(case: Case, work: Path, shape: tuple[int, ...], input_name: s
         step(
             "sanitize",
             [
-                tool,
+                *tool,
                 "surgeon",
                 "sanitize",
                 str(model),
@@ -499,7 +559,7 @@ def run_polygraphy(case: Case, work: Path, shape: tuple[int, ...], input_name: s
     step(
         "layerwise run",
         [
-            tool,
+            *tool,
             "run",
             str(model),
             "--onnxrt",
@@ -514,18 +574,18 @@ def run_polygraphy(case: Case, work: Path, shape: tuple[int, ...], input_name: s
     )
     step(
         "data merge",
-        [tool, "data", "merge", str(case.inputs), str(golden), "-o", str(layerwise)],
+        [*tool, "data", "merge", str(case.inputs), str(golden), "-o", str(layerwise)],
     )
     case.polygraphy_nodes = len(polygraphy_node_labels(model))
     check = [str(python), __file__, "--check-model", "polygraphy_debug.onnx"]
-    check += ["--inputs", str(layerwise), "--counter", str(counter)]
+    check += ["--inputs", str(layerwise), "--counter", str(counter), *backend_args()]
     filters = ["--fail-code", "1"]
     filters += ["--fail-regex", POLYGRAPHY_NONFINITE] if case.fail_on else []
     reduced = folder / "reduced.onnx"
     step(
         "reduce bisect",
         [
-            tool,
+            *tool,
             "debug",
             "reduce",
             str(model),
@@ -546,7 +606,7 @@ def run_polygraphy(case: Case, work: Path, shape: tuple[int, ...], input_name: s
         step(
             "reduce linear",
             [
-                tool,
+                *tool,
                 "debug",
                 "reduce",
                 str(reduced),
@@ -605,6 +665,7 @@ def prepare(name: str, work: Path, chain_nodes: int) -> tuple[Case, tuple[int, .
             ",".join(map(str, shape)),
         ],
         check=True,
+        env=polygraphy_env(work),
     )
     case = Case(name, path, inputs, len(model.graph.node), fail_on)
     print(f"{name}: {source}, {case.graph_nodes} graph nodes, input {shape}", file=sys.stderr)
@@ -805,6 +866,24 @@ def main() -> None:
     parser.add_argument(
         "--repeats", type=int, default=3, help="runs of each side per case (median shown)"
     )
+    parser.add_argument(
+        "--backend",
+        choices=["onnxref", "onnxrt"],
+        default="onnxref",
+        help="what both sides run the fp16 and fp32 models on (default: onnxref)",
+    )
+    parser.add_argument(
+        "--providers",
+        choices=["cpu", "cuda"],
+        default="cpu",
+        help="ONNX Runtime's execution provider, with --backend onnxrt (default: cpu)",
+    )
+    parser.add_argument(
+        "--polygraphy-site",
+        type=Path,
+        help="a folder holding Polygraphy and onnx-graphsurgeon, run by this interpreter "
+        "(a machine with no package registry); default: bench/.venv-polygraphy",
+    )
     parser.add_argument("--check-model", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--inputs", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--counter", type=Path, help=argparse.SUPPRESS)
@@ -812,8 +891,13 @@ def main() -> None:
     parser.add_argument("--input-name", help=argparse.SUPPRESS)
     parser.add_argument("--shape", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    global SETUP
+    site = args.polygraphy_site.resolve() if args.polygraphy_site else None
+    SETUP = Setup(args.backend, args.providers, site)
     if args.check_model:
-        sys.exit(check_model(args.check_model, args.inputs, args.counter))
+        sys.exit(
+            check_model(args.check_model, args.inputs, args.counter, args.backend, args.providers)
+        )
     if args.write_inputs:
         shape = tuple(int(d) for d in args.shape.split(","))
         write_inputs(args.write_inputs, args.input_name, shape)
@@ -843,7 +927,7 @@ def main() -> None:
             side.walls, side.wall_s = walls, statistics.median(walls)
         cases.append(case)
     print(
-        f"\nfp16 vs fp32 on onnx's reference evaluator, rtol=atol={RTOL}, cpus: {os.cpu_count()}"
+        f"\nfp16 vs fp32 on {SETUP.describe()}, rtol=atol={RTOL}, cpus: {os.cpu_count()}"
         " (ours without hypothesis's pytest plugin, as in the default install); wall times: "
         f"median of {args.repeats} interleaved runs of each side\n"
     )
