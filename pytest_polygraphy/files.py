@@ -36,7 +36,7 @@ def write_atomically(
             file.flush()
             if durable:
                 os.fsync(file.fileno())
-        os.chmod(tmp_name, 0o666 & ~_umask())  # mkstemp's 0600 would hide the file from others
+        os.chmod(tmp_name, 0o666 & ~current_umask())  # mkstemp's 0600 hides the file from others
         os.replace(tmp_name, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -51,7 +51,9 @@ def write_bytes_atomically(path: PathLike, data: bytes, *, durable: bool = True)
 
 
 @functools.cache
-def _umask() -> int:
+def current_umask() -> int:
+    """The process umask, read once: by setting it and back (there is no getter), which
+    another thread creating a file meanwhile would see."""
     mask = os.umask(0o022)
     os.umask(mask)
     return mask

@@ -23,6 +23,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from pytest_polygraphy.files import current_umask
 from pytest_polygraphy.models import save_model
 
 
@@ -37,6 +38,7 @@ def write_test_case(
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
     try:
+        os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp's 0700 hides the folder from others
         save_model(model, tmp / "model.onnx")
         input_names = [value.name for value in model.graph.input]
         output_names = [value.name for value in model.graph.output]

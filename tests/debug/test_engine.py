@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +18,7 @@ from pytest_polygraphy.debug.artifacts import read_test_case, write_test_case
 from pytest_polygraphy.debug.blocks import GraphIndex
 from pytest_polygraphy.debug.intermediates import Intermediates
 from pytest_polygraphy.debug.journal import Journal, JournalEntry, read_journal
+from pytest_polygraphy.files import current_umask
 from pytest_polygraphy.models import convert_to_fp16
 from tests.debug import models
 
@@ -75,6 +78,14 @@ def test_test_case_folders_round_trip(tmp_path: Path) -> None:
     assert [set(f) for f in read_inputs] == [{"x"}, {"x"}]
     np.testing.assert_array_equal(read_outputs[1]["y"], outputs[1]["y"])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["case"]
+    mask = os.umask(0o027)  # the folder gets the umask's permissions, not mkdtemp's 0700
+    current_umask.cache_clear()
+    try:
+        write_test_case(folder, model, inputs, outputs)
+    finally:
+        os.umask(mask)
+        current_umask.cache_clear()
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o750
 
 
 def _ort(model: onnx.ModelProto, feed: dict) -> dict:
