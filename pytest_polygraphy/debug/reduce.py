@@ -61,6 +61,11 @@ EXACT_OPS = frozenset(
 )  # fmt: skip
 
 
+#: The largest finite value of each precision narrower in range than float32 (a value
+#: fed to a cut beyond it overflows on the way in).
+RANGE_LIMITS = {"fp16": 65504.0}
+
+
 @dataclass(frozen=True)
 class ReduceOptions:
     """How to search (the ``--polygraphy-reduce-*`` options)."""
@@ -72,6 +77,8 @@ class ReduceOptions:
     keep_outputs: bool = False
     memory_limit: int = DEFAULT_MEMORY_LIMIT
     replay: Path | None = None
+    #: The precision the test runs at, for the summary's notes (``RANGE_LIMITS``).
+    precision: str | None = None
 
 
 def _describe(nodes: Nodes) -> str:
@@ -324,9 +331,9 @@ class ReduceSession(DebugSession):
                 "way too: the failure may not come from these nodes at all (a test that "
                 "fails whatever its model), or the model holds more than one failing part"
             )
-        reference_note = self._non_finite_reference(cut)
-        if reference_note is not None:
-            lines.append(reference_note)
+        for note in (self._non_finite_reference(cut), self._beyond_range(cut)):
+            if note is not None:
+                lines.append(note)
         if all(op in EXACT_OPS for _, op in labels):
             lines.append(
                 "note: these nodes only move, select or copy values and round nothing: "
@@ -376,6 +383,49 @@ class ReduceSession(DebugSession):
                 "what is not finite"
             )
         return None
+
+    def _beyond_range(self, cut: Cut) -> str | None:
+        """A note when reference values fed to the answer are finite but beyond the test's
+        precision's range (float16 holds up to 65504): converted on the way in, they are
+        inf before any node of the answer runs, so the answer fails whatever its nodes do.
+        Linear mode ends there (the search shrinks from the inputs while the rest fails),
+        past the node that made them, which the note names."""
+        import numpy as np
+
+        precision = self.options.precision or ""
+        limit = RANGE_LIMITS.get(precision)
+        if limit is None:
+            return None
+        known = self.values.names()
+        found = []
+        for name in cut.inputs:
+            if name not in known:
+                continue
+            for sample in range(len(self.values)):
+                array = self.values.get(sample, name)
+                if array.dtype.kind != "f" or array.size == 0:
+                    break
+                finite = np.abs(array[np.isfinite(array)])
+                peak = float(finite.max()) if finite.size else 0.0
+                if peak > limit:
+                    found.append((name, sample, peak))
+                    break
+        if not found:
+            return None
+        parts = []
+        for name, sample, peak in found:
+            i = self.index.producer.get(name)
+            source = (
+                f"made by node {self.index.names[i]} ({self.index.nodes[i].op_type})"
+                if i is not None
+                else "one of the test's inputs"
+            )
+            parts.append(f"{name!r} up to {peak:.4g} in sample {sample}, {source}")
+        return (
+            f"note: values fed to this subgraph are beyond {precision}'s range, which ends at "
+            f"{limit:g} ({'; '.join(parts)}): at {precision} they overflow on the way in, "
+            "before any of these nodes runs, so the failure comes in with them"
+        )
 
     def _first_non_finite(self, known: set[str]) -> str:
         """Where the reference's values first stop being finite, in topological order: the

@@ -464,6 +464,8 @@ class ItemCheck:
                 keep_inputs=self.options.no_reduce_inputs,
                 keep_outputs=self.options.no_reduce_outputs,
                 replay=self.options.load_replay,
+                # nodes kept in fp32 read their inputs unconverted: no range note then
+                precision=None if context.settings.keep_fp32 else context.settings.precision,
             ),
             log=self.log,
             confirmed=first,

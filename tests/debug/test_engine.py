@@ -155,6 +155,23 @@ def test_a_session_without_pytest_finds_the_planted_node(tmp_path: Path) -> None
     assert sum(json.loads(line)["event"] == "end" for line in lines) == result.checks
 
 
+def test_values_fed_beyond_fp16s_range_are_said_and_traced(tmp_path: Path) -> None:
+    """Linear mode shrinks from the inputs past the planted Exp: the Log it ends at fails
+    only because the reference's exp(18), fed to it, overflows float16 on the way in. The
+    summary says so and names the Exp; bisect ends at the Exp itself, with no such note."""
+    feeds = [{"x": np.full((1, 16), 0.9, np.float32)}]
+    note = "beyond fp16's range, which ends at 65504 ('t23' up to 6.566e+07 in sample 0"
+    linear = Fp16Check(models.chain(), feeds)
+    result = _session(tmp_path / "linear", linear, mode="linear", precision="fp16").run()
+    assert result.nodes == [("log24", "Log")], result.summary
+    assert note in result.summary and "made by node planted_exp (Exp)" in result.summary
+    unknown = _session(tmp_path / "unknown", linear, mode="linear").run()
+    assert unknown.nodes == [("log24", "Log")] and "range" not in unknown.summary
+    bisect = _session(tmp_path / "bisect", Fp16Check(models.chain(), feeds), precision="fp16")
+    result = bisect.run()
+    assert result.nodes == [("planted_exp", "Exp")] and "range" not in result.summary
+
+
 def test_spilled_values_give_the_same_answer(tmp_path: Path) -> None:
     model = models.branchy()
     check = Fp16Check(model, [{"x": np.full((1, 16), 0.9, np.float32)}])

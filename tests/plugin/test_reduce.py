@@ -272,6 +272,10 @@ def test_linear_mode_keeping_the_outputs(tmp_path: Path) -> None:
     names = [name for name, _ in result["nodes"]]
     assert names[-1] == "output" and names[0] in ("planted_exp", "log24"), result["summary"]
     assert result["reproduces"] is True and not result["accumulated"]
+    # past the Exp, what fails is the Log fed exp(20 x), beyond float16's range: said
+    ranged = "beyond fp16's range" in result["summary"]
+    assert ranged is (names[0] == "log24"), result["summary"]
+    assert not ranged or "made by node planted_exp (Exp)" in result["summary"]
 
 
 def test_fail_on_narrows_what_counts_as_the_failure(tmp_path: Path) -> None:
