@@ -75,6 +75,10 @@ class Journal:
             return JournalEntry("invalid", "this check crashed the process in an earlier run")
         return None
 
+    def crashed_before(self, key: str) -> bool:
+        """Whether the check ``key`` began in an earlier run and never ended."""
+        return key in self.crashed and key not in self.finished
+
     def begin(self, key: str, **info: Any) -> None:
         self._write({"event": "begin", "key": key, **info})
 

@@ -146,12 +146,13 @@ class PrecisionSession(DebugSession):
     def check_kept(self, nodes: Nodes) -> Verdict:
         return self._check_kept(nodes).verdict
 
+    def _key(self, nodes: Nodes) -> str:
+        to = "" if self.options.to == "float32" else f"{self.options.to}:"
+        return f"keep:{to}{self.model_key}:{json.dumps(sorted(self._keep(nodes)))}"
+
     def _check_kept(self, nodes: Nodes) -> CheckOutcome:
         names = self._keep(nodes)
-        what = _describe(names)
-        to = "" if self.options.to == "float32" else f"{self.options.to}:"
-        key = f"keep:{to}{self.model_key}:{json.dumps(sorted(names))}"
-        return self.run_check(key, self._variant(names), what)
+        return self.run_check(self._key(nodes), self._variant(names), _describe(names))
 
     def _run(self) -> SessionResult:
         from pytest_polygraphy.models import load_model, model_hash
@@ -185,6 +186,14 @@ class PrecisionSession(DebugSession):
         self.bound = 1 + step
         everything = tuple(range(n))
         kept_all = self._check_kept(everything)
+        if self.journal.crashed_before(self._key(everything)):
+            return self._result(
+                "error",
+                f"cannot search: the check with all {n} float compute nodes kept in "
+                f"{self._in} never ended in an earlier run of this session (killed, or "
+                f"crashing the process), and the search starts from it; remove "
+                f"{self.folder} to start over",
+            )
         if kept_all.verdict is not Verdict.GOOD:
             why = f" ({kept_all.detail})" if kept_all.detail else ""
             return self._result(

@@ -61,6 +61,10 @@ EXACT_OPS = frozenset(
 )  # fmt: skip
 
 
+#: Re-runs of the unchanged test that never ended in earlier runs (``_confirm``) before
+#: the session gives up.
+MAX_CRASHED_RERUNS = 2
+
 #: The largest finite value of each precision narrower in range than float32 (a value
 #: fed to a cut beyond it overflows on the way in).
 RANGE_LIMITS = {"fp16": 65504.0}
@@ -130,11 +134,29 @@ class ReduceSession(DebugSession):
 
     def _confirm(self, agreeing: int = 2) -> SessionResult | None:
         """The unchanged test fails the same way ``agreeing`` times in a row, counting its
-        own run; else say so (the failure is nondeterministic, or not reproduced)."""
+        own run; else say so (the failure is nondeterministic, or not reproduced).
+
+        A re-run that the journal says never ended (the process was killed, or crashed,
+        during it: the journal cannot tell which) is no observation of the test: another
+        run takes its place, up to ``MAX_CRASHED_RERUNS`` of them."""
         outcomes = [self.first] if self.first is not None else []
+        attempt = len(outcomes)
+        crashed = 0
         while len(outcomes) < 3:
-            key = f"original#{len(outcomes)}:{self.model_key}"
-            outcomes.append(self.run_check(key, None, "the test unchanged"))
+            key = f"original#{attempt}:{self.model_key}"
+            attempt += 1
+            outcome = self.run_check(key, None, "the test unchanged")
+            if self.journal.crashed_before(key):
+                crashed += 1
+                if crashed > MAX_CRASHED_RERUNS:
+                    return self._result(
+                        "error",
+                        f"cannot reduce: {crashed} re-runs of the unchanged test never ended "
+                        "in earlier runs of this session (killed, or crashing the process); "
+                        f"remove {self.folder} to start over",
+                    )
+                continue
+            outcomes.append(outcome)
             if len(outcomes) >= agreeing and all(o.verdict is Verdict.BAD for o in outcomes):
                 return None
         failed = sum(o.verdict is Verdict.BAD for o in outcomes)

@@ -172,6 +172,35 @@ def test_values_fed_beyond_fp16s_range_are_said_and_traced(tmp_path: Path) -> No
     assert result.nodes == [("planted_exp", "Exp")] and "range" not in result.summary
 
 
+def test_a_rerun_killed_in_an_earlier_run_is_no_observation(tmp_path: Path) -> None:
+    """A kill during the re-run of the unchanged test leaves its journal entry begun and
+    never ended: resumed, the session runs the test once more in its place, and neither
+    calls the failure nondeterministic nor reruns the killed check; killed re-runs past
+    the limit end the session with an error that says how to start over."""
+    from pytest_polygraphy.debug.reduce import MAX_CRASHED_RERUNS
+    from pytest_polygraphy.models import model_hash
+
+    model = models.chain()
+    feeds = [{"x": np.full((1, 16), 0.9, np.float32)}]
+    key = model_hash(model)
+    journal = tmp_path / "once" / "session" / "journal.jsonl"
+    journal.parent.mkdir(parents=True)
+    journal.write_text(json.dumps({"event": "begin", "key": f"original#1:{key}"}) + "\n")
+    result = _session(tmp_path / "once", Fp16Check(model, feeds)).run()
+    assert result.status == "reduced" and result.nodes == [("planted_exp", "Exp")], result.summary
+    progress = (journal.parent / "progress.log").read_text()
+    assert "the test unchanged: invalid (from the journal" in progress
+    assert "check 1 of <=9, the test unchanged: bad" in progress
+
+    killed = [f"original#{i}:{key}" for i in range(1, MAX_CRASHED_RERUNS + 2)]
+    journal = tmp_path / "often" / "session" / "journal.jsonl"
+    journal.parent.mkdir(parents=True)
+    journal.write_text("".join(json.dumps({"event": "begin", "key": k}) + "\n" for k in killed))
+    result = _session(tmp_path / "often", Fp16Check(model, feeds)).run()
+    assert result.status == "error" and result.checks == 0, result.summary
+    assert f"{len(killed)} re-runs of the unchanged test never ended" in result.summary
+
+
 def test_spilled_values_give_the_same_answer(tmp_path: Path) -> None:
     model = models.branchy()
     check = Fp16Check(model, [{"x": np.full((1, 16), 0.9, np.float32)}])

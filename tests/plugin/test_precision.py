@@ -137,3 +137,16 @@ def test_resume_after_a_kill_repeats_no_check(tmp_path: Path) -> None:
     begun = [e["key"] for e in events if e["event"] == "begin"]
     assert len(begun) == len(set(begun)), "a check ran twice"
     assert resumed["status"] in ("found", "stopped")
+
+
+def test_a_kill_during_the_first_check_is_said_on_resume(tmp_path: Path) -> None:
+    """Killed during its first check (everything kept in fp32, run 2): the search starts
+    from that check, so the resumed session says it never ended and how to start over,
+    instead of calling the failure "not a precision problem"."""
+    models.normalizing(2, path=tmp_path / "two.onnx")
+    (tmp_path / "conftest.py").write_text(KILL_CONFTEST)
+    run_pytest(tmp_path, "two.onnx", *ARGS, env={"KILL_AT_RUN": "2"})
+    resumed = session(run_pytest(tmp_path, "two.onnx", *ARGS), "two.onnx::accuracy[fp16]")
+    assert resumed["status"] == "error", resumed["summary"]
+    assert "never ended in an earlier run" in resumed["summary"]
+    assert "to start over" in resumed["summary"]

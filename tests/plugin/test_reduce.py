@@ -255,6 +255,18 @@ def test_resume_after_sigkill_repeats_no_check(tmp_path: Path) -> None:
     assert (tmp_path / "elsewhere").is_dir()
 
 
+def test_a_kill_during_the_confirming_rerun_is_resumed_too(tmp_path: Path) -> None:
+    """Killed while re-running the unchanged test (run 2): resumed, the session runs the
+    test once more in its place and reduces, instead of calling the failure
+    nondeterministic because of the killed run."""
+    models.chain(path=tmp_path / "chain.onnx")
+    (tmp_path / "conftest.py").write_text(KILL_CONFTEST)
+    run_pytest(tmp_path, "chain.onnx", *ARGS, env={"KILL_AT_RUN": "2"})
+    result = session(run_pytest(tmp_path, "chain.onnx", *ARGS), "chain.onnx::accuracy[fp16]")
+    assert result["status"] == "reduced" and result["nodes"] == PLANTED, result["summary"]
+    assert result["replayed"] == 1, result["summary"]
+
+
 def test_a_passing_test_runs_once_and_nothing_is_written(tmp_path: Path) -> None:
     models.chain(path=tmp_path / "chain.onnx")
     run = run_pytest(tmp_path, "chain.onnx", "--onnxref", "--onnxrt", "--polygraphy-reduce")
