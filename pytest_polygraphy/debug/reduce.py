@@ -220,8 +220,8 @@ class ReduceSession(DebugSession):
             outcome = self._outcomes[tuple(range(n))]
             return self._result(
                 "failure lost when cut",
-                "failure lost when cut: no cut fails the same way, nor the model rebuilt "
-                "from its own nodes, fed with the test's inputs "
+                "failure lost when cut: no cut checked fails the same way, nor the model "
+                "rebuilt from its own nodes, fed with the test's inputs "
                 f"({outcome.verdict.value}: {outcome.detail})",
             )
         keeping = self.options.keep_inputs or self.options.keep_outputs
