@@ -117,10 +117,13 @@ def variant_settings(node: pytest.Item, settings: Any, options: PolygraphyOption
     one compared with ``--polygraphy-load-outputs``, is compared with its first selected
     backend at fp32 when the model is a variant: the file holds only the whole model's
     outputs, for the whole model's inputs) and its nodes kept in fp32, added to the
-    test's own. Unchanged outside a debug re-run."""
+    test's own. A variant saves no inputs, outputs or engines: the files under the test's
+    name hold what the test itself ran (``--polygraphy-save-*``), not the last variant's.
+    Unchanged outside a debug re-run."""
     variant = active_variant(node)
     if variant is None:
         return settings
+    settings = dataclasses.replace(settings, save_inputs=None, save_outputs=None, save_engine=None)
     if variant.keep_fp32 is not None:
         keep = tuple(dict.fromkeys((*settings.keep_fp32, *variant.keep_fp32)))
         settings = dataclasses.replace(settings, keep_fp32=keep)

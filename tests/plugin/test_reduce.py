@@ -267,6 +267,21 @@ def test_a_kill_during_the_confirming_rerun_is_resumed_too(tmp_path: Path) -> No
     assert result["replayed"] == 1, result["summary"]
 
 
+def test_variants_do_not_overwrite_the_tests_saved_inputs_and_outputs(tmp_path: Path) -> None:
+    """--polygraphy-save-inputs/-outputs hold what the test ran, not the last variant's
+    cut (the files are named after the test, and a re-run used to overwrite them)."""
+    models.chain(path=tmp_path / "chain.onnx")
+    saves = ["--polygraphy-save-inputs", "inputs", "--polygraphy-save-outputs", "outputs"]
+    run = run_pytest(tmp_path, "chain.onnx", *ARGS, *saves)
+    assert session(run, "chain.onnx::accuracy[fp16]")["nodes"] == PLANTED
+    (inputs,) = (tmp_path / "inputs").glob("*.npz")
+    (outputs,) = (tmp_path / "outputs").glob("*.npz")
+    with np.load(inputs) as saved:
+        assert {key.split("/")[-1] for key in saved.files} - {"__pytest_polygraphy__"} == {"x"}
+    with np.load(outputs) as saved:
+        assert {key.split("/")[-1] for key in saved.files} - {"__pytest_polygraphy__"} == {"y"}
+
+
 def test_a_passing_test_runs_once_and_nothing_is_written(tmp_path: Path) -> None:
     models.chain(path=tmp_path / "chain.onnx")
     run = run_pytest(tmp_path, "chain.onnx", "--onnxref", "--onnxrt", "--polygraphy-reduce")
