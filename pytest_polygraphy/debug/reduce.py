@@ -445,8 +445,8 @@ class ReduceSession(DebugSession):
             parts.append(f"{name!r} up to {peak:.4g} in sample {sample}, {source}")
         return (
             f"note: values fed to this subgraph are beyond {precision}'s range, which ends at "
-            f"{limit:g} ({'; '.join(parts)}): at {precision} they overflow on the way in, "
-            "before any of these nodes runs, so the failure comes in with them"
+            f"{limit:g} ({'; '.join(parts)}): a node that reads them at {precision} gets "
+            "inf before it computes anything, so the failure comes in with them"
         )
 
     def _first_non_finite(self, known: set[str]) -> str:
