@@ -408,8 +408,8 @@ class ReduceSession(DebugSession):
 
     def _beyond_range(self, cut: Cut) -> str | None:
         """A note when reference values fed to the answer are finite but beyond the test's
-        precision's range (float16 holds up to 65504): converted on the way in, they are
-        inf before any node of the answer runs, so the answer fails whatever its nodes do.
+        precision's range (float16 holds up to 65504): a node reading them at that
+        precision gets inf before it computes anything, whatever the node does.
         Linear mode ends there (the search shrinks from the inputs while the rest fails),
         past the node that made them, which the note names."""
         import numpy as np
