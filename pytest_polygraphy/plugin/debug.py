@@ -119,11 +119,17 @@ def variant_settings(node: pytest.Item, settings: Any, options: PolygraphyOption
     outputs, for the whole model's inputs) and its nodes kept in fp32, added to the
     test's own. A variant saves no inputs, outputs or engines: the files under the test's
     name hold what the test itself ran (``--polygraphy-save-*``), not the last variant's.
+    Nor does it write the user's TensorRT calibration cache: it reads the file when the
+    test's own run left one, and calibrates on its own inputs when there is none (writing
+    it would leave a cut's scales where the user's next run reads the model's).
     Unchanged outside a debug re-run."""
     variant = active_variant(node)
     if variant is None:
         return settings
     settings = dataclasses.replace(settings, save_inputs=None, save_outputs=None, save_engine=None)
+    cache = settings.calibration_cache
+    if cache is not None and not Path(cache).is_file():
+        settings = dataclasses.replace(settings, calibration_cache=None)
     if variant.keep_fp32 is not None:
         keep = tuple(dict.fromkeys((*settings.keep_fp32, *variant.keep_fp32)))
         settings = dataclasses.replace(settings, keep_fp32=keep)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -305,3 +306,27 @@ def test_tensorrt_build_options_come_from_sidecars_and_key_the_runner() -> None:
         assert cache._key("trt", "fp32", changed) != base, change
     with pytest.raises(OptionValueError, match="trt_pool_limit: size of pool 'workspace'"):
         validate_settings({"trt_pool_limit": {"workspace": "lots"}}, Path("."))
+
+
+def test_a_variant_writes_nothing_of_the_users() -> None:
+    """A debug variant's settings save no inputs, outputs or engines under the test's
+    name, and keep a TensorRT calibration cache only to read one that exists."""
+    from pytest_polygraphy.plugin.debug import VARIANT_KEY, ActiveVariant, variant_settings
+
+    class Node:
+        stash = pytest.Stash()
+
+    node = Node()
+    here = Path(__file__)
+    settings = AccuracySettings(
+        save_inputs=Path("in"), save_outputs=Path("out"), save_engine=Path("engines"),
+        calibration_cache=here.with_name("no-such.cache"),
+    )  # fmt: skip
+    options = PolygraphyOptions()
+    assert variant_settings(node, settings, options) is settings  # not a debug re-run
+    node.stash[VARIANT_KEY] = ActiveVariant(keep_fp32=("n1",))
+    varied = variant_settings(node, settings, options)
+    assert (varied.save_inputs, varied.save_outputs, varied.save_engine) == (None, None, None)
+    assert varied.calibration_cache is None and varied.keep_fp32 == ("n1",)
+    existing = dataclasses.replace(settings, calibration_cache=here)
+    assert variant_settings(node, existing, options).calibration_cache == here
