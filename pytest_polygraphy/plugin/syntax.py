@@ -102,8 +102,16 @@ def parse_shape_set(items: Iterable[str] | str | Mapping[str, Sequence[int]]) ->
             raise OptionValueError("a shape set names no input; expected e.g. x:[1,3,224,224]")
         return shapes
     shapes = {}
+    given: dict[str, str] = {}
     for item in split_items(items) if isinstance(items, str) else split_all(items):
         name, value = split_name(item)
+        if name in given:
+            raise OptionValueError(
+                f"input {name!r} is given twice in one shape set ({given[name]!r} and "
+                f"{item!r}): a shape set gives each input one shape; for several shape "
+                "sets, give each its own option (or ini line)"
+            )
+        given[name] = item
         shapes[name] = parse_shape(value, name)
     if not shapes:
         raise OptionValueError("a shape set names no input; expected e.g. x:[1,3,224,224]")

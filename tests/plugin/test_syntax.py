@@ -34,6 +34,14 @@ def test_bad_shapes_say_what_is_accepted(bad: str) -> None:
         syntax.parse_shape_set(bad)
 
 
+def test_an_input_given_twice_in_one_shape_set_is_refused() -> None:
+    """``--polygraphy-input-shapes 'x:[1,512]' 'x:[2,512]'`` is one shape set naming x
+    twice (the later shape used to win silently, and the first was never tested)."""
+    for given in (["x:[1,512]", "x:[2,512]"], "x:[1,512] y:[3] x:[1,512]"):
+        with pytest.raises(OptionValueError, match=r"'x' is given twice in one shape set"):
+            syntax.parse_shape_set(given)
+
+
 def test_shape_set_ids_are_stable_and_readable() -> None:
     assert syntax.shape_set_id({"x": (8, 3, 224, 224)}) == "x=8x3x224x224"
     assert syntax.shape_set_id({"x": (1, 3), "m": ()}) == "x=1x3,m=scalar"
