@@ -29,7 +29,9 @@ def assert_outputs_close(
     TypeError. ``outputs`` restricts the comparison to the named outputs.
 
     On failure raises ``AssertionError`` whose message is the comparison report (each
-    failing output: dtypes, shapes, tolerances, mismatch count, worst elements, ...). A
+    failing output: dtypes, shapes, tolerances, mismatch count, worst elements, ...) and
+    whose ``result`` attribute is the ``CompareResult`` (what ``--polygraphy-reduce``
+    reads the failing outputs from). A
     string ``msg`` is put first, above the report; a callable ``msg`` receives the report
     and returns the whole message. Returns the ``CompareResult`` when the outputs match.
     """
@@ -56,5 +58,7 @@ def assert_outputs_close(
             message = f"{msg}\n\n{report}"
         else:
             message = report
-        raise AssertionError(message)
+        error = AssertionError(message)
+        error.result = result  # type: ignore[attr-defined]
+        raise error
     return result

@@ -121,3 +121,13 @@ def test_comparing_nothing_is_a_failure() -> None:
         assert_outputs_close({}, {})
     with pytest.raises(AssertionError, match=r"nothing was compared: outputs=\[\] selects none"):
         assert_outputs_close({"y": np.ones(2)}, {"y": np.ones(2)}, outputs=[])
+
+
+def test_a_failure_carries_its_comparison() -> None:
+    """The ``AssertionError`` holds the ``CompareResult`` as ``result``."""
+    actual = {"a": np.zeros(3, np.float32), "b": np.ones(3, np.float32)}
+    expected = {"a": np.zeros(3, np.float32), "b": np.full(3, 2.0, np.float32)}
+    with pytest.raises(AssertionError) as info:
+        assert_outputs_close(actual, expected)
+    assert type(info.value) is AssertionError and isinstance(info.value.result, CompareResult)
+    assert info.value.result.failed == ["b"] and info.value.result["b"].max_absdiff == 1.0

@@ -211,10 +211,33 @@ def _signature(
     if isinstance(excinfo.value, pytest.fail.Exception):
         match = _ERROR_PREFIX.match(str(excinfo.value.msg or ""))
         return Signature(match.group(1) if match else "failure", {}, text)
+    compared = _compared_failures(excinfo.value)
+    if compared:  # assert_outputs_close in a hand-written test: an accuracy failure too
+        return Signature("accuracy failure", compared, text, _first_line(str(excinfo.value), ""))
     # A plain exception's report starts with the test's source and arguments: its own
     # line ("AssertionError: assert ...") is what says how it failed.
     headline = _first_line(excinfo.exconly(), "")
     return Signature(type(excinfo.value).__name__, {}, text, headline)
+
+
+def _compared_failures(error: BaseException) -> dict[str, tuple[float | None, float | None]]:
+    """The failing outputs of ``assert_outputs_close``'s ``AssertionError`` (its
+    ``result`` is the comparison), with their worst errors; empty for any other
+    exception."""
+    result = getattr(error, "result", None)
+    if not isinstance(error, AssertionError) or result is None:
+        return {}
+    from pytest_polygraphy.compare.results import CompareResult  # loaded: the test compared
+
+    if not isinstance(result, CompareResult):
+        return {}
+    return {
+        str(name): (
+            getattr(result[name], "max_absdiff", None),
+            getattr(result[name], "max_reldiff", None),
+        )
+        for name in getattr(result, "failed", ())
+    }
 
 
 class DebugPlugin:

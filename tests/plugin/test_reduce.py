@@ -41,6 +41,23 @@ def test_own_inputs(onnxref_runner, reference_runner, compare_func):
     assert compare(run([reference_runner, onnxref_runner], [feed]), compare_func)
 
 
+@pytest.mark.model("models/chain.onnx")
+def test_assert_close(onnxref_runner, reference_runner, data_loader):
+    from pytest_polygraphy import assert_outputs_close
+    for feed in data_loader.bind(onnxref_runner.input_metadata):
+        expected = reference_runner.infer(feed)
+        assert_outputs_close(onnxref_runner.infer(feed), expected, rtol=2e-3, atol=2e-3)
+
+
+@pytest.mark.model("models/chain.onnx")
+def test_names_first(onnxref_runner, reference_runner, data_loader):
+    from pytest_polygraphy import assert_outputs_close
+    for feed in data_loader.bind(onnxref_runner.input_metadata):
+        actual, expected = onnxref_runner.infer(feed), reference_runner.infer(feed)
+        assert set(actual) == {"y"}, "not the model's own output"
+        assert_outputs_close(actual, expected, rtol=2e-3, atol=2e-3)
+
+
 COUNT = {"runs": 0}
 
 
@@ -161,6 +178,22 @@ def test_a_hand_written_accuracy_test_is_reduced(case) -> None:
     _, run, _ = case
     result = session(run, "test_hand.py::test_accuracy[fp16]")
     assert result["nodes"] == PLANTED, result["summary"]
+
+
+def test_assert_outputs_close_is_an_accuracy_failure_with_its_outputs(case) -> None:
+    """A hand-written test failing in assert_outputs_close is reduced like an accuracy
+    test: the summary names the failing outputs and their errors, and a variant failing
+    another assertion is another failure. The second test asserts its output names
+    first, which only cuts ending at the model's output pass; it used to be "reduced" to
+    the model's first node, whose cut failed that other assertion."""
+    _, run, _ = case
+    result = session(run, "test_hand.py::test_assert_close[fp16]")
+    assert result["nodes"] == PLANTED, result["summary"]
+    assert "failing outputs: t23 (max abs inf" in result["summary"], result["summary"]
+    result = session(run, "test_hand.py::test_names_first[fp16]")
+    names = [name for name, _ in result["nodes"]]
+    assert names[-1] == "output" and "n0" not in names, result["summary"]
+    assert "failing outputs: y (max abs inf" in result["summary"], result["summary"]
 
 
 def test_a_test_making_its_own_inputs_cannot_be_reduced(case) -> None:
