@@ -43,6 +43,7 @@ from pytest_polygraphy.plugin.options import PolygraphyOptions, get_options
 from pytest_polygraphy.plugin.records import (
     DEBUG_CHECK_RUNNING,
     DEBUG_PROPERTY,
+    DIVERGENCE_PROPERTY,
     TRT_PRECISIONS_PROPERTY,
 )
 from pytest_polygraphy.plugin.runsyntax import MARK_ALL
@@ -196,13 +197,29 @@ _ERROR_PREFIX = re.compile(r"^\s*(?:E\s+)?(\w+(?:Error|Exception)):")
 
 
 def _signature(
-    call: pytest.TestReport, excinfo: Any, records: Sequence[Mapping[str, Any]]
+    call: pytest.TestReport,
+    excinfo: Any,
+    records: Sequence[Mapping[str, Any]],
+    properties: Sequence[tuple[str, object]] = (),
 ) -> Signature:
+    """How a run failed. Its failing outputs come from its comparison ``records``, and
+    under ``--polygraphy-mark-all`` also from its divergence tables (in ``properties``):
+    there a failing intermediate tensor fails the test too, and a cut's tensors are
+    outputs of one variant and intermediates of another, so both are the same kind of
+    failure."""
     failures = {
         str(r["output"]): (r.get("max_absdiff"), r.get("max_reldiff"))
         for r in records
         if not r.get("passed", True)
     }
+    for name, value in properties:
+        if name != DIVERGENCE_PROPERTY or not isinstance(value, Mapping):
+            continue
+        for row in value.get("tensors") or ():
+            if isinstance(row, Mapping) and not row.get("passed", True):
+                failures.setdefault(
+                    str(row["tensor"]), (row.get("max_absdiff"), row.get("max_reldiff"))
+                )
     text = call.longreprtext
     if failures:
         return Signature("accuracy failure", failures, text)
@@ -415,7 +432,9 @@ class ItemCheck:
         self.options = get_options(config)
         self.folder = folder_for(self.options, config, item.nodeid)
         records = records_of(item.user_properties)
-        self.original = _signature(call, item.stash.get(EXCINFO_KEY, None), records)
+        self.original = _signature(
+            call, item.stash.get(EXCINFO_KEY, None), records, item.user_properties
+        )
         #: What the original run compared with, when it was a file's outputs.
         self.file_reference = next(
             (
@@ -656,13 +675,13 @@ class ItemCheck:
         finally:
             if active is not None:
                 del item.stash[VARIANT_KEY]
-        outcome = self._classify(reports, records_of(properties), active)
+        outcome = self._classify(reports, properties, active)
         return dataclasses.replace(outcome, notes=precision_notes(properties))
 
     def _classify(
         self,
         reports: Sequence[pytest.TestReport],
-        records: Sequence[Mapping[str, Any]],
+        properties: Sequence[tuple[str, object]],
         active: ActiveVariant | None,
     ) -> Any:
         from pytest_polygraphy.debug import CheckOutcome, Verdict
@@ -688,7 +707,7 @@ class ItemCheck:
                 )
         if call is None or call.passed:
             return CheckOutcome(Verdict.GOOD, "passed")
-        signature = _signature(call, excinfo, records)
+        signature = _signature(call, excinfo, records_of(properties), properties)
         if signature.kind != self.original.kind:
             return CheckOutcome(
                 Verdict.INVALID,

@@ -70,6 +70,22 @@ def chain(length: int = 40, culprit: int = 23, path: Path | None = None) -> onnx
     return _save(_model(nodes, [x], [y], inits), path)
 
 
+def clamped(path: Path | None = None) -> onnx.ModelProto:
+    """``x[1,16]`` through exact ops, then ``Min(Exp(20x), 1)``, then exact ops: the Exp
+    overflows fp16, but the Min gives 1 at both precisions, so every output passes and
+    only the Exp's own output (and the Min's input) diverges."""
+    run_in, source = _exact_run("a", "x", 6)
+    planted, weights = _overflow("planted", source, "planted_e")
+    one = numpy_helper.from_array(np.array(1.0, np.float32), "one")
+    clamp = helper.make_node("Min", ["planted_e", one.name], ["clamped"], name="clamp")
+    run_out, last = _exact_run("b", "clamped", 6)
+    output = helper.make_node("Identity", [last], ["y"], name="output")
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 16])
+    nodes = [*run_in, *planted, clamp, *run_out, output]
+    return _save(_model(nodes, [x], [y], [*weights, one]), path)
+
+
 def _exact_run(prefix: str, source: str, count: int) -> tuple[list, str]:
     nodes = []
     for i in range(count):

@@ -196,6 +196,19 @@ def test_assert_outputs_close_is_an_accuracy_failure_with_its_outputs(case) -> N
     assert "failing outputs: y (max abs inf" in result["summary"], result["summary"]
 
 
+def test_mark_all_reduces_to_where_an_intermediate_first_fails(tmp_path: Path) -> None:
+    """Under --polygraphy-mark-all a failing intermediate fails the test while every
+    output passes (Min(Exp(20x), 1) is 1 at both precisions; the Exp overflows fp16).
+    A cut holding the Exp as its output and one holding it inside fail the same way: the
+    search ends at the Exp (it used to call the first kind a different failure)."""
+    models.clamped(path=tmp_path / "clamped.onnx")
+    run = run_pytest(tmp_path, "clamped.onnx", *ARGS, "--polygraphy-mark-all")
+    assert "every model output passed, but" in run.output, run.output
+    result = session(run, "clamped.onnx::accuracy[fp16]")
+    assert result["nodes"] == PLANTED, result["summary"]
+    assert "failing outputs: planted_e (max abs inf" in result["summary"], result["summary"]
+
+
 def test_a_test_making_its_own_inputs_cannot_be_reduced(case) -> None:
     _, run, _ = case
     result = session(run, "test_hand.py::test_own_inputs[fp16]")
