@@ -195,7 +195,10 @@ class GraphIndex:
         """``cut`` as a model; ``samples`` are one sample's values of its inputs and
         outputs, which give every input and output its dtype and shape (no shape
         inference needed). Dims that differ between samples are for the caller to relax
-        with ``relax_dims``."""
+        with ``relax_dims``. A node without a name is named by its stable id in the whole
+        model (``models.nodes.node_id``), so that a keep_fp32 list, the summary and
+        ``minimal_failing/`` name it as the whole model does (its id in the cut would
+        hold another index)."""
         source = self.model
         model = onnx.ModelProto()
         for name in ("ir_version", "producer_name", "producer_version", "domain"):
@@ -205,6 +208,9 @@ class GraphIndex:
         graph = model.graph
         graph.name = f"{source.graph.name or 'graph'}_reduced"
         graph.node.extend(self.nodes[i] for i in cut.nodes)
+        for node, i in zip(graph.node, cut.nodes, strict=True):
+            if not node.name:  # its stable id in the whole model, which names it everywhere
+                node.name = self.names[i]
         read = {name for i in cut.nodes for name in self.reads[i]}
         graph.initializer.extend(init for name, init in self.initializers.items() if name in read)
         graph.sparse_initializer.extend(

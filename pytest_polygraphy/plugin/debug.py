@@ -75,6 +75,8 @@ class ActiveVariant:
     keep_fp16: tuple[str, ...] | None = None
     #: The variant model's tensors (graph inputs and node outputs), when it has a model.
     tensors: frozenset[str] = frozenset()
+    #: The variant model's node names (or stable ids), when it has a model.
+    nodes: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -120,7 +122,8 @@ def variant_settings(node: pytest.Item, settings: Any, options: PolygraphyOption
     outputs, for the whole model's inputs) and its nodes kept in fp32, added to the
     test's own. A variant saves no inputs, outputs or engines: the files under the test's
     name hold what the test itself ran (``--polygraphy-save-*``), not the last variant's.
-    Nor does it write the user's TensorRT calibration cache: it reads the file when the
+    A cut keeps in fp32 (or fp16) the nodes of the test's lists that it holds. Nor does it
+    write the user's TensorRT calibration cache: it reads the file when the
     test's own run left one, and calibrates on its own inputs when there is none (writing
     it would leave a cut's scales where the user's next run reads the model's).
     Unchanged outside a debug re-run."""
@@ -128,6 +131,12 @@ def variant_settings(node: pytest.Item, settings: Any, options: PolygraphyOption
     if variant is None:
         return settings
     settings = dataclasses.replace(settings, save_inputs=None, save_outputs=None, save_engine=None)
+    if variant.model is not None:  # a cut keeps what the test keeps of the nodes it holds
+        settings = dataclasses.replace(
+            settings,
+            keep_fp32=tuple(name for name in settings.keep_fp32 if name in variant.nodes),
+            keep_fp16=tuple(name for name in settings.keep_fp16 if name in variant.nodes),
+        )
     cache = settings.calibration_cache
     if cache is not None and not Path(cache).is_file():
         settings = dataclasses.replace(settings, calibration_cache=None)
@@ -665,10 +674,16 @@ class ItemCheck:
                     save_model(variant.model, path, durable=False)  # recomputed if lost
             feeds = None if variant.feeds is None else VariantFeeds(variant.feeds)
             tensors: frozenset[str] = frozenset()
+            nodes: frozenset[str] = frozenset()
             if variant.model is not None:
+                from pytest_polygraphy.models.nodes import node_ids
+
                 graph = variant.model.graph
                 tensors = frozenset([*(value.name for value in graph.input), *_node_outputs(graph)])
-            active = ActiveVariant(path, feeds, variant.keep_fp32, variant.keep_fp16, tensors)
+                nodes = frozenset(node_ids(variant.model))
+            active = ActiveVariant(
+                path, feeds, variant.keep_fp32, variant.keep_fp16, tensors, nodes
+            )
             item.stash[VARIANT_KEY] = active
         try:
             reports, properties = rerun(item, self.config)

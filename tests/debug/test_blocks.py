@@ -98,6 +98,13 @@ def test_unnamed_nodes_get_stable_ids_and_order_is_topological() -> None:
     assert order[0].output[0] == "t0"
     index = GraphIndex(model)
     assert index.names[0] == f"#{len(model.graph.node) - 1}:Neg:t0"  # its place in the file
+    # a cut names its unnamed nodes by those ids (its own ids would hold other places)
+    feed = {"x": np.full((1, 16), 0.5, np.float32)}
+    cut = index.cut((1, 2))
+    part = index.cut_model(cut, reference(index, feed))
+    expected = [index.names[index.candidates[c]] for c in (1, 2)]
+    assert [node.name for node in part.graph.node] == expected
+    assert all(node.name == "" for node in model.graph.node)  # the model is not touched
 
 
 def _function_model() -> onnx.ModelProto:

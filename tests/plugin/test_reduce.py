@@ -209,6 +209,19 @@ def test_mark_all_reduces_to_where_an_intermediate_first_fails(tmp_path: Path) -
     assert "failing outputs: planted_e (max abs inf" in result["summary"], result["summary"]
 
 
+def test_a_cut_keeps_in_fp32_what_the_test_keeps_of_its_nodes(tmp_path: Path) -> None:
+    """keep_fp32 in the model's settings names a node late in the chain: a cut without it
+    used to be invalid (the list named a node it lacks), and the answer took that node in
+    with the planted one."""
+    models.chain(path=tmp_path / "chain.onnx")
+    (tmp_path / "chain.polygraphy.json").write_text(json.dumps({"keep_fp32": ["n35"]}))
+    run = run_pytest(tmp_path, "chain.onnx", *ARGS)
+    result = session(run, "chain.onnx::accuracy[fp16]")
+    assert result["nodes"] == PLANTED, result["summary"]
+    log = next((tmp_path / "polygraphy-debug").glob("*/reduce/progress.log")).read_text()
+    assert "keep_fp32 names nodes the model does not have" not in log
+
+
 def test_a_test_making_its_own_inputs_cannot_be_reduced(case) -> None:
     _, run, _ = case
     result = session(run, "test_hand.py::test_own_inputs[fp16]")
