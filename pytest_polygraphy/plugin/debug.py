@@ -120,13 +120,15 @@ def variant_settings(node: pytest.Item, settings: Any, options: PolygraphyOption
     one compared with ``--polygraphy-load-outputs``, is compared with its first selected
     backend at fp32 when the model is a variant: the file holds only the whole model's
     outputs, for the whole model's inputs) and its nodes kept in fp32, added to the
-    test's own. A variant saves no inputs, outputs or engines: the files under the test's
-    name hold what the test itself ran (``--polygraphy-save-*``), not the last variant's.
-    A cut keeps in fp32 (or fp16) the nodes of the test's lists that it holds. Nor does it
-    write the user's TensorRT calibration cache: it reads the file when the
-    test's own run left one, and calibrates on its own inputs when there is none (writing
-    it would leave a cut's scales where the user's next run reads the model's).
-    Unchanged outside a debug re-run."""
+    test's own. A cut keeps in fp32 (or fp16) the nodes of the test's lists that it
+    holds, and its TensorRT profile covers its own samples' shapes (the test's profiles
+    name the whole model's inputs).
+
+    A variant writes nothing of the user's: it saves no inputs, outputs or engines (the
+    files under the test's name hold what the test itself ran, not the last variant's),
+    and it reads the user's TensorRT calibration cache only when the test's own run left
+    one, calibrating on its own inputs otherwise (writing it would leave a cut's scales
+    where the user's next run reads the model's). Unchanged outside a debug re-run."""
     variant = active_variant(node)
     if variant is None:
         return settings
@@ -161,6 +163,18 @@ def variant_settings(node: pytest.Item, settings: Any, options: PolygraphyOption
             selection["outputs"] = ()
         selection["exclude_outputs"] = tuple(
             name for name in settings.exclude_outputs if name in variant.tensors
+        )
+        # TensorRT profiles name the whole model's inputs: a cut's cover its own samples.
+        sample_shapes: list[dict[str, tuple[int, ...]]] = []
+        for i in range(len(variant.feeds)):  # by index: iterating marks them used
+            one = {name: tuple(value.shape) for name, value in variant.feeds[i].items()}
+            if one not in sample_shapes:
+                sample_shapes.append(one)
+        selection.update(
+            trt_min_shapes=(),
+            trt_opt_shapes=(),
+            trt_max_shapes=(),
+            parametrized_shapes=tuple(sample_shapes),
         )
     return dataclasses.replace(
         settings,

@@ -330,3 +330,33 @@ def test_a_variant_writes_nothing_of_the_users() -> None:
     assert varied.calibration_cache is None and varied.keep_fp32 == ("n1",)
     existing = dataclasses.replace(settings, calibration_cache=here)
     assert variant_settings(node, existing, options).calibration_cache == here
+
+
+def test_a_cuts_tensorrt_profile_covers_its_own_inputs() -> None:
+    """The test's explicit and default profiles name the whole model's inputs; a cut's
+    settings drop them for one covering its own samples, which builds for its inputs."""
+    from pytest_polygraphy.metadata import TensorMetadata
+    from pytest_polygraphy.plugin.debug import (
+        VARIANT_KEY,
+        ActiveVariant,
+        VariantFeeds,
+        variant_settings,
+    )
+    from pytest_polygraphy.plugin.profiles import trt_profiles
+
+    class Node:
+        stash = pytest.Stash()
+
+    node = Node()
+    whole = {"x": (1, 3, 8, 8)}
+    settings = AccuracySettings(
+        trt_min_shapes=(whole,), trt_opt_shapes=(whole,), trt_max_shapes=(whole,),
+        parametrized_shapes=(whole,), input_shapes=whole,
+    )  # fmt: skip
+    feeds = [{"t": np.zeros((1, 4, 2, 2), np.float32)}, {"t": np.zeros((2, 4, 2, 2), np.float32)}]
+    node.stash[VARIANT_KEY] = ActiveVariant(Path("cut.onnx"), VariantFeeds(feeds))
+    varied = variant_settings(node, settings, PolygraphyOptions())
+    assert (varied.trt_min_shapes, varied.trt_opt_shapes, varied.trt_max_shapes) == ((), (), ())
+    assert varied.parametrized_shapes == ({"t": (1, 4, 2, 2)}, {"t": (2, 4, 2, 2)})
+    cut = TensorMetadata().add("t", np.float32, ("batch", 4, 2, 2))
+    assert trt_profiles(varied, cut) == ({"t": ((1, 4, 2, 2), (1, 4, 2, 2), (2, 4, 2, 2))},)
