@@ -132,58 +132,49 @@ def variant_settings(node: pytest.Item, settings: Any, options: PolygraphyOption
     variant = active_variant(node)
     if variant is None:
         return settings
-    settings = dataclasses.replace(settings, save_inputs=None, save_outputs=None, save_engine=None)
-    if variant.model is not None:  # a cut keeps what the test keeps of the nodes it holds
-        settings = dataclasses.replace(
-            settings,
-            keep_fp32=tuple(name for name in settings.keep_fp32 if name in variant.nodes),
-            keep_fp16=tuple(name for name in settings.keep_fp16 if name in variant.nodes),
-        )
+    changes: dict[str, Any] = {"save_inputs": None, "save_outputs": None, "save_engine": None}
     cache = settings.calibration_cache
     if cache is not None and not Path(cache).is_file():
-        settings = dataclasses.replace(settings, calibration_cache=None)
-    if variant.keep_fp32 is not None:
-        keep = tuple(dict.fromkeys((*settings.keep_fp32, *variant.keep_fp32)))
-        settings = dataclasses.replace(settings, keep_fp32=keep)
-    if variant.keep_fp16 is not None:
-        keep = tuple(dict.fromkeys((*settings.keep_fp16, *variant.keep_fp16)))
-        settings = dataclasses.replace(settings, keep_fp16=keep)
+        changes["calibration_cache"] = None
+    for attr, added in (("keep_fp32", variant.keep_fp32), ("keep_fp16", variant.keep_fp16)):
+        keep: tuple[str, ...] = getattr(settings, attr)
+        if variant.model is not None:  # a cut keeps what the test keeps of the nodes it holds
+            keep = tuple(name for name in keep if name in variant.nodes)
+        if added is not None:
+            keep = tuple(dict.fromkeys((*keep, *added)))
+        changes[attr] = keep
     if variant.feeds is None:
-        return settings
-    first = variant.feeds[0] if variant.feeds else {}
-    shapes = {name: tuple(value.shape) for name, value in first.items()}
+        return dataclasses.replace(settings, **changes)
+    sample_shapes: list[dict[str, tuple[int, ...]]] = []
+    for i in range(len(variant.feeds)):  # by index: iterating the feeds marks them used
+        one = {name: tuple(value.shape) for name, value in variant.feeds[i].items()}
+        if one not in sample_shapes:
+            sample_shapes.append(one)
     reference = settings.reference
     if reference == "golden" and options.backends:
         reference = options.backends[0]
-    selection: dict[str, Any] = {}
+    changes.update(
+        feeds=variant.feeds,
+        input_shapes=(sample_shapes[0] or None) if sample_shapes else None,
+        reference=reference,
+        load_outputs=None,
+    )
     if variant.model is not None:
         # Output names select among the whole model's outputs; a cut compares its own.
         # Exclusions still hold for the tensors the variant has.
         if settings.outputs and settings.outputs != MARK_ALL:
-            selection["outputs"] = ()
-        selection["exclude_outputs"] = tuple(
+            changes["outputs"] = ()
+        changes["exclude_outputs"] = tuple(
             name for name in settings.exclude_outputs if name in variant.tensors
         )
         # TensorRT profiles name the whole model's inputs: a cut's cover its own samples.
-        sample_shapes: list[dict[str, tuple[int, ...]]] = []
-        for i in range(len(variant.feeds)):  # by index: iterating marks them used
-            one = {name: tuple(value.shape) for name, value in variant.feeds[i].items()}
-            if one not in sample_shapes:
-                sample_shapes.append(one)
-        selection.update(
+        changes.update(
             trt_min_shapes=(),
             trt_opt_shapes=(),
             trt_max_shapes=(),
             parametrized_shapes=tuple(sample_shapes),
         )
-    return dataclasses.replace(
-        settings,
-        feeds=variant.feeds,
-        input_shapes=shapes or None,
-        reference=reference,
-        load_outputs=None,
-        **selection,
-    )
+    return dataclasses.replace(settings, **changes)
 
 
 def variant_model(node: pytest.Item, model: Any) -> Any:
@@ -272,11 +263,11 @@ def _compared_failures(error: BaseException) -> dict[str, tuple[float | None, fl
     if not isinstance(result, CompareResult):
         return {}
     return {
-        str(name): (
+        name: (
             getattr(result[name], "max_absdiff", None),
             getattr(result[name], "max_reldiff", None),
         )
-        for name in getattr(result, "failed", ())
+        for name in result.failed
     }
 
 
