@@ -33,7 +33,7 @@ import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import onnx
 
@@ -60,6 +60,8 @@ EXACT_OPS = frozenset(
     }
 )  # fmt: skip
 
+
+_Found = TypeVar("_Found")
 
 #: Re-runs of the unchanged test that never ended in earlier runs (``_confirm``) before
 #: the session gives up.
@@ -418,20 +420,19 @@ class ReduceSession(DebugSession):
         limit = RANGE_LIMITS.get(precision)
         if limit is None:
             return None
-        known = self.values.names()
-        found = []
-        for name in cut.inputs:
-            if name not in known:
-                continue
-            for sample in range(len(self.values)):
-                array = self.values.get(sample, name)
-                if array.dtype.kind != "f" or array.size == 0:
-                    break
-                finite = np.abs(array[np.isfinite(array)])
-                peak = float(finite.max()) if finite.size else 0.0
-                if peak > limit:
-                    found.append((name, sample, peak))
-                    break
+
+        def beyond(array: Any) -> float | None:
+            finite = np.abs(array[np.isfinite(array)])
+            peak = float(finite.max()) if finite.size else 0.0
+            return peak if peak > limit else None
+
+        found = _in_first_sample(
+            self.values,
+            cut.inputs,
+            self.values.names(),
+            beyond,
+            skip=lambda array: array.dtype.kind != "f" or array.size == 0,
+        )
         if not found:
             return None
         parts = []
@@ -483,6 +484,31 @@ class ReduceSession(DebugSession):
         return min(goods, key=lambda other: (len(mine ^ set(other)), -len(other)))
 
 
+def _in_first_sample(
+    values: Intermediates,
+    names: Iterable[str],
+    known: set[str],
+    measure: Callable[[Any], _Found | None],
+    skip: Callable[[Any], bool],
+) -> list[tuple[str, int, _Found]]:
+    """``(name, sample, found)`` for each of ``names`` with reference values, in the first
+    sample where ``measure(array)`` finds something (not None); a name is passed over at
+    the first sample ``skip`` says it cannot hold it (a tensor of another dtype)."""
+    found = []
+    for name in names:
+        if name not in known:
+            continue
+        for sample in range(len(values)):
+            array = values.get(sample, name)
+            if skip(array):
+                break
+            result = measure(array)
+            if result is not None:
+                found.append((name, sample, result))
+                break
+    return found
+
+
 def _non_finite(
     values: Intermediates, names: Iterable[str], known: set[str]
 ) -> list[tuple[str, int, int, int]]:
@@ -490,20 +516,16 @@ def _non_finite(
     values hold NaN or Inf, in the first sample that does."""
     import numpy as np
 
-    found = []
-    for name in names:
-        if name not in known:
-            continue
-        for sample in range(len(values)):
-            array = values.get(sample, name)
-            if array.dtype.kind not in "fc":
-                break
-            nan = int(np.count_nonzero(np.isnan(array)))
-            inf = int(np.count_nonzero(np.isinf(array)))
-            if nan or inf:
-                found.append((name, sample, nan, inf))
-                break
-    return found
+    def counts(array: Any) -> tuple[int, int] | None:
+        nan = int(np.count_nonzero(np.isnan(array)))
+        inf = int(np.count_nonzero(np.isinf(array)))
+        return (nan, inf) if nan or inf else None
+
+    def other_dtype(array: Any) -> bool:
+        return array.dtype.kind not in "fc"
+
+    found = _in_first_sample(values, names, known, counts, skip=other_dtype)
+    return [(name, sample, nan, inf) for name, sample, (nan, inf) in found]
 
 
 def _describe_non_finite(found: Iterable[tuple[str, int, int, int]]) -> str:
