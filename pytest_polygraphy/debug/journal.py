@@ -71,7 +71,7 @@ class Journal:
         """A finished check's outcome, or one saying that it crashed the process before."""
         if key in self.finished:
             return self.finished[key]
-        if key in self.crashed:
+        if self.crashed_before(key):
             return JournalEntry("invalid", "this check crashed the process in an earlier run")
         return None
 

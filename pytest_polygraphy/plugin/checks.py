@@ -86,36 +86,30 @@ class Golden:
         except PolygraphyError as err:
             fail(str(err))
         if variant is not None:
-            reference, expected = variant
-            for index, (actual, values) in enumerate(zip(iterations, expected, strict=True)):
-                comparer.compare(
-                    actual,
-                    values,
-                    actual_name=backend or "outputs",
-                    reference_name=reference,
-                    iteration=index,
-                    actual_side=backend or "the outputs given to golden.check()",
-                    expected_side=f"{reference} at fp32 on the debug session's variant",
+            reference, expected_all = variant
+            expected_side = f"{reference} at fp32 on the debug session's variant"
+            header = f"{nodeid} (a debug session's variant) vs {reference}"
+        else:
+            expected_all = read_golden(request.config, golden, nodeid)
+            if len(expected_all) != len(iterations):
+                fail(
+                    f"golden file {golden.path} holds {len(expected_all)} iteration(s), the "
+                    f"test gave {len(iterations)}; recreate it with:\n  "
+                    f"{update_command(request.config, nodeid)}"
                 )
-            comparer.fail_if_any(f"{nodeid} (a debug session's variant) vs {reference}")
-            return
-        saved = read_golden(request.config, golden, nodeid)
-        if len(saved) != len(iterations):
-            fail(
-                f"golden file {golden.path} holds {len(saved)} iteration(s), the test gave "
-                f"{len(iterations)}; recreate it with:\n  {update_command(request.config, nodeid)}"
-            )
-        for index, (actual, expected) in enumerate(zip(iterations, saved, strict=True)):
+            reference, expected_side = "golden", f"golden file {golden.path}"
+            header = f"{nodeid} vs golden file {golden.path}"
+        for index, (actual, expected) in enumerate(zip(iterations, expected_all, strict=True)):
             comparer.compare(
                 actual,
                 expected,
                 actual_name=backend or "outputs",
-                reference_name="golden",
+                reference_name=reference,
                 iteration=index,
                 actual_side=backend or "the outputs given to golden.check()",
-                expected_side=f"golden file {golden.path}",
+                expected_side=expected_side,
             )
-        comparer.fail_if_any(f"{nodeid} vs golden file {golden.path}")
+        comparer.fail_if_any(header)
 
     def _variant_reference(self, iterations: list[Any]) -> tuple[str, list[Any]] | None:
         """In a debug session's re-run with a model variant: the reference backend's
