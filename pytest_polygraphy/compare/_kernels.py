@@ -375,8 +375,12 @@ def _preselect(candidates: np.ndarray, values: np.ndarray) -> np.ndarray:
     """At most ``TOP_K`` of the (ascending) candidates that ``_top_k`` would keep, in linear
     time: those ranking above the k-th value, then the earliest of those equal to it."""
     if values.dtype.itemsize in (4, 8):
-        # absdiff is never negative (and its NaN positive), so the bits order it, NaN last.
+        # absdiff is never negative (and its NaN positive), so the bits order it, NaN
+        # last; every NaN ranks the same (their payloads differ: top_k ties them by index)
         rank = values.view(f"u{values.dtype.itemsize}")
+        nan = np.isnan(values)
+        if nan.any():
+            rank = np.where(nan, np.iinfo(rank.dtype).max, rank)
     else:
         rank = np.where(np.isnan(values), np.inf, values)
     kth = np.partition(rank, -TOP_K)[-TOP_K]

@@ -137,6 +137,20 @@ def test_worst_elements_across_chunks_and_threads() -> None:
     assert [e.index for e in output.worst_elements] == [(int(i),) for i in top]
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_nan_differences_rank_alike_whatever_their_payload(dtype) -> None:
+    """Every NaN difference ranks first and ties go to the earlier element, whatever the
+    NaN's bits: inf - inf gives the default NaN, a NaN input carries its own payload, and
+    a ranking by bits used to drop the default one when more than TOP_K elements fail."""
+    bits = {np.float32: (np.uint32, 0x7FFFFFFF), np.float64: (np.uint64, 0x7FFFFFFFFFFFFFFF)}
+    unsigned, pattern = bits[dtype]
+    payload = np.array([pattern], unsigned).view(dtype)[0]
+    values = np.full(2 * _kernels.TOP_K, payload, dtype)
+    values[0] = np.inf
+    output = CompareFunc.simple(rtol=0, atol=0)({"x": values}, {"x": values.copy()})["x"]
+    assert [e.index for e in output.worst_elements] == [(i,) for i in range(_kernels.TOP_K)]
+
+
 @pytest.mark.usefixtures("tiny_chunks")
 def test_strided_inputs_are_chunked_in_c_order() -> None:
     rng = np.random.default_rng(8)
