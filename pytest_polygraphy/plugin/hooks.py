@@ -199,6 +199,14 @@ class RunHooks:
             config.stash[LEFT_OUT_KEY] = config.stash.get(LEFT_OUT_KEY, 0) + 1
         return collector
 
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        """Freeze the long-lived heap before the first test runs (``heap``)."""
+        if session.items:
+            from pytest_polygraphy.plugin.heap import freeze_long_lived
+
+            freeze_long_lived(session)
+
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         """xdist worker: hand the count of left-out model files to the controller."""
         workeroutput = getattr(session.config, "workeroutput", None)

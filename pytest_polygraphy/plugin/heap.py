@@ -1,0 +1,100 @@
+"""The long-lived heap: once the tests are collected, import what their runs will need and
+take everything alive out of the cyclic garbage collector's sight (``gc.freeze``).
+
+A model test's process holds numpy, onnx, onnx's reference evaluator with its two hundred
+operator modules and the backend's package: some 60,000 objects that live until the
+process ends. Python's collector scans every one of them at each full collection: the ones
+it runs by itself while tests allocate, pytest's at the end of the session (which looks
+for unraisable exceptions) and the interpreter's at exit. On a reduce session of PaddleOCR's
+direction classifier those scans were about 0.1 s of the command's 1 s, and no scan could
+free anything among them.
+
+So, once per process, after collection and before the first test runs: the modules the
+collected tests' backends import are imported now instead of in the first test, one full
+collection frees the garbage there is (nothing that is garbage is frozen), and
+``gc.freeze`` moves what is left, all of it alive (modules, classes, the collected items),
+to the collector's permanent generation. Objects the tests create afterwards are tracked and
+collected exactly as before; a frozen object is still freed by reference counting when its
+last reference goes, only a reference cycle among frozen objects would stay until exit.
+
+Nothing is done for ``--collect-only`` or a session without a test that uses the plugin
+(a model file, or a test that uses the ``model`` or ``polygraphy_settings`` fixture, which
+every fixture that runs a model depends on). A module that fails to import is left for
+the test that needs it to report.
+"""
+
+from __future__ import annotations
+
+import gc
+import importlib
+from collections.abc import Iterable
+
+import pytest
+
+from pytest_polygraphy.plugin.vocabulary import BACKENDS
+
+#: What every model test imports, whatever its backends.
+COMMON_MODULES = (
+    "numpy",
+    "onnx",
+    "pytest_polygraphy.compare",
+    "pytest_polygraphy.models",
+    "pytest_polygraphy.data",
+    "pytest_polygraphy.runners.run",
+    "pytest_polygraphy.plugin.accuracy",
+)
+#: What a backend's runner imports when it is built.
+BACKEND_MODULES = {
+    "onnxref": ("onnx.reference", "onnx.reference.ops", "pytest_polygraphy.runners.onnxref_ops"),
+    "onnxrt": ("onnxruntime", "pytest_polygraphy.runners.onnxrt"),
+    "trt": ("tensorrt", "pytest_polygraphy.runners.trt"),
+}
+#: Fixtures that every plugin fixture running a model depends on.
+PLUGIN_FIXTURES = ("model", "polygraphy_settings")
+COLLECT_MODULE = "pytest_polygraphy.plugin.collect"
+
+_frozen = False
+
+
+def freeze_long_lived(session: pytest.Session) -> bool:
+    """Import the collected tests' modules, collect, and freeze (see the module docstring).
+    Once per process; returns whether this call froze."""
+    global _frozen
+    if _frozen or session.config.option.collectonly:
+        return False
+    backends = _backends(session.items, session.config)
+    if backends is None:
+        return False
+    _frozen = True
+    for backend in backends:
+        _import_quietly(BACKEND_MODULES[backend])
+    _import_quietly(COMMON_MODULES)
+    gc.collect()
+    gc.freeze()
+    return True
+
+
+def _backends(items: Iterable[pytest.Item], config: pytest.Config) -> list[str] | None:
+    """The backends the plugin's tests among ``items`` run, or None when there is no such
+    test."""
+    named: set[str] = set()
+    ours = False
+    for item in items:
+        names = getattr(item, "fixturenames", ())
+        if type(item).__module__ == COLLECT_MODULE or any(n in names for n in PLUGIN_FIXTURES):
+            ours = True
+            named.update(b for b in BACKENDS if f"{b}_runner" in names)
+    if not ours:
+        return None
+    from pytest_polygraphy.plugin.options import get_options
+
+    named.update(get_options(config).backends)
+    return [backend for backend in BACKENDS if backend in named]
+
+
+def _import_quietly(modules: Iterable[str]) -> None:
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except Exception:  # the test that needs the module reports the failure
+            continue
