@@ -328,14 +328,15 @@ class _Converter:
         """A Constant node producing ``target``: the float16 version of Constant ``name``."""
         node = self.constant_nodes[name]
         if node.ByteSize() > _CACHED_CONSTANT_BYTES:
-            converted, issue = _fp16_constant(node, target)
-            self.issues.extend([issue] if issue is not None else [])
-            return converted
-        data, issue = _CONSTANTS.converted(node.SerializeToString(deterministic=True), target)
+            tensor, issue = _fp16_value(node)
+        else:
+            data, issue = _CONSTANTS.converted(node)
+            tensor = onnx.TensorProto()
+            tensor.ParseFromString(data)
         self.issues.extend([issue] if issue is not None else [])
-        converted = onnx.NodeProto()
-        converted.ParseFromString(data)
-        return converted
+        tensor.name = target
+        name = node.name if target == node.output[0] or not node.name else f"{node.name}_fp16"
+        return onnx.helper.make_node("Constant", [], [target], name=name, value=tensor)
 
     def retarget_attributes(self, node: onnx.NodeProto, plan: _NodePlan) -> None:
         """Make attributes that choose a float32 output type choose float16."""
@@ -432,11 +433,9 @@ def _runtime_types(model: onnx.ModelProto, names: list[str]) -> dict[str, onnx.V
 _CACHED_CONSTANT_BYTES = 1 << 16
 
 
-def _fp16_constant(
-    node: onnx.NodeProto, target: str
-) -> tuple[onnx.NodeProto, Fp16RangeIssue | None]:
-    """A Constant node producing ``target``: ``node``'s float32 value as float16, and the
-    range issue of that conversion, if any."""
+def _fp16_value(node: onnx.NodeProto) -> tuple[onnx.TensorProto, Fp16RangeIssue | None]:
+    """Constant ``node``'s float32 value as an unnamed float16 tensor, and the range issue
+    of that conversion (naming the node's output), if any."""
     attr = node.attribute[0]
     values = numpy_helper.to_array(
         onnx.helper.get_attribute_value(attr)
@@ -444,42 +443,43 @@ def _fp16_constant(
         else numpy_helper.from_array(np.asarray(onnx.helper.get_attribute_value(attr), np.float32))
     )
     converted, issue = to_fp16_array(values, node.output[0])
-    tensor = numpy_helper.from_array(converted, target)
-    name = node.name if target == node.output[0] or not node.name else f"{node.name}_fp16"
-    return onnx.helper.make_node("Constant", [], [target], name=name, value=tensor), issue
+    return numpy_helper.from_array(converted), issue
 
 
 class _ConstantCache:
-    """Converted Constant nodes by their serialized bytes and target name, least recently
-    used first out, bounded by the bytes held (keys and values) rather than by a count,
-    so that a model of many small constants never evicts its own. Thread-safe: a test may
-    convert models from several threads."""
+    """Converted Constant values by the Constant node's output name and serialized
+    attribute, least recently used first out, bounded by the bytes held (keys and values)
+    rather than by a count, so that a model of many small constants never evicts its own.
+    The node's own name and the name of the float16 tensor are no part of the key: a
+    debug session's cut names the whole model's unnamed nodes, and a variant may name the
+    copy differently (``c`` where every reader runs in float16, ``c__fp16`` where some stay
+    float32). Thread-safe: a test may convert models from several threads."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.held = 0
-        self.entries: OrderedDict[tuple[bytes, str], tuple[bytes, Fp16RangeIssue | None]]
-        self.entries = OrderedDict()
+        self.entries: OrderedDict[bytes, tuple[bytes, Fp16RangeIssue | None]] = OrderedDict()
         self.lock = threading.Lock()
 
-    def converted(self, source: bytes, target: str) -> tuple[bytes, Fp16RangeIssue | None]:
-        """``_fp16_constant`` of the serialized node ``source``, serialized."""
-        key = (source, target)
+    def converted(self, node: onnx.NodeProto) -> tuple[bytes, Fp16RangeIssue | None]:
+        """``_fp16_value`` of the Constant ``node``, serialized."""
+        source = b"%s\0%s" % (
+            node.output[0].encode(),
+            node.attribute[0].SerializeToString(deterministic=True),
+        )
         with self.lock:
-            found = self.entries.get(key)
+            found = self.entries.get(source)
             if found is not None:
-                self.entries.move_to_end(key)
+                self.entries.move_to_end(source)
                 return found
-        node = onnx.NodeProto()
-        node.ParseFromString(source)
-        converted, issue = _fp16_constant(node, target)
-        found = (converted.SerializeToString(deterministic=True), issue)
+        tensor, issue = _fp16_value(node)
+        found = (tensor.SerializeToString(deterministic=True), issue)
         with self.lock:
-            if key not in self.entries:
-                self.entries[key] = found
+            if source not in self.entries:
+                self.entries[source] = found
                 self.held += len(source) + len(found[0])
             while self.held > self.limit:
-                (old_source, _), (old_value, _) = self.entries.popitem(last=False)
+                old_source, (old_value, _) = self.entries.popitem(last=False)
                 self.held -= len(old_source) + len(old_value)
         return found
 

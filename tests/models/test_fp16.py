@@ -344,22 +344,59 @@ def test_the_constant_cache_is_bounded_by_bytes() -> None:
     recently used first, and a dropped entry converts again to the same bytes."""
     from pytest_polygraphy.models.fp16 import _ConstantCache
 
-    def source(i: int) -> bytes:
+    def source(i: int) -> onnx.NodeProto:
         value = numpy_helper.from_array(np.full(64, i, np.float32))
-        node = helper.make_node("Constant", [], [f"c{i}"], name=f"n{i}", value=value)
-        return node.SerializeToString()
+        return helper.make_node("Constant", [], [f"c{i}"], name=f"n{i}", value=value)
+
+    def key(i: int) -> bytes:
+        return b"c%d\0%s" % (i, source(i).attribute[0].SerializeToString(deterministic=True))
 
     cache = _ConstantCache(limit=1500)
-    first = cache.converted(source(0), "c0")
+    first = cache.converted(source(0))
     for i in range(1, 6):
-        cache.converted(source(i), f"c{i}")
+        cache.converted(source(i))
         assert cache.held <= 1500
-    assert (source(0), "c0") not in cache.entries and (source(5), "c5") in cache.entries
-    assert cache.converted(source(0), "c0") == first
-    converted = onnx.NodeProto()
+    assert key(0) not in cache.entries and key(5) in cache.entries
+    assert cache.converted(source(0)) == first
+    converted = onnx.TensorProto()
     converted.ParseFromString(first[0])
-    values = numpy_helper.to_array(converted.attribute[0].t)
+    values = numpy_helper.to_array(converted)
     assert values.dtype == np.float16 and values[0] == 0 and first[1] is None
+
+
+def test_a_constant_converts_once_whatever_its_tensor_is_named(monkeypatch) -> None:
+    """A Constant read only by float16 nodes is converted in place (``c``); where a node
+    kept in float32 reads it too, the float16 copy is ``c__fp16``. Both conversions (a
+    reduce session's whole model and a cut of it) share one cached conversion of the
+    value, and each model gets its own name and the right values."""
+    from pytest_polygraphy.models import fp16
+
+    value = np.array([1.5, -2.25, 3e-8, 7e4], np.float32)
+    nodes = [
+        helper.make_node("Constant", [], ["c"], value=numpy_helper.from_array(value)),
+        helper.make_node("Mul", ["x", "c"], ["m"], name="mul"),
+        helper.make_node("Add", ["m", "c"], ["y"], name="add"),
+    ]
+    model = builders.make_model(
+        nodes, [builders.float_input("x", [4])], [builders.float_input("y", [4])], []
+    )
+    monkeypatch.setattr(fp16, "_CONSTANTS", fp16._ConstantCache(limit=1 << 20))
+    calls = []
+    convert_value = fp16._fp16_value
+    monkeypatch.setattr(fp16, "_fp16_value", lambda node: calls.append(1) or convert_value(node))
+    with pytest.warns(fp16.Fp16RangeWarning):
+        kept = convert_to_fp16(model, block_list=["add"])
+    with pytest.warns(fp16.Fp16RangeWarning):
+        whole = convert_to_fp16(model)
+    assert len(calls) == 1
+    expected = np.clip(value, -65504, 65504).astype(np.float16)  # clamped, as warned
+    for converted, name in ((kept, "c__fp16"), (whole, "c")):
+        (constant,) = [
+            n for n in converted.graph.node if n.op_type == "Constant" and n.output[0] == name
+        ]
+        tensor = constant.attribute[0].t
+        assert tensor.name == name
+        np.testing.assert_array_equal(numpy_helper.to_array(tensor), expected)
 
 
 def test_conversions_from_several_threads_agree(monkeypatch) -> None:
