@@ -10,8 +10,10 @@ direction classifier those scans were about 0.1 s of the command's 1 s, and no s
 free anything among them.
 
 So, once per process, after collection and before the first test runs: the modules the
-collected tests' backends import are imported now instead of in the first test, one full
-collection frees the garbage there is (nothing that is garbage is frozen), and
+collected tests' backends import are imported now instead of in the first test (with the
+automatic collector paused: a full collection in the middle of them would scan the same
+objects once more), one full collection frees the garbage there is (nothing that is
+garbage is frozen), and
 ``gc.freeze`` moves what is left, all of it alive (modules, classes, the collected items),
 to the collector's permanent generation. Objects the tests create afterwards are tracked and
 collected exactly as before; a frozen object is still freed by reference counting when its
@@ -66,11 +68,17 @@ def freeze_long_lived(session: pytest.Session) -> bool:
     if backends is None:
         return False
     _frozen = True
-    for backend in backends:
-        _import_quietly(BACKEND_MODULES[backend])
-    _import_quietly(COMMON_MODULES)
-    gc.collect()
-    gc.freeze()
+    enabled = gc.isenabled()
+    gc.disable()  # the full collection below is the one worth making
+    try:
+        for backend in backends:
+            _import_quietly(BACKEND_MODULES[backend])
+        _import_quietly(COMMON_MODULES)
+        gc.collect()
+        gc.freeze()
+    finally:
+        if enabled:
+            gc.enable()
     return True
 
 
