@@ -3,9 +3,9 @@ full collection, with the collected tests' backend modules imported, once per pr
 only in a session that runs one of the plugin's tests.
 
 Each scenario runs pytest in a subprocess (the freeze happens once per process). Its
-conftest turns the automatic collector off and makes a reference cycle of garbage just
-before the plugin's ``pytest_collection_finish`` (which runs last), so that only the
-plugin's own collection can free it before the freeze.
+conftest stops automatic collections (by threshold, the collector left enabled) and makes
+a reference cycle of garbage just before the plugin's ``pytest_collection_finish`` (which
+runs last), so that only the plugin's own collection can free it before the freeze.
 """
 
 from __future__ import annotations
@@ -26,21 +26,22 @@ class Cycle:
 state = {}
 
 def pytest_collection_finish(session):
-    gc.disable()
+    state["threshold"] = gc.get_threshold()
+    gc.set_threshold(1_000_000_000)  # no automatic collection, the collector left enabled
     cycle = Cycle()
     cycle.me = cycle
     state["garbage"] = weakref.ref(cycle)
     del cycle
 
 def pytest_runtest_setup(item):
-    gc.enable()
+    state.setdefault("enabled", gc.isenabled())
+    gc.set_threshold(*state["threshold"])
     state.setdefault(
         "modules", [m for m in ("numpy", "onnx.reference", "onnxruntime") if m in sys.modules]
     )
     state.setdefault("frozen", gc.get_freeze_count())
 
 def pytest_sessionfinish(session):
-    gc.enable()
     after = Cycle()
     after.me = after
     after_ref = weakref.ref(after)
@@ -49,6 +50,7 @@ def pytest_sessionfinish(session):
     record = {
         "frozen": state.get("frozen", gc.get_freeze_count()),
         "modules": state.get("modules"),
+        "enabled": state.get("enabled"),
         "garbage_frozen": state["garbage"]() is not None if "garbage" in state else None,
         "later_garbage_collected": after_ref() is None,
     }
@@ -81,6 +83,7 @@ def test_model_tests_run_on_a_frozen_heap_without_frozen_garbage(
     record = records[0]
     assert record["frozen"] > 10_000, record
     assert record["modules"] == ["numpy", "onnx.reference"], record  # imported before the test
+    assert record["enabled"], record  # the collector runs again for the tests
     assert not record["garbage_frozen"], record
     assert record["later_garbage_collected"], record
 
