@@ -74,7 +74,7 @@ COUNT_CONFTEST = """
 import json
 import resource
 
-from pytest_polygraphy.plugin.hooks import RUNNER_CACHE_KEY
+from pytest_polygraphy.plugin.backends import RUNNER_CACHE_KEY
 
 
 def pytest_sessionfinish(session):
