@@ -23,13 +23,14 @@ stay until exit.
 Nothing is done for ``--collect-only`` or a session without a test that uses the plugin
 (a model file, or a test that uses the ``model`` or ``polygraphy_settings`` fixture, which
 every fixture that runs a model depends on). A module that fails to import is left for
-the test that needs it to report.
+the test that needs it to report (and named in a warning, unless it is merely missing).
 """
 
 from __future__ import annotations
 
 import gc
 import importlib
+import warnings
 from collections.abc import Iterable
 
 import pytest
@@ -102,8 +103,20 @@ def _backends(items: Iterable[pytest.Item], config: pytest.Config) -> list[str] 
 
 
 def _import_quietly(modules: Iterable[str]) -> None:
+    """Import ``modules``, leaving a failure to the test that needs the module: a missing
+    module fails there the same way, with the install hint. Any other failure is also
+    given as a warning now, since importing a broken extension module again may fail with
+    a different message ("cannot load module more than once") that hides the cause."""
     for module in modules:
         try:
             importlib.import_module(module)
-        except Exception:  # the test that needs the module reports the failure
+        except ModuleNotFoundError:
             continue
+        except Exception as err:
+            warnings.warn(
+                pytest.PytestWarning(
+                    f"polygraphy: importing {module} before the tests failed, "
+                    f"{type(err).__name__}: {err}"
+                ),
+                stacklevel=1,
+            )

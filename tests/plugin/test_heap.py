@@ -120,3 +120,27 @@ def test_nothing_is_frozen_or_imported_without_a_plugin_test_to_run(
     assert record["frozen"] == 0, record
     assert record["modules"] is None or "onnx.reference" not in record["modules"], record
     assert record["garbage_frozen"] is False, record
+
+
+def test_a_backend_module_that_fails_to_import_is_named_and_left_to_the_test(
+    pytester: pytest.Pytester,
+) -> None:
+    """A broken install is not hidden: the session warns with the import's own error,
+    and the test that needs the module still fails, saying so too."""
+    project = _project(pytester)
+    (project.path / "onnxruntime").mkdir()
+    (project.path / "onnxruntime" / "__init__.py").write_text(
+        "raise RuntimeError('broken install: libonnxruntime.so.1 is missing')\n"
+    )
+    result = project.runpytest_subprocess(
+        "models", "--onnxrt", "--onnxref", "-p", "no:cacheprovider"
+    )
+    result.assert_outcomes(failed=1)
+    output = result.stdout.str()
+    assert (
+        "polygraphy: importing onnxruntime before the tests failed, RuntimeError: broken "
+        "install: libonnxruntime.so.1 is missing"
+    ) in output
+    assert output.count("libonnxruntime.so.1 is missing") >= 2, output  # the test's own too
+    (record,) = _records(project.path)
+    assert record["frozen"] > 10_000, record  # the rest was still imported and frozen
