@@ -458,29 +458,27 @@ class _ConstantCache:
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.held = 0
-        self.entries: OrderedDict[bytes, tuple[bytes, Fp16RangeIssue | None]] = OrderedDict()
+        self.entries: OrderedDict[tuple[str, bytes], tuple[bytes, Fp16RangeIssue | None]]
+        self.entries = OrderedDict()
         self.lock = threading.Lock()
 
     def converted(self, node: onnx.NodeProto) -> tuple[bytes, Fp16RangeIssue | None]:
         """``_fp16_value`` of the Constant ``node``, serialized."""
-        source = b"%s\0%s" % (
-            node.output[0].encode(),
-            node.attribute[0].SerializeToString(deterministic=True),
-        )
+        key = (node.output[0], node.attribute[0].SerializeToString(deterministic=True))
         with self.lock:
-            found = self.entries.get(source)
+            found = self.entries.get(key)
             if found is not None:
-                self.entries.move_to_end(source)
+                self.entries.move_to_end(key)
                 return found
         tensor, issue = _fp16_value(node)
         found = (tensor.SerializeToString(deterministic=True), issue)
         with self.lock:
-            if source not in self.entries:
-                self.entries[source] = found
-                self.held += len(source) + len(found[0])
+            if key not in self.entries:
+                self.entries[key] = found
+                self.held += len(key[0]) + len(key[1]) + len(found[0])
             while self.held > self.limit:
-                old_source, (old_value, _) = self.entries.popitem(last=False)
-                self.held -= len(old_source) + len(old_value)
+                (name, source), (value, _) = self.entries.popitem(last=False)
+                self.held -= len(name) + len(source) + len(value)
         return found
 
 

@@ -348,8 +348,8 @@ def test_the_constant_cache_is_bounded_by_bytes() -> None:
         value = numpy_helper.from_array(np.full(64, i, np.float32))
         return helper.make_node("Constant", [], [f"c{i}"], name=f"n{i}", value=value)
 
-    def key(i: int) -> bytes:
-        return b"c%d\0%s" % (i, source(i).attribute[0].SerializeToString(deterministic=True))
+    def key(i: int) -> tuple[str, bytes]:
+        return f"c{i}", source(i).attribute[0].SerializeToString(deterministic=True)
 
     cache = _ConstantCache(limit=1500)
     first = cache.converted(source(0))
