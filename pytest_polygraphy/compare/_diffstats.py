@@ -62,6 +62,8 @@ class DiffStats:
     hist_sample_stride: int = 1  # 1: every element is in the histograms
     abs_full: np.ndarray | None = None
     rel_full: np.ndarray | None = None
+    #: Each histogram's cumulative counts, made on the first median or quantile asked.
+    _cumulative: dict[str, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
 
     def merge(self, other: DiffStats) -> None:
         """Folds the statistics of another (disjoint) set of chunks into this one."""
@@ -87,6 +89,7 @@ class DiffStats:
             np.concatenate([self.worst_index, other.worst_index]),
             np.concatenate([self.worst_absdiff, other.worst_absdiff]),
         )
+        self._cumulative.clear()
         for key in ("abs_hist", "rel_hist"):
             mine, theirs = getattr(self, key), getattr(other, key)
             if mine is None:
@@ -119,11 +122,13 @@ class DiffStats:
             else:
                 value = np.quantile(full, q, overwrite_input=True)
             return float(value)
-        hist = getattr(self, f"{side}_hist")
+        cumulative = self._cumulative.get(side)
+        if cumulative is None:
+            cumulative = self._cumulative[side] = np.cumsum(getattr(self, f"{side}_hist"))
         exact_max = float(getattr(self, f"{side}_max"))
         if name == "median":
-            return histogram_median(hist, exact_max)
-        return histogram_quantile(hist, q, exact_max)
+            return histogram_median(cumulative, exact_max)
+        return histogram_quantile(cumulative, q, exact_max)
 
     @property
     def quantiles_exact(self) -> bool:

@@ -37,25 +37,25 @@ def sample_positions(chunk: int) -> np.ndarray:
     return positions
 
 
-def histogram_quantile(hist: np.ndarray, q: float, exact_max: float) -> float:
+def histogram_quantile(cumulative: np.ndarray, q: float, exact_max: float) -> float:
     """Quantile with NumPy's linear interpolation, each element replaced by its bin's middle
-    (so, as ``np.quantile``, NaN where it interpolates between two infinities)."""
-    low, high, fraction = _neighbours(hist, q, exact_max)
+    (so, as ``np.quantile``, NaN where it interpolates between two infinities).
+    ``cumulative`` is the histogram's ``np.cumsum``, computed once for every statistic."""
+    low, high, fraction = _neighbours(cumulative, q, exact_max)
     return low + (high - low) * fraction
 
 
-def histogram_median(hist: np.ndarray, exact_max: float) -> float:
+def histogram_median(cumulative: np.ndarray, exact_max: float) -> float:
     """Median as ``np.median`` takes it (what Polygraphy calls): the mean of the two middle
     elements, so an infinite middle element gives inf, not the NaN of interpolation."""
-    low, high, _ = _neighbours(hist, 0.5, exact_max)
+    low, high, _ = _neighbours(cumulative, 0.5, exact_max)
     return (low + high) / 2
 
 
-def _neighbours(hist: np.ndarray, q: float, exact_max: float) -> tuple[float, float, float]:
+def _neighbours(cumulative: np.ndarray, q: float, exact_max: float) -> tuple[float, float, float]:
     """The elements just below and above quantile ``q``'s position, and how far between."""
-    position = (int(hist.sum()) - 1) * q
+    position = (int(cumulative[-1]) - 1) * q
     below, above = math.floor(position), math.ceil(position)
-    cumulative = np.cumsum(hist)
     low = _bin_value(int(np.searchsorted(cumulative, below, side="right")), exact_max)
     high = _bin_value(int(np.searchsorted(cumulative, above, side="right")), exact_max)
     return low, high, position - below
