@@ -6,6 +6,7 @@ Dtypes follow onnx's own mapping: ``bfloat16`` and the float8/int4 types map to 
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import TYPE_CHECKING
 
@@ -79,10 +80,37 @@ def _graph_of(model: onnx.ModelProto | str | os.PathLike[str]) -> tuple[onnx.Gra
         if not model.HasField("graph"):
             raise ModelError("the in-memory ONNX model has no graph")
         return model.graph, "the model"
-    # Metadata needs only the graph's structure: skip reading the weights.
+    path = os.fspath(model)
+    try:
+        stat = os.stat(path)
+    except OSError:
+        stat = None
+    if stat is None or not os.path.isfile(path):
+        from pytest_polygraphy.models.io import load_model
+
+        # raises the ModelError naming the file
+        return load_model(path, load_external_data=False).graph, path
+    version = (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    return _file_structure(os.path.abspath(path), version), path
+
+
+@functools.lru_cache(maxsize=64)
+def _file_structure(path: str, version: tuple[int, int, int, int]) -> onnx.GraphProto:
+    """The inputs, outputs and initializer names of the model file at ``path``, as it was
+    at that ``version`` (device, inode, size, modification time): all the metadata
+    functions read. Kept per file, so that a test's runners, settings and feeds do not
+    each parse the file again (a model test asked for its metadata five times); a
+    rewritten or replaced file is read again. The weights are never read, embedded ones
+    not kept."""
     from pytest_polygraphy.models.io import load_model
 
-    return load_model(model, load_external_data=False).graph, os.fspath(model)
+    graph = load_model(path, load_external_data=False).graph
+    structure = onnx.GraphProto()
+    structure.input.extend(graph.input)
+    structure.output.extend(graph.output)
+    for initializer in graph.initializer:
+        structure.initializer.add().name = initializer.name
+    return structure
 
 
 def input_metadata(model: onnx.ModelProto | str | os.PathLike[str]) -> TensorMetadata:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import ml_dtypes
@@ -18,6 +19,7 @@ from pytest_polygraphy.models import (
     np_to_onnx_dtype,
     onnx_to_np_dtype,
     output_metadata,
+    output_names,
 )
 from tests.models import builders
 
@@ -120,3 +122,35 @@ def test_symbolic_dims_survive_shape_inference() -> None:
     dims = value_info["mm"].type.tensor_type.shape.dim
     assert [d.dim_param or d.dim_value for d in dims] == ["batch", 4]
     assert onnx.checker.check_model(inferred) is None
+
+
+def test_a_model_file_is_parsed_once_for_its_metadata_until_it_changes(
+    tmp_path, monkeypatch
+) -> None:
+    """Asking a file's metadata again does not parse it again; a file rewritten in place
+    (other size) or replaced (other inode) is read anew, never answered from the cache."""
+    from pytest_polygraphy.models import io as model_io
+
+    loads = []
+    real_load = model_io.load_model
+    monkeypatch.setattr(
+        model_io, "load_model", lambda *a, **k: loads.append(a[0]) or real_load(*a, **k)
+    )
+    path = tmp_path / "m.onnx"
+
+    def model(name: str, inputs: int) -> onnx.ModelProto:
+        xs = [builders.float_input(f"{name}{i}", [2]) for i in range(inputs)]
+        node = helper.make_node("Sum", [x.name for x in xs], ["y"], name="sum")
+        return builders.make_model([node], xs, [builders.float_input("y", [2])], [])
+
+    onnx.save(model("a", 1), str(path))
+    assert list(input_metadata(path)) == ["a0"]
+    assert list(input_metadata(str(path))) == ["a0"] and output_names(path) == ["y"]
+    assert len(loads) == 1
+    onnx.save(model("b", 2), str(path))  # rewritten in place, larger
+    assert list(input_metadata(path)) == ["b0", "b1"]
+    replacement = tmp_path / "other.onnx"
+    onnx.save(model("c", 2), str(replacement))  # the same size as the file it replaces
+    os.replace(replacement, path)
+    assert list(input_metadata(path)) == ["c0", "c1"]
+    assert len(loads) == 3
