@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import os
+from stat import S_ISREG
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -85,7 +86,7 @@ def _graph_of(model: onnx.ModelProto | str | os.PathLike[str]) -> tuple[onnx.Gra
         stat = os.stat(path)
     except OSError:
         stat = None
-    if stat is None or not os.path.isfile(path):
+    if stat is None or not S_ISREG(stat.st_mode):
         from pytest_polygraphy.models.io import load_model
 
         # raises the ModelError naming the file
