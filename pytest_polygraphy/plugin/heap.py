@@ -60,15 +60,15 @@ COLLECT_MODULE = "pytest_polygraphy.plugin.collect"
 _frozen = False
 
 
-def freeze_long_lived(session: pytest.Session) -> bool:
+def freeze_long_lived(session: pytest.Session) -> None:
     """Collect, import the collected tests' modules, and freeze (see the module
-    docstring). Once per process; returns whether this call froze."""
+    docstring). Once per process."""
     global _frozen
     if _frozen or session.config.option.collectonly:
-        return False
+        return
     backends = _backends(session.items, session.config)
     if backends is None:
-        return False
+        return
     _frozen = True
     enabled = gc.isenabled()
     gc.collect()
@@ -81,7 +81,6 @@ def freeze_long_lived(session: pytest.Session) -> bool:
     finally:
         if enabled:
             gc.enable()
-    return True
 
 
 def _backends(items: Iterable[pytest.Item], config: pytest.Config) -> list[str] | None:
