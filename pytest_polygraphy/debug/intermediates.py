@@ -1,7 +1,9 @@
 """Reference values of a model's tensors, for every input sample, computed once per session.
 
-The reference backend runs the full model with the tensors a cut may need marked as
-outputs (``GraphIndex.needed_values``), sample by sample. The values stay in memory up to
+The reference backend runs the full model once per sample and returns the values of the
+tensors a cut may need (``GraphIndex.needed_values``): a backend that can return any
+tensor by name does so on the model as it is (onnx's reference evaluator: the test's own
+runner), others run it with those tensors marked as outputs. The values stay in memory up to
 ``memory_limit`` bytes; past it, each further sample's values go to ``.npy`` files in the
 session's folder and are read back memory-mapped, so memory stays bounded whatever the
 model and the number of samples.
@@ -16,8 +18,11 @@ from typing import Any
 
 import numpy as np
 
-#: Runs a model on feeds and yields each feed's outputs, ``{name: array}``.
-RunModel = Callable[[Any, Iterable[Mapping[str, np.ndarray]]], Iterable[Mapping[str, Any]]]
+#: Runs the session's model on each feed and yields that feed's values of the named
+#: tensors (inputs, intermediates or outputs), ``{name: array}``.
+ReferenceValues = Callable[
+    [Sequence[str], Iterable[Mapping[str, np.ndarray]]], Iterable[Mapping[str, Any]]
+]
 
 DEFAULT_MEMORY_LIMIT = 1 << 30
 
@@ -35,16 +40,16 @@ class Intermediates:
     @classmethod
     def compute(
         cls,
-        run: RunModel,
-        marked_model: Any,
+        run: ReferenceValues,
+        names: Sequence[str],
         feeds: Iterable[Mapping[str, Any]],
         folder: Path,
         memory_limit: int = DEFAULT_MEMORY_LIMIT,
     ) -> Intermediates:
-        """Run ``marked_model`` on every feed and keep the feeds and every output."""
+        """Run the model on every feed and keep the feeds and the values of ``names``."""
         store = cls(folder, memory_limit)
         feeds = list(feeds)  # the feeds are kept as the values of the graph inputs anyway
-        for feed, outputs in zip(feeds, run(marked_model, feeds), strict=True):
+        for feed, outputs in zip(feeds, run(names, feeds), strict=True):
             store.add({**{k: np.asarray(v) for k, v in feed.items()}, **outputs})
         return store
 

@@ -5,8 +5,9 @@ It knows ONNX and numpy, never pytest: the caller hands it
 - ``check(variant)``, which runs the failing test once with the variant's model and feeds
   in place of its own (``None``: the test unchanged) and says whether it failed the same
   way (``CheckOutcome``, see ``session``);
-- ``run_reference(model, feeds)``, the test's reference backend at fp32, which computes the
-  real value of every tensor a cut may need, once, for every sample.
+- ``run_reference(names, feeds)``, the test's reference backend at fp32, which computes the
+  real value of every tensor a cut may need in the session's model, once, for every
+  sample.
 
 Steps: confirm the failure, compute the reference values, search
 (``search.reduce_block``), then write ``minimal_failing/`` (an ONNX test-case folder that
@@ -39,7 +40,11 @@ import onnx
 
 from pytest_polygraphy.debug.artifacts import read_test_case, write_test_case
 from pytest_polygraphy.debug.blocks import Cut, GraphIndex, relax_dims
-from pytest_polygraphy.debug.intermediates import DEFAULT_MEMORY_LIMIT, Intermediates, RunModel
+from pytest_polygraphy.debug.intermediates import (
+    DEFAULT_MEMORY_LIMIT,
+    Intermediates,
+    ReferenceValues,
+)
 from pytest_polygraphy.debug.search import Nodes, Verdict, reduce_block
 from pytest_polygraphy.debug.session import (
     Check,
@@ -119,7 +124,7 @@ class ReduceSession(DebugSession):
         feeds: Iterable[Mapping[str, Any]],
         *,
         check: Check,
-        run_reference: RunModel,
+        run_reference: ReferenceValues,
         folder: Path,
         options: ReduceOptions | None = None,
         log: Callable[[str], None] = lambda line: None,
@@ -175,7 +180,7 @@ class ReduceSession(DebugSession):
         )
 
     def _run(self) -> SessionResult:
-        from pytest_polygraphy.models import load_model, mark_outputs, model_hash
+        from pytest_polygraphy.models import load_model, model_hash
 
         model = load_model(self.model)
         self.model_key = model_hash(model)
@@ -189,10 +194,11 @@ class ReduceSession(DebugSession):
             return confirmed
         if n == 0:
             return self._result("error", "cannot reduce: the model has no compute nodes")
-        marked = mark_outputs(model, index.needed_values())
+        outputs = [value.name for value in model.graph.output]
+        needed = list(dict.fromkeys([*index.needed_values(), *outputs]))
         self.values = Intermediates.compute(
             self.run_reference,
-            marked,
+            needed,
             self.feeds,
             self.folder / "values",
             self.options.memory_limit,

@@ -648,18 +648,31 @@ class ItemCheck:
         return loader
 
     def _reference_runner(self, context: DebugContext) -> Any:
-        from pytest_polygraphy.plugin.backends import FULL_PRECISION, build_runner
+        """The session's ``run_reference``: the test's reference backend at fp32, on the
+        test's model. onnx's reference evaluator returns any tensor by name, so the
+        reference runner the test itself ran answers (it is cached, and still active);
+        another backend gets a new runner on a copy of the model with the tensors marked
+        as outputs."""
+        from pytest_polygraphy.models import load_model, mark_outputs
+        from pytest_polygraphy.plugin.backends import FULL_PRECISION, build_runner, runner_cache
 
         settings = context.settings
         backend = settings.reference
         if backend == "golden":
             backend = self.options.backends[0]
 
-        def run(model: Any, feeds: Any) -> Iterator[dict[str, Any]]:
-            runner = build_runner(backend, model, FULL_PRECISION, settings, self.options)
-            with runner:
+        def run(names: Sequence[str], feeds: Any) -> Iterator[dict[str, Any]]:
+            if backend == "onnxref":
+                runner = runner_cache(self.config).get(
+                    backend, context.model, FULL_PRECISION, settings
+                )
                 for feed in feeds:
-                    yield runner.infer(feed)
+                    yield runner.infer(feed, output_names=names)
+                return
+            marked = mark_outputs(load_model(context.model), names)
+            with build_runner(backend, marked, FULL_PRECISION, settings, self.options) as runner:
+                for feed in feeds:
+                    yield runner.infer(feed, output_names=names)
 
         return run
 

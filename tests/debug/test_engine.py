@@ -19,7 +19,7 @@ from pytest_polygraphy.debug.blocks import GraphIndex
 from pytest_polygraphy.debug.intermediates import Intermediates
 from pytest_polygraphy.debug.journal import Journal, JournalEntry, read_journal
 from pytest_polygraphy.files import current_umask
-from pytest_polygraphy.models import convert_to_fp16
+from pytest_polygraphy.models import convert_to_fp16, mark_outputs
 from tests.debug import models
 
 
@@ -128,9 +128,11 @@ class Fp16Check:
 
 
 def _session(tmp_path: Path, check: Fp16Check, **kwargs) -> ReduceSession:
-    def reference(model, feeds):
+    def reference(names, feeds):
+        marked = mark_outputs(check.model, names)
         for feed in feeds:
-            yield _ort(model, feed)
+            outputs = _ort(marked, feed)
+            yield {name: outputs[name] for name in names}
 
     return ReduceSession(
         "chain",

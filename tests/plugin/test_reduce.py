@@ -341,6 +341,39 @@ def test_variants_do_not_overwrite_the_tests_saved_inputs_and_outputs(tmp_path: 
         assert {key.split("/")[-1] for key in saved.files} - {"__pytest_polygraphy__"} == {"y"}
 
 
+RUNNER_CONFTEST = """
+import json
+import os
+
+from pytest_polygraphy.runners.onnxref import OnnxrefRunner
+
+_activate = OnnxrefRunner._activate
+
+
+def _recording(self):
+    with open("activations.jsonl", "a") as out:
+        out.write(json.dumps([self.name, isinstance(self.model, (str, os.PathLike))]) + "\\n")
+    _activate(self)
+
+
+OnnxrefRunner._activate = _recording
+"""
+
+
+def test_the_reference_values_come_from_the_tests_own_reference_runner(tmp_path: Path) -> None:
+    """onnx's evaluator returns any tensor by name: the session asks the fp32 runner the
+    test ran (still active) for the cut points' values, builds no runner on a marked copy
+    of the model, and still finds the planted node."""
+    models.chain(path=tmp_path / "chain.onnx")
+    (tmp_path / "conftest.py").write_text(RUNNER_CONFTEST)
+    run = run_pytest(tmp_path, "chain.onnx", *ARGS)
+    assert session(run, "chain.onnx::accuracy[fp16]")["nodes"] == PLANTED
+    lines = (tmp_path / "activations.jsonl").read_text().splitlines()
+    activations = [json.loads(line) for line in lines]
+    fp32 = [from_file for name, from_file in activations if name == "onnxref"]
+    assert fp32 and all(fp32), activations  # the test's model, then each variant's file
+
+
 def test_a_passing_test_runs_once_and_nothing_is_written(tmp_path: Path) -> None:
     models.chain(path=tmp_path / "chain.onnx")
     run = run_pytest(tmp_path, "chain.onnx", "--onnxref", "--onnxrt", "--polygraphy-reduce")
