@@ -87,6 +87,11 @@ class Fp16RangeWarning(UserWarning):
 
 def to_fp16_array(values: np.ndarray, name: str) -> tuple[np.ndarray, Fp16RangeIssue | None]:
     """``values`` as float16, out-of-range magnitudes clamped to 65504, and what did not fit."""
+    if np.abs(values).max(initial=0.0) <= FP16_MAX:  # false with NaN
+        # every value fits: a plain conversion, unless some non-zero values became zero
+        converted = values.astype(np.float16)
+        if np.count_nonzero(converted) == np.count_nonzero(values):
+            return converted, None
     finite = np.isfinite(values)
     too_large = finite & (np.abs(values) > FP16_MAX)
     converted = np.clip(values, -FP16_MAX, FP16_MAX, where=finite, out=values.copy())

@@ -9,6 +9,9 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 from onnx import TensorProto, helper, numpy_helper
 
 from pytest_polygraphy.errors import ModelError
@@ -18,6 +21,7 @@ from pytest_polygraphy.models import (
     input_metadata,
     output_metadata,
 )
+from pytest_polygraphy.models.fp16 import to_fp16_array
 from tests.models import builders
 from tests.models.helpers import run_ort, run_reference
 
@@ -259,6 +263,36 @@ def test_constant_nodes_convert_the_same_every_time(size: int) -> None:
     copy = numpy_helper.to_array(constants["big__fp16"].attribute[0].t)
     assert copy.dtype == np.float16 and copy[0] == 65504 and copy[1] == 0
     assert numpy_helper.to_array(constants["big"].attribute[0].t).dtype == np.float32
+
+
+_EDGES = [0.0, -0.0, 1.0, 65504.0, 65519.0, 65520.0, 1e5, 2.0**-24, 2.0**-25, 2.0**-26, 1e-9]
+_EDGES += [np.inf, -np.inf, np.nan, float(np.finfo(np.float32).max)]
+
+
+@given(
+    hnp.arrays(
+        np.float32,
+        hnp.array_shapes(min_dims=0, max_dims=2, min_side=0, max_side=6),
+        elements=st.one_of(st.floats(width=32), st.sampled_from(_EDGES).map(np.float32)),
+    )
+)
+def test_to_fp16_array_clamps_and_counts_as_specified(values: np.ndarray) -> None:
+    """Finite magnitudes above 65504 become +-65504 and count as overflow; non-zero values
+    that become zero count as underflow; everything else is numpy's own conversion
+    (NaN and infinities included), whichever path the function takes."""
+    finite = np.isfinite(values)
+    with np.errstate(all="ignore"):
+        expected = np.where(finite, np.clip(values, -65504, 65504), values).astype(np.float16)
+    converted, issue = to_fp16_array(values.copy(), "t")
+    np.testing.assert_array_equal(converted.view(np.uint16), expected.view(np.uint16))
+    assert converted.shape == values.shape and converted.dtype == np.float16
+    overflow = int(np.count_nonzero(finite & (np.abs(values) > 65504)))
+    underflow = int(np.count_nonzero((values != 0) & (expected == 0)))
+    if overflow or underflow:
+        assert issue is not None and (issue.overflow, issue.underflow) == (overflow, underflow)
+        assert issue.size == values.size
+    else:
+        assert issue is None
 
 
 def test_in_range_models_emit_no_warning() -> None:
