@@ -267,9 +267,7 @@ def _conv(
     # float16 sums in float32 (``_sums``): the input converted once, not each window copy
     in_float32 = _sums_win(x.dtype, w.dtype, w.shape[0] * positions)
     source = _widen(x) if in_float32 else x
-    padded = np.pad(
-        source, [(0, 0), (0, 0), *((pads[i], pads[i + spatial]) for i in range(spatial))]
-    )
+    padded = _zero_padded(source, pads)
     windows = sliding_window_view(padded, kernel, axis=tuple(range(2, 2 + spatial)))
     windows = windows[(slice(None), slice(None), *(slice(None, None, s) for s in strides))]
     # rows: channel-major then kernel offset; columns: sample-major then output position
@@ -289,6 +287,22 @@ def _conv(
     if b is not None:
         product = _binary(np.add, product, b if b.size == 1 else b.reshape(1, -1, *([1] * spatial)))
     return product.astype(x.dtype, copy=False)
+
+
+def _zero_padded(x: Any, pads: list[int]) -> Any:
+    """``x`` with ``pads`` (ONNX order: every spatial axis's start, then every end) zeros
+    around its spatial axes, as ``np.pad`` makes it; ``x`` itself when there are none."""
+    import numpy as np
+
+    if not any(pads):
+        return x
+    spatial = x.ndim - 2
+    starts, ends = pads[:spatial], pads[spatial:]
+    shape = (*x.shape[:2], *(n + a + b for n, a, b in zip(x.shape[2:], starts, ends, strict=True)))
+    padded = np.zeros(shape, dtype=x.dtype)
+    inner = (slice(a, a + n) for n, a in zip(x.shape[2:], starts, strict=True))
+    padded[(slice(None), slice(None), *inner)] = x
+    return padded
 
 
 def _sums_win(left: Any, right: Any, outputs: int) -> bool:
