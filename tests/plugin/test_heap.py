@@ -1,6 +1,6 @@
-"""The long-lived heap is frozen once the tests are collected (``plugin.heap``): after one
-full collection, with the collected tests' backend modules imported, once per process, and
-only in a session that runs one of the plugin's tests.
+"""The long-lived heap is frozen once the tests are collected (``plugin.heap``): after a
+collection of the young generations, with the collected tests' backend modules imported,
+once per process, and only in a session that runs one of the plugin's tests.
 
 Each scenario runs pytest in a subprocess (the freeze happens once per process). Its
 conftest stops automatic collections (by threshold, the collector left enabled) and makes
