@@ -332,16 +332,19 @@ class _Converter:
     def constant_node(self, name: str, target: str) -> onnx.NodeProto:
         """A Constant node producing ``target``: the float16 version of Constant ``name``."""
         node = self.constant_nodes[name]
+        result = onnx.NodeProto(op_type="Constant", output=[target])
+        if node.name:
+            result.name = node.name if target == node.output[0] else f"{node.name}_fp16"
+        value = result.attribute.add(name="value", type=onnx.AttributeProto.TENSOR)
         if node.ByteSize() > _CACHED_CONSTANT_BYTES:
             tensor, issue = _fp16_value(node)
+            value.t.CopyFrom(tensor)
         else:
             data, issue = _CONSTANTS.converted(node)
-            tensor = onnx.TensorProto()
-            tensor.ParseFromString(data)
+            value.t.ParseFromString(data)
+        value.t.name = target
         self.issues.extend([issue] if issue is not None else [])
-        tensor.name = target
-        name = node.name if target == node.output[0] or not node.name else f"{node.name}_fp16"
-        return onnx.helper.make_node("Constant", [], [target], name=name, value=tensor)
+        return result
 
     def retarget_attributes(self, node: onnx.NodeProto, plan: _NodePlan) -> None:
         """Make attributes that choose a float32 output type choose float16."""
