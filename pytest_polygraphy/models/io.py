@@ -12,7 +12,7 @@ import hashlib
 import os
 import tempfile
 from collections.abc import Iterator
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import onnx
 from google.protobuf.message import DecodeError
@@ -83,6 +83,22 @@ def _external_file(tensor: onnx.TensorProto, base_dir: str, model_path: str) -> 
             f"(needed by model {model_path!r}) does not exist"
         )
     return path
+
+
+def copy_fields(target: Any, source: Any, skip: tuple[str, ...]) -> None:
+    """Copy every set field of the message ``source`` into ``target`` except those named in
+    ``skip``: how a model is copied without the parts a caller rebuilds (its weights, its
+    nodes), which a whole ``CopyFrom`` would copy first for nothing."""
+    for field, value in source.ListFields():
+        if field.name in skip:
+            continue
+        current = getattr(target, field.name)
+        if hasattr(current, "extend"):  # a repeated field
+            current.extend(value)
+        elif hasattr(current, "CopyFrom"):  # a message
+            current.CopyFrom(value)
+        else:
+            setattr(target, field.name, value)
 
 
 def load_model(

@@ -9,12 +9,12 @@ from __future__ import annotations
 import os
 import tempfile
 import warnings
-from typing import Any
 
 import onnx
 
 from pytest_polygraphy.errors import ModelError
 from pytest_polygraphy.models import io
+from pytest_polygraphy.models.io import copy_fields
 
 
 def infer_shapes(model: onnx.ModelProto | str | os.PathLike[str]) -> onnx.ModelProto:
@@ -74,19 +74,6 @@ def _bare(tensor: onnx.TensorProto) -> onnx.TensorProto:
     return bare
 
 
-def _copy_fields(target: Any, source: Any, skip: tuple[str, ...]) -> None:
-    for field, value in source.ListFields():
-        if field.name in skip:
-            continue
-        current = getattr(target, field.name)
-        if hasattr(current, "extend"):  # a repeated field
-            current.extend(value)
-        elif hasattr(current, "CopyFrom"):  # a message
-            current.CopyFrom(value)
-        else:
-            setattr(target, field.name, value)
-
-
 def _without_weights(proto: onnx.ModelProto) -> onnx.ModelProto:
     """``proto``, or a copy whose main graph's weights are bare (see
     ``inferred_value_infos``); ``proto`` itself is not changed."""
@@ -102,8 +89,8 @@ def _without_weights(proto: onnx.ModelProto) -> onnx.ModelProto:
     ):
         return proto
     skeleton = onnx.ModelProto()
-    _copy_fields(skeleton, proto, ("graph",))
-    _copy_fields(skeleton.graph, graph, ("initializer", "node"))
+    copy_fields(skeleton, proto, ("graph",))
+    copy_fields(skeleton.graph, graph, ("initializer", "node"))
     skeleton.graph.initializer.extend(
         _bare(init) if _is_weight(init) else init for init in graph.initializer
     )
@@ -112,11 +99,11 @@ def _without_weights(proto: onnx.ModelProto) -> onnx.ModelProto:
             skeleton.graph.node.append(node)
             continue
         copy = skeleton.graph.node.add()
-        _copy_fields(copy, node, ("attribute",))
+        copy_fields(copy, node, ("attribute",))
         for attr in node.attribute:
             kept = copy.attribute.add()
             if attr.HasField("t") and _is_weight(attr.t):
-                _copy_fields(kept, attr, ("t",))
+                copy_fields(kept, attr, ("t",))
                 kept.t.CopyFrom(_bare(attr.t))
             else:
                 kept.CopyFrom(attr)

@@ -1,5 +1,5 @@
-"""The ``onnxref`` runner's ``Conv``, ``MaxPool``, float16 arithmetic and float16
-``BatchNormalization`` give onnx's own kernels' results byte for byte (infinities and
+"""The ``onnxref`` runner's ``Conv``, ``MaxPool``, ``Constant``, float16 arithmetic and
+float16 ``BatchNormalization`` give onnx's own kernels' results byte for byte (infinities and
 signed zeros included; NaN where onnx has NaN), in numpy's memory layout, on generated
 attributes, both float dtypes, and values with NaN, infinities and zeros of both signs
 mixed in; and where they hand over to onnx's kernels, the result is onnx's."""
@@ -403,3 +403,60 @@ def test_the_runner_runs_float16_arithmetic_and_frees_its_evaluator_at_once() ->
         assert evaluator() is None
     finally:
         gc.enable()
+
+
+@pytest.mark.parametrize(
+    "attribute",
+    [
+        {"value": numpy_helper.from_array(np.array([[1.5, -0.0], [np.nan, 3.0]], np.float32))},
+        {"value": numpy_helper.from_array(np.array([7, 8], np.int64))},
+        {"value_float": 2.5},
+        {"value_floats": [1.0, 2.0]},
+        {"value_int": 3},
+        {"value_ints": [4, 5, 6]},
+    ],
+    ids=lambda attribute: next(iter(attribute)),
+)
+@pytest.mark.parametrize("opset", [9, 11, 13, 18])
+def test_constant_is_onnx_constant_at_every_run(attribute: dict[str, Any], opset: int) -> None:
+    """The same values and dtype as onnx's ``Constant`` of the model's opset, at the first
+    run and every later one (the same array object each time, as onnx's kernel gives)."""
+    if opset < 12 and "value" not in attribute:
+        pytest.skip("value_float and the like came with opset 12")
+    node = helper.make_node("Constant", [], ["c"], **attribute)
+    add = helper.make_node("Identity", ["c"], ["y"])
+    graph = helper.make_graph(
+        [node, add], "constant", [], [helper.make_tensor_value_info("y", 0, None)]
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 7
+    from pytest_polygraphy.runners.onnxref_ops import constant
+
+    theirs = ReferenceEvaluator(model)
+    ours = ReferenceEvaluator(model, new_ops=[constant()])
+    first = ours.run(["c"], {})
+    for _ in range(2):
+        _assert_same_bytes(theirs.run(None, {}), ours.run(None, {}))
+    assert ours.run(["c"], {})[0] is first[0]
+
+
+def test_a_constant_from_a_function_attribute_takes_each_calls_value() -> None:
+    """A Constant whose value is its function's attribute (``ref_attr_name``) gives each
+    call's value: one evaluator serves every call of a function."""
+    from pytest_polygraphy.runners.onnxref_ops import constant
+
+    inner = helper.make_node("Constant", [], ["k"])
+    inner.attribute.append(
+        onnx.AttributeProto(
+            name="value_float", ref_attr_name="scale", type=onnx.AttributeProto.FLOAT
+        )
+    )
+    mul = helper.make_node("Mul", ["x", "k"], ["y"])
+    function = helper.make_function(
+        "local", "Scale", ["x"], ["y"], [inner, mul], [helper.make_opsetid("", 18)], ["scale"]
+    )
+    evaluator = ReferenceEvaluator(function, new_ops=[constant()])
+    x = np.array([1.0, -2.0], np.float32)
+    for scale in (2.0, 3.0):
+        (y,) = evaluator.run(None, {"x": x}, attributes={"scale": scale})
+        np.testing.assert_array_equal(y, x * np.float32(scale))
