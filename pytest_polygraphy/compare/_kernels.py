@@ -91,9 +91,9 @@ def diff_stats(actual: np.ndarray, expected: np.ndarray, spec: DiffSpec) -> Diff
     chunk = max(1, min(CHUNK_SIZE, total))
 
     contiguous = actual.flags.c_contiguous and expected.flags.c_contiguous
-    threads = max(1, min(MAX_THREADS, os.cpu_count() or 1))
-    if not contiguous or total < PARALLEL_MIN_SIZE:
-        threads = 1
+    threads = 1
+    if contiguous and total >= PARALLEL_MIN_SIZE:  # os.cpu_count() reads /proc: ask it here
+        threads = max(1, min(MAX_THREADS, os.cpu_count() or 1))
 
     sample = sample_positions(chunk) if total > HIST_SAMPLE_FROM else None
 
