@@ -32,7 +32,7 @@ import warnings
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import onnx
@@ -40,6 +40,7 @@ from onnx import numpy_helper
 
 from pytest_polygraphy.errors import ModelError
 from pytest_polygraphy.models import io
+from pytest_polygraphy.models.io import copy_fields
 from pytest_polygraphy.models.nodes import check_node_names, node_id, with_stable_names
 from pytest_polygraphy.models.shapes import elem_type_of, inferred_value_infos
 from pytest_polygraphy.models.subgraph import node_subgraphs, outer_scope_names
@@ -161,20 +162,20 @@ class _Converter:
             (op.version for op in model.opset_import if op.domain in _DEFAULT_DOMAINS), 1
         )
         self.known = inferred_value_infos(model)
-        untyped = dict.fromkeys(
-            name
-            for node in self.graph.node
-            for name in [*node.input, *node.output]
-            if name and name not in self.known
-        )
+        used: dict[str, None] = {}  # every tensor name the nodes read or write, in order
+        for node in self.graph.node:
+            used.update(dict.fromkeys(node.input))
+            used.update(dict.fromkeys(node.output))
+        untyped = [name for name in used if name and name not in self.known]
         if untyped:
-            self.known.update(_runtime_types(model, list(untyped)))
+            self.known.update(_runtime_types(model, untyped))
+        #: element type by tensor name (None: not a tensor, or no element type)
+        self.types = {name: elem_type_of(value) for name, value in self.known.items()}
         self.issues: list[Fp16RangeIssue] = []
         self.extra_initializers: list[onnx.TensorProto] = []
         # (original name, element type) -> name of the tensor holding that version
         self.versions: dict[tuple[str, int], str] = {}
-        self.names = {name for node in self.graph.node for name in [*node.input, *node.output]}
-        self.names |= set(self.known)
+        self.names = set(used) | set(self.known)
         inputs = {value.name for value in self.graph.input}
         # float32 constants, which get float16 copies instead of Casts
         self.initializers = {
@@ -189,7 +190,7 @@ class _Converter:
             and node.domain in _DEFAULT_DOMAINS
             and len(node.attribute) == 1
             and node.attribute[0].name in ("value", "value_float", "value_floats")
-            and elem_type_of(self.known.get(node.output[0])) == FLOAT
+            and self.types.get(node.output[0]) == FLOAT
         }
         # tensors whose own name must stay float32: outputs, and names subgraphs read
         self.keep_name = {value.name for value in self.graph.output}
@@ -198,29 +199,42 @@ class _Converter:
                 self.keep_name |= outer_scope_names(subgraph)
 
     def elem_type(self, name: str, node: onnx.NodeProto) -> int | None:
-        value = self.known.get(name)
-        if value is None:
+        try:
+            return self.types[name]
+        except KeyError:
             raise ModelError(
                 f"cannot convert to fp16: shape inference found no type for tensor {name!r} "
                 f"(read or written by node {node.name!r}, op {node.op_type})"
-            )
-        return elem_type_of(value)
+            ) from None
+
+    def float_positions(
+        self, names: Sequence[str], node: onnx.NodeProto
+    ) -> tuple[dict[int, int], bool]:
+        """The positions of ``names`` that hold float32 tensors (as ``{index: FLOAT}``),
+        and whether any named one is not a tensor."""
+        floats: dict[int, int] = {}
+        untyped = False
+        for index, name in enumerate(names):
+            if name:
+                elem_type = self.elem_type(name, node)
+                if elem_type == FLOAT:
+                    floats[index] = FLOAT
+                elif elem_type is None:
+                    untyped = True
+        return floats, untyped
 
     def plan(self, node: onnx.NodeProto) -> _NodePlan:
-        in_types = {i: self.elem_type(n, node) for i, n in enumerate(node.input) if n}
-        out_types = {i: self.elem_type(n, node) for i, n in enumerate(node.output) if n}
-        plan = _NodePlan(
-            {i: FLOAT for i, t in in_types.items() if t == FLOAT},
-            {i: FLOAT for i, t in out_types.items() if t == FLOAT},
-        )
+        inputs, untyped_input = self.float_positions(node.input, node)
+        outputs, untyped_output = self.float_positions(node.output, node)
+        plan = _NodePlan(inputs, outputs)
         if (
             node.name in self.block
             or (self.only is not None and node.name not in self.only)
             or node.domain not in _DEFAULT_DOMAINS
             or node.op_type == "Constant"
             or any(True for _ in node_subgraphs(node))
-            or None in in_types.values()
-            or None in out_types.values()
+            or untyped_input
+            or untyped_output
         ):
             return plan
         positions = _fp16_positions(
@@ -260,15 +274,24 @@ class _Converter:
             else:
                 self.versions[(name, FLOAT)] = name
 
-        new_nodes: list[onnx.NodeProto] = []
+        # the new model's nodes are written in place: a node appended is a node copied
+        result = onnx.ModelProto()
+        copy_fields(result, self.model, ("graph",))
+        copy_fields(result.graph, self.graph, ("node", "initializer", "value_info"))
+        new_nodes = result.graph.node
         for node, plan in zip(self.graph.node, plans, strict=True):
             if node.op_type == "Constant" and node.output[0] in in_place:
                 new_nodes.append(self.constant_node(node.output[0], node.output[0]))
                 continue
-            converted = onnx.NodeProto()
+            # the Casts and copies a node reads go before it
+            inputs = {
+                index: self.version(node.input[index], want, new_nodes)
+                for index, want in plan.inputs.items()
+            }
+            converted = new_nodes.add()
             converted.CopyFrom(node)
-            for index, want in plan.inputs.items():
-                converted.input[index] = self.version(node.input[index], want, new_nodes)
+            for index, name in inputs.items():
+                converted.input[index] = name
             late_casts = []
             for index, produced in plan.outputs.items():
                 name = node.output[index]
@@ -280,7 +303,6 @@ class _Converter:
                 self.versions[(name, produced)] = converted.output[index]
             if plan.runs_fp16:
                 self.retarget_attributes(converted, plan)
-            new_nodes.append(converted)
             new_nodes.extend(late_casts)
 
         initializers = []
@@ -290,9 +312,9 @@ class _Converter:
             else:
                 initializers.append(init)
         initializers.extend(self.extra_initializers)
-        return self.assemble(new_nodes, initializers)
+        return self.assemble(result, initializers)
 
-    def version(self, name: str, want: int, new_nodes: list[onnx.NodeProto]) -> str:
+    def version(self, name: str, want: int, new_nodes: Any) -> str:
         """The tensor holding ``name`` as ``want``, making it (copy or Cast) on first use."""
         if (name, want) in self.versions:
             return self.versions[(name, want)]
@@ -368,30 +390,25 @@ class _Converter:
             node.attribute.append(onnx.helper.make_attribute("value", zero))
 
     def assemble(
-        self, nodes: list[onnx.NodeProto], initializers: list[onnx.TensorProto]
+        self, result: onnx.ModelProto, initializers: list[onnx.TensorProto]
     ) -> onnx.ModelProto:
-        result = onnx.ModelProto()
-        result.CopyFrom(self.model)
+        """``result`` (the model, its new nodes written) with ``initializers`` and the
+        value_info of every intermediate tensor: its (possibly new) type and its inferred
+        shape."""
         graph = result.graph
-        del graph.node[:]
-        graph.node.extend(nodes)
-        del graph.initializer[:]
         graph.initializer.extend(initializers)
-        del graph.value_info[:]
-        # every intermediate tensor gets its (possibly new) type and its inferred shape
         holders = {holder: key for key, holder in self.versions.items()}
         skip = {value.name for value in [*graph.input, *graph.output]}
         skip |= {init.name for init in initializers}
-        for name in dict.fromkeys(out for node in nodes for out in node.output if out):
+        for name in dict.fromkeys(out for node in graph.node for out in node.output if out):
             original, elem_type = holders.get(name, (name, None))
             if name in skip or original not in self.known:
                 continue
-            value = onnx.ValueInfoProto()
+            value = graph.value_info.add()
             value.CopyFrom(self.known[original])
             value.name = name
             if elem_type is not None:
                 value.type.tensor_type.elem_type = elem_type
-            graph.value_info.append(value)
         return result
 
 
