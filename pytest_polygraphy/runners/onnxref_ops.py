@@ -324,6 +324,8 @@ def _zero_padded(x: Any, pads: list[int]) -> Any:
 
     if not any(pads):
         return x
+    if min(pads) < 0:
+        raise ValueError(f"Conv: pads must not be negative, got {pads}")
     spatial = x.ndim - 2
     starts, ends = pads[:spatial], pads[spatial:]
     shape = (*x.shape[:2], *(n + a + b for n, a, b in zip(x.shape[2:], starts, ends, strict=True)))

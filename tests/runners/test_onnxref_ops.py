@@ -460,3 +460,12 @@ def test_a_constant_from_a_function_attribute_takes_each_calls_value() -> None:
     for scale in (2.0, 3.0):
         (y,) = evaluator.run(None, {"x": x}, attributes={"scale": scale})
         np.testing.assert_array_equal(y, x * np.float32(scale))
+
+
+def test_conv_refuses_negative_pads_as_onnx_does() -> None:
+    x = np.ones((1, 1, 4, 4), np.float32)
+    node = helper.make_node("Conv", ["x", "w"], ["y"], pads=[-1, 0, 0, 0])
+    model = _model(node, x, [np.ones((1, 1, 2, 2), np.float32)])
+    for ops in ([], [conv()]):
+        with pytest.raises(ValueError, match="negative"):
+            ReferenceEvaluator(model, new_ops=ops).run(None, {"x": x})
