@@ -114,7 +114,15 @@ class Comparer:
         try:
             result = self._run_compare(actual, expected)
         except OutputMismatchError as err:
-            self.failures.append(f"{header}: {err}")
+            hint = ""
+            if self.settings.load_outputs is not None and self.settings.selects_outputs:
+                hint = (
+                    f"\n{expected_side or reference_name} holds only the tensors its run "
+                    "saved: save that run with the same output selection "
+                    "(--polygraphy-mark-all, --polygraphy-outputs), or compare the model's "
+                    "outputs alone"
+                )
+            self.failures.append(f"{header}: {err}{hint}")
             self.stopped = self.settings.fail_fast
             return False
         self.compared += len(result)
@@ -182,6 +190,7 @@ class Comparer:
                 self.settings.precision,
                 reducible=self.reducible,
                 mark_all=self.settings.mark_all,
+                expected_from_file=self.settings.load_outputs is not None,
             )
             notes = [*self.diagnoses]
             if self.defaulted_inputs:
@@ -281,7 +290,7 @@ def check_accuracy(
         from pytest_polygraphy.plugin.runresults import load_outputs
 
         try:
-            loaded = load_outputs(settings.load_outputs)
+            loaded = load_outputs(settings.load_outputs, comparer.nodeid)
         except PolygraphyError as err:
             fail_with_error(comparer, err)
         reference = "golden"  # every selected backend is compared with the file's outputs
@@ -518,7 +527,6 @@ def _compare_iterations(
     count = 0
     if loaded is not None:
         expected_side = f"results file {loaded.path}"
-        mark_all = None  # the file holds no intermediates to scan against
     elif golden is not None:
         expected_side = f"golden file {golden.path}"
     else:
@@ -575,7 +583,14 @@ def _compare_iterations(
                 expected_side=expected_side,
             )
             if mark_all is not None and not comparer.stopped:
-                reference = saved[iteration] if saved is not None else reference_runner
+                # a file's iteration is scanned for the tensors it holds, as a golden one
+                reference = (
+                    saved[iteration]
+                    if saved is not None
+                    else expected
+                    if loaded is not None
+                    else reference_runner
+                )
                 mark_all.scan(runner, reference, feed, iteration, matched, reference_name)
             if comparer.stopped:
                 break

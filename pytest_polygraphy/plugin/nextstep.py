@@ -3,7 +3,8 @@
 A comparison failure names its two sides (``expected = onnxref at fp32``, ``actual =
 onnxrt[fp16]``) and ends with the commands that re-run just that test to find the cause:
 ``--polygraphy-mark-all`` for the first tensor that diverges (unless the run already
-compared every tensor), then the debug session that finds the nodes:
+compared every tensor, or its expected outputs come from a results file, which holds only
+the tensors its run saved), then the debug session that finds the nodes:
 ``--polygraphy-precision`` (the nodes to keep in fp32) for a reduced-precision failure
 when the plugin has that option, else ``--polygraphy-reduce`` (the smallest failing
 subgraph). A looser tolerance is mentioned last and never alone: it hides a cause
@@ -62,18 +63,21 @@ def next_steps(
     *,
     reducible: bool = True,
     mark_all: bool | None = None,
+    expected_from_file: bool = False,
 ) -> str:
     """The lines that end a comparison failure (module docstring).
 
     ``reducible``: whether the test takes its model and inputs from the plugin, so a
     debug session can replace them; ``mark_all``: whether every tensor was compared
-    (default: the run's option), in which case the first divergence is already reported.
+    (default: the run's option), in which case the first divergence is already reported;
+    ``expected_from_file``: whether the expected outputs come from a results file
+    (``--polygraphy-load-outputs``), which has no other tensors to compare.
     """
     options = get_options(config)
     if mark_all is None:
         mark_all = options.mark_all
     steps: list[tuple[str, str]] = []
-    if not mark_all:
+    if not mark_all and not expected_from_file:
         steps.append(
             (
                 "find the first tensor that diverges (every intermediate tensor compared; "

@@ -1,7 +1,8 @@
 """A test's inputs and outputs as files, as ``polygraphy run`` writes and reads them:
 ``--polygraphy-save-inputs DIR``, ``--polygraphy-save-outputs DIR`` (one file per test, npz
 or Polygraphy JSON), ``--polygraphy-load-outputs FILE`` (a results file made elsewhere as
-the reference), and the Top-K postprocessing of outputs before they are compared.
+the reference, or the folder a previous run saved, each test reading its own file), and
+the Top-K postprocessing of outputs before they are compared.
 
 Files go into folders this plugin owns: a folder is claimed with a marker file when it is
 new or empty, and a folder that holds other files and no marker is refused, so a user's
@@ -115,11 +116,32 @@ class LoadedOutputs:
         return f"{self.runner} from {self.path.name}"
 
 
-def load_outputs(path: Path) -> LoadedOutputs:
+def load_outputs(path: Path, nodeid: str) -> LoadedOutputs:
     """The first runner's outputs of the results file at ``path`` (Polygraphy compares
-    with the first runner too). InputError naming the file when it holds no runner."""
+    with the first runner too). InputError naming the file when it holds no runner.
+
+    A folder that ``--polygraphy-save-outputs`` wrote (it holds the plugin's marker file)
+    gives each test its own file, ``per_test_path(path, nodeid, "outputs", ...)``, so that
+    the outputs one run saved are compared test by test in the next; InputError naming
+    the file looked for when the test has none there. Any other folder is read whole, its
+    files' iterations in name order (Polygraphy's one file per iteration)."""
     from pytest_polygraphy.data import load_run_results
 
+    if path.is_dir() and (path / OWNER_MARKER).exists():
+        candidates = [per_test_path(path, nodeid, "outputs", fmt) for fmt in ("npz", "json")]
+        found = [candidate for candidate in candidates if candidate.is_file()]
+        if not found:
+            raise InputError(
+                f"{path}: the folder --polygraphy-save-outputs wrote holds no outputs of this "
+                f"test ({candidates[0].name} or {candidates[1].name}); save them with the "
+                "test's own parameters (precision, shapes), or give one results file"
+            )
+        if len(found) > 1:
+            raise InputError(
+                f"{path}: the folder holds this test's outputs twice ({found[0].name} and "
+                f"{found[1].name}); remove one"
+            )
+        path = found[0]
     results = load_run_results(path)
     if not len(results):
         raise InputError(

@@ -351,6 +351,76 @@ def test_load_outputs_with_other_iterations_or_outputs_fails_naming_the_file(
     result.stderr.fnmatch_lines(["*--polygraphy-load-outputs: no such results file*missing.json*"])
 
 
+def test_load_outputs_from_a_saved_folder_reads_each_tests_own_file(
+    pytester: pytest.Pytester, project: Path
+) -> None:
+    """The folder one run's --polygraphy-save-outputs wrote is the reference of the next,
+    test by test (not its files' iterations one after the other); a test without a file
+    there fails naming the file it looked for."""
+    shapes = ("--polygraphy-input-shapes", "x:[3,4]", "--polygraphy-input-shapes", "x:[2,4]")
+    saved = pytester.runpytest(
+        "m.onnx", "--onnxref", "--polygraphy-validate", *shapes, "--polygraphy-save-outputs", "out"
+    )  # fmt: skip
+    saved.assert_outcomes(passed=2)
+    assert len(list((project / "out").glob("*.outputs.npz"))) == 2
+    args = ("m.onnx", "--onnxrt", *shapes, "--polygraphy-load-outputs", "out")
+    result = pytester.runpytest(*args)
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["*onnxrt vs onnxref from m.onnx.accuracy*x=3x4*.outputs.npz*"])
+    for file in (project / "out").glob("*x=2x4*"):
+        file.unlink()
+    result = pytester.runpytest(*args)
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        ["*out: the folder --polygraphy-save-outputs wrote holds no outputs of this test"
+         " (m.onnx.accuracy?fp32-x=2x4?.outputs.npz or *.outputs.json)*"]
+    )  # fmt: skip
+
+
+def test_mark_all_with_loaded_outputs_scans_the_tensors_the_file_holds(
+    pytester: pytest.Pytester, project: Path
+) -> None:
+    """With --polygraphy-mark-all, a results file is scanned as a golden file is: every
+    tensor both the run and the file hold is compared. A file of outputs alone compares
+    the outputs; one that also holds the intermediate ``m`` (as Polygraphy's
+    ``--onnx-outputs mark all`` saves) has it compared too, and a wrong ``m`` fails."""
+    args = ("m.onnx", "--onnxrt", *SCRIPT, "--polygraphy-mark-all", "--polygraphy-load-outputs")
+    reference_file(project / "outputs.json", FEEDS)
+    result = pytester.runpytest(*args, "outputs.json")
+    result.assert_outcomes(passed=1)
+    every = [{n: v.astype(np.float32) for n, v in twin(f).items()} for f in FEEDS]
+    save_run_results(project / "all.json", {"numpy": every})
+    result = pytester.runpytest(*args, "all.json")
+    result.assert_outcomes(passed=1)
+    wrong_m = [{**tensors, "m": tensors["m"] + np.float32(1)} for tensors in every]
+    save_run_results(project / "wrong_m.json", {"numpy": wrong_m})
+    result = pytester.runpytest(*args, "wrong_m.json")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*every model output passed, but 1 intermediate tensor(s)*"])
+
+
+def test_a_loaded_outputs_failure_leads_to_what_the_file_can_answer(
+    pytester: pytest.Pytester, project: Path
+) -> None:
+    """Its next steps offer no --polygraphy-mark-all run (the file holds only what its run
+    saved); selecting a tensor the file lacks says where that tensor would come from."""
+    reference_file(project / "ref.json", FEEDS, scale=1.01)
+    args = ("m.onnx", "--onnxrt", *SCRIPT, "--polygraphy-load-outputs", "ref.json")
+    result = pytester.runpytest(*args)
+    result.assert_outcomes(failed=1)
+    steps = result.stdout.str().split("Next steps:")[1]
+    assert "--polygraphy-reduce" in steps and "--polygraphy-mark-all" not in steps
+    result = pytester.runpytest(*args, "--polygraphy-outputs", "m")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["*Requested outputs are missing:*",
+         "  missing from expected: ?'m'?",
+         "*results file *ref.json holds only the tensors its run saved: save that run with the"
+         " same output selection (--polygraphy-mark-all, --polygraphy-outputs)*"],
+        consecutive=False,
+    )  # fmt: skip
+
+
 # ----------------------------------------------------------------------------- postprocess
 
 
