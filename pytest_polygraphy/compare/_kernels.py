@@ -11,10 +11,9 @@ loops, so a couple of threads (``MAX_THREADS``) share the chunks of large arrays
 
 Medians and quantiles are exact only when the caller asks for them (``keep_diffs``, used
 when ``check_error_stat`` is "median" or "quantile" and the statistic decides the
-verdict, and for small outputs): then the full ``absdiff`` and ``reldiff`` arrays are
-kept, exactly as Polygraphy does, at the cost of two arrays of the compared dtype.
-Otherwise they come from a logarithmic histogram with bins 0.8 % wide, within 0.4 % of
-the element of that rank.
+verdict): then the full ``absdiff`` and ``reldiff`` arrays are kept, exactly as Polygraphy
+does, at the cost of two arrays of the compared dtype. Otherwise they come from a
+logarithmic histogram with bins 0.8 % wide, within 0.4 % of the element of that rank.
 Arrays of more than ``HIST_SAMPLE_FROM`` elements histogram a fixed random sample of one
 element in ``HIST_SAMPLE_STRIDE`` (16) of every chunk (binning every element would cost
 twice the rest of the pass); their median and quantile are those of the sample.

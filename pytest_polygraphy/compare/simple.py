@@ -57,9 +57,8 @@ class SimpleCompare(CompareFunction):
     absdiff exceeds atol AND that of reldiff exceeds rtol, a NaN statistic exceeding. In
     "median"/"quantile" mode that statistic is exact, which keeps absdiff and reldiff in
     memory (two arrays of the compared dtype); otherwise medians and quantiles are only
-    reported, approximately (see ``OutputCompareResult.approximate``) for outputs of more
-    than ``EXACT_QUANTILES_UP_TO`` elements, and memory stays bounded. Means accumulate
-    in float64.
+    reported, approximately (see ``OutputCompareResult.approximate``), and memory stays
+    bounded. Means accumulate in float64.
 
     ``rtol``, ``atol``, ``check_error_stat`` and ``error_quantile`` take one value or a
     dict per output name with ``""`` as the default key. ``check_shapes=False`` lets an
@@ -160,7 +159,7 @@ class SimpleCompare(CompareFunction):
             rtol=fields["rtol"],
             atol=fields["atol"],
             infinities_compare_equal=self.infinities_compare_equal,
-            keep_diffs=stat in ("median", "quantile") or actual.size <= EXACT_QUANTILES_UP_TO,
+            keep_diffs=stat in ("median", "quantile"),
         )
         stats = _kernels.diff_stats(actual, expected, spec)
         q = fields["error_quantile"]
@@ -212,11 +211,6 @@ class SimpleCompare(CompareFunction):
             **fields,
         )
 
-
-#: Outputs up to this many elements get exact medians and quantiles whatever the check:
-#: their two difference arrays are small, and sorting them is cheaper than the histogram
-#: (32,768 bins) below about 12,000 elements.
-EXACT_QUANTILES_UP_TO = 8192
 
 _APPROXIMATE = ("median_absdiff", "median_reldiff", "quantile_absdiff", "quantile_reldiff")
 

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from pytest_polygraphy.compare import CompareFunc, OutputCompareResult
-from pytest_polygraphy.compare.simple import EXACT_QUANTILES_UP_TO
 from pytest_polygraphy.errors import InputError
 from tests.compare import reference
 
@@ -190,33 +189,6 @@ def test_reported_median_and_quantile_are_approximate_within_the_stated_bound() 
     assert output.median_reldiff == pytest.approx(float(np.median(reldiff)), rel=bound)
     assert output.quantile_absdiff == pytest.approx(float(np.quantile(absdiff, 0.95)), rel=bound)
     assert output.quantile_reldiff == pytest.approx(float(np.quantile(reldiff, 0.95)), rel=bound)
-
-
-@pytest.mark.parametrize("size", [1, 100, EXACT_QUANTILES_UP_TO, EXACT_QUANTILES_UP_TO + 1])
-def test_small_outputs_report_exact_medians_and_quantiles(size: int) -> None:
-    """Up to ``EXACT_QUANTILES_UP_TO`` elements, the reported median and quantile are
-    numpy's on the whole difference arrays (no histogram) in every mode; past it, the
-    histogram's."""
-    rng = np.random.default_rng(size)
-    expected = rng.standard_normal(size).astype(np.float32)
-    actual = expected + rng.standard_normal(size).astype(np.float32) * 1e-3
-    output = compare_one(actual, expected, error_quantile=0.9)
-    absdiff, reldiff = reference.diffs(actual, expected)
-    values = {
-        "median_absdiff": np.median(absdiff),
-        "median_reldiff": np.median(reldiff),
-        "quantile_absdiff": np.quantile(absdiff, 0.9),
-        "quantile_reldiff": np.quantile(reldiff, 0.9),
-    }
-    if size <= EXACT_QUANTILES_UP_TO:
-        assert output.approximate == ()
-        assert {key: getattr(output, key) for key in values} == {
-            key: float(value) for key, value in values.items()
-        }
-    else:
-        assert set(output.approximate) == set(values)
-        for key, value in values.items():
-            assert getattr(output, key) == pytest.approx(float(value), rel=2.0**-8 * (1 + 1e-6))
 
 
 @pytest.mark.parametrize("stat", ["elemwise", "median"])  # approximate, then exact
