@@ -147,5 +147,8 @@ def top_k(index: np.ndarray, value: np.ndarray) -> tuple[Any, Any]:
     """The ``TOP_K`` largest values, NaN first, ties broken by the smaller index."""
     if index.size < 2:
         return index, value
-    order = np.lexsort((index, -np.nan_to_num(value, nan=0.0), ~np.isnan(value)))[:TOP_K]
+    nan = np.isnan(value)
+    # NaN ranks first by its own key; infinity above every finite value (nan_to_num would
+    # make it the largest finite float, a tie that the index would break)
+    order = np.lexsort((index, -np.where(nan, 0.0, value), ~nan))[:TOP_K]
     return index[order], value[order]

@@ -195,3 +195,19 @@ def test_large_outputs_histogram_a_random_sample(monkeypatch: pytest.MonkeyPatch
     # Everything else still covers every element.
     assert output.max_absdiff == float(absdiff.max())
     assert output.mismatch_count == int(reference.mismatches(actual, expected, 1e-5, 1e-5).sum())
+
+
+def test_an_infinite_difference_outranks_the_largest_finite_one_across_chunks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The worst elements are the infinite differences, whether the array is one chunk or
+    several merged (found by hypothesis: the merge ranked +inf equal to the largest finite
+    float, and the earlier index won)."""
+    actual = np.array([[0.0, np.inf, np.inf], [np.inf, np.inf, np.inf]])
+    expected = np.full((2, 3), np.finfo(np.float64).max)
+    infinite = [(0, 1), (0, 2), (1, 0), (1, 1), (1, 2)]
+    for chunk in (64, 3, 1):
+        monkeypatch.setattr(_kernels, "CHUNK_SIZE", chunk)
+        monkeypatch.setattr(_kernels, "PARALLEL_MIN_SIZE", 0)
+        output = CompareFunc.simple(rtol=0.0, atol=0.0)({"x": actual}, {"x": expected})["x"]
+        assert [element.index for element in output.worst_elements] == infinite, chunk
