@@ -49,15 +49,17 @@ def runner_name(backend: str, precision: str) -> str:
 
 
 def model_key(model: Any) -> Hashable:
-    """What identifies a model for caching: path, size and modification time of a file
-    (cheap, and changes when the file is rewritten), else the content hash of a proto."""
+    """What identifies a model for caching: path, file identity (device and inode), size
+    and modification time of a file (cheap, and changes when the file is rewritten, or
+    replaced by another one even with the same size and time), else the content hash of a
+    proto."""
     if isinstance(model, str | os.PathLike):
         path = Path(model).resolve()
         try:
             stat = path.stat()
         except OSError:
-            return (str(path), None, None)
-        return (str(path), stat.st_size, stat.st_mtime_ns)
+            return (str(path), None, None, None, None)
+        return (str(path), stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
     from pytest_polygraphy.models import model_hash
 
     return ("proto", model_hash(model))

@@ -218,6 +218,30 @@ def test_model_keys_change_when_the_file_is_rewritten(tmp_path: Path) -> None:
     assert model_key(harness.scale_model()) == model_key(harness.scale_model())
 
 
+def test_model_keys_change_when_another_file_of_the_same_size_and_time_replaces_it(
+    tmp_path: Path,
+) -> None:
+    """An atomic replace that keeps the size and the modification time (a copy made with
+    its times preserved) is still another model: its runners are not the old file's."""
+    import os
+
+    from onnx import numpy_helper
+
+    path = harness.save(harness.scale_model(), tmp_path / "a.onnx")
+    key = model_key(path)
+    other = harness.scale_model()
+    other.graph.initializer[0].CopyFrom(
+        numpy_helper.from_array(np.full([1], 1.2, np.float32), "factor")
+    )
+    replacement = harness.save(other, tmp_path / "b.onnx")
+    assert replacement.stat().st_size == path.stat().st_size
+    before = path.stat()
+    os.utime(replacement, ns=(before.st_atime_ns, before.st_mtime_ns))
+    os.replace(replacement, path)
+    assert (path.stat().st_size, path.stat().st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+    assert model_key(path) != key
+
+
 def test_onnx_runtime_int8_quantizes_once_per_model_and_calibration_data(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
