@@ -1,6 +1,7 @@
 """Atomic file writes: every file the project writes (data files, golden outputs, cached
 engines, reports) goes through here, so a reader sees the old file or the complete new
-one, never a partial write, even with many xdist workers writing side by side."""
+one, never a partial write, even with many xdist workers writing side by side. And what
+tells one version of a file from another (``file_version``), for what is cached per file."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from stat import S_ISREG
 from typing import IO
 
 PathLike = str | os.PathLike[str]
@@ -75,3 +77,16 @@ def folder_write_problem(folder: PathLike) -> str | None:
     except OSError as err:
         return err.strerror or str(err)
     return None
+
+
+def file_version(path: PathLike) -> tuple[int, int, int, int] | None:
+    """What tells one version of a file from another: its device, inode, size and
+    modification time (a rewrite changes the last two, a replace the inode even when it
+    keeps them); None when ``path`` is not a regular file."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    if not S_ISREG(stat.st_mode):
+        return None
+    return (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import os
-from stat import S_ISREG
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -81,17 +80,13 @@ def _graph_of(model: onnx.ModelProto | str | os.PathLike[str]) -> tuple[onnx.Gra
         if not model.HasField("graph"):
             raise ModelError("the in-memory ONNX model has no graph")
         return model.graph, "the model"
-    path = os.fspath(model)
-    try:
-        stat = os.stat(path)
-    except OSError:
-        stat = None
-    if stat is None or not S_ISREG(stat.st_mode):
-        from pytest_polygraphy.models.io import load_model
+    from pytest_polygraphy.files import file_version
+    from pytest_polygraphy.models.io import load_model
 
-        # raises the ModelError naming the file
+    path = os.fspath(model)
+    version = file_version(path)
+    if version is None:  # raises the ModelError naming the file
         return load_model(path, load_external_data=False).graph, path
-    version = (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
     return _file_structure(os.path.abspath(path), version), path
 
 

@@ -35,6 +35,7 @@ from typing import Any
 import pytest
 
 from pytest_polygraphy.errors import BackendUnavailableError, ModelError, note_preparing_runner
+from pytest_polygraphy.files import file_version
 from pytest_polygraphy.plugin.options import PolygraphyOptions, get_options
 from pytest_polygraphy.plugin.runsyntax import MARK_ALL
 from pytest_polygraphy.plugin.settings import AccuracySettings
@@ -55,11 +56,7 @@ def model_key(model: Any) -> Hashable:
     proto."""
     if isinstance(model, str | os.PathLike):
         path = Path(model).resolve()
-        try:
-            stat = path.stat()
-        except OSError:
-            return (str(path), None, None, None, None)
-        return (str(path), stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
+        return (str(path), file_version(path))
     from pytest_polygraphy.models import model_hash
 
     return ("proto", model_hash(model))
