@@ -118,9 +118,8 @@ class Comparer:
             if self.settings.load_outputs is not None and self.settings.selects_outputs:
                 hint = (
                     f"\n{expected_side or reference_name} holds only the tensors its run "
-                    "saved: save that run with the same output selection "
-                    "(--polygraphy-mark-all, --polygraphy-outputs), or compare the model's "
-                    "outputs alone"
+                    "saved: save that run with the same --polygraphy-outputs, or compare "
+                    "the model's outputs alone"
                 )
             self.failures.append(f"{header}: {err}{hint}")
             self.stopped = self.settings.fail_fast

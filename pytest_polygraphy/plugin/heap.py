@@ -11,19 +11,18 @@ free anything among them.
 
 So, once per process, after collection and before the first test runs: a collection of
 the two young generations frees the garbage made since the last full collection; the
-modules the collected tests' backends import
-are imported now instead of in the first test, with the automatic collector paused; and
-``gc.freeze`` moves everything alive (modules, classes, the collected items) to the
-collector's permanent generation. A second collection after the imports would cost
-another 20 ms to free what importing numpy, onnx and the evaluator leaves behind, 14
-objects, so those are frozen with the rest. Objects the tests create afterwards are
-tracked and collected exactly as before; a frozen object is still freed by reference
-counting when its last reference goes, only a reference cycle among frozen objects would
-stay until exit. The collection is of the young generations only: garbage among the
-older objects, which a full collection would rescan all 30,000 of to find, would be
-frozen with them. There was none on the real models tried: on PaddleOCR's direction
-classifier both collections free the same 16 objects, the young one in 0.4 ms, the full
-one in 17 to 25 ms.
+modules the collected tests' backends import are imported now instead of in the first
+test, with the automatic collector paused; and ``gc.freeze`` moves everything alive
+(modules, classes, the collected items) to the collector's permanent generation. A
+second collection after the imports would cost another 20 ms to free what importing
+numpy, onnx and the evaluator leaves behind, 14 objects, so those are frozen with the
+rest. Objects the tests create afterwards are tracked and collected exactly as before; a
+frozen object is still freed by reference counting when its last reference goes, only a
+reference cycle among frozen objects would stay until exit. The collection is of the
+young generations only: garbage among the older objects, which a full collection would
+rescan all 30,000 of to find, would be frozen with them. There was none on the real
+models tried: on PaddleOCR's direction classifier both collections free the same 16
+objects, the young one in 0.4 ms, the full one in 17 to 25 ms.
 
 Nothing is done for ``--collect-only`` or a session without a test that uses the plugin
 (a model file, or a test that uses the ``model`` or ``polygraphy_settings`` fixture, which

@@ -416,7 +416,7 @@ def test_a_loaded_outputs_failure_leads_to_what_the_file_can_answer(
         ["*Requested outputs are missing:*",
          "  missing from expected: ?'m'?",
          "*results file *ref.json holds only the tensors its run saved: save that run with the"
-         " same output selection (--polygraphy-mark-all, --polygraphy-outputs)*"],
+         " same --polygraphy-outputs, or compare the model's outputs alone"],
         consecutive=False,
     )  # fmt: skip
 
